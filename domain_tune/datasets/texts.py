@@ -1,0 +1,79 @@
+"""Texts to embed: one per line of a text file, or one column of a CSV.
+
+Both readers stream in chunks so that memory does not grow with the file, and
+both can count their texts up front (a cheap first pass) so that the output
+can be pre-allocated and progress shown.
+"""
+
+import os
+
+import pandas as pd
+
+from domain_tune.datasets.files import check_text_file, utf8_error
+from domain_tune.errors import BadInputError
+
+CHUNK = 8192
+
+
+def is_csv(path, column):
+    return column is not None or os.path.splitext(path)[1].lower() in (".csv", ".tsv")
+
+
+def _read_lines(path, chunk):
+    try:
+        with open(path, encoding="utf-8", newline=None) as f:
+            buf = []
+            for line in f:
+                buf.append(line.rstrip("\n"))
+                if len(buf) >= chunk:
+                    yield buf
+                    buf = []
+            if buf:
+                yield buf
+    except UnicodeDecodeError as e:
+        raise utf8_error(path, e) from e
+
+
+def _csv_reader(path, column, chunk):
+    sep = "\t" if path.lower().endswith(".tsv") else ","
+    try:
+        header = pd.read_csv(path, sep=sep, nrows=0, encoding="utf-8").columns
+    except UnicodeDecodeError as e:
+        raise utf8_error(path, e) from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise BadInputError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+    if column is None:
+        if len(header) != 1:
+            raise BadInputError(f"{path} has {len(header)} columns; choose one with --column")
+        column = header[0]
+    if column not in header:
+        raise BadInputError(
+            f"{path} has no column {column!r} (columns: {', '.join(map(str, header))})"
+        )
+    try:
+        reader = pd.read_csv(
+            path, sep=sep, usecols=[column], dtype=str, keep_default_na=False,
+            chunksize=chunk, encoding="utf-8",
+        )
+        for frame in reader:
+            yield frame[column].tolist()
+    except UnicodeDecodeError as e:
+        raise utf8_error(path, e) from e
+    except pd.errors.ParserError as e:
+        raise BadInputError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+
+
+def text_chunks(path, column=None, chunk=CHUNK):
+    """Yield lists of texts from ``path``; validates the file first."""
+    check_text_file(path, "input")
+    if is_csv(path, column):
+        return _csv_reader(path, column, chunk)
+    return _read_lines(path, chunk)
+
+
+def count_texts(path, column=None):
+    """Number of texts :func:`text_chunks` will yield (raises on bad input)."""
+    n = sum(len(c) for c in text_chunks(path, column))
+    if n == 0:
+        raise BadInputError(f"input {path} holds no texts")
+    return n

@@ -1,0 +1,155 @@
+"""Batched embedding of many texts, in memory or streamed to a file.
+
+Texts are sorted by length before batching so that each padded batch holds
+texts of similar length (little padding), then put back in input order.  The
+model runs inside one ``tf.function`` with a ``(None,)`` string signature, so
+it is traced once whatever the batch or text lengths.
+"""
+
+import json
+import os
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from domain_tune.errors import BadInputError
+from domain_tune.progress import progress_bar
+
+DEFAULT_BATCH_SIZE = 256
+_FNS = weakref.WeakKeyDictionary()
+
+
+def inference_fn(model):
+    """A traced-once inference function of ``model`` (cached per model)."""
+    fn = _FNS.get(model)
+    if fn is None:
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
+        def fn(texts):
+            return model(texts, training=False)
+
+        _FNS[model] = fn
+    return fn
+
+
+def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="Embedding"):
+    """Embed ``texts`` (a sequence of str) as a float32 ``(len(texts), dim)`` array."""
+    if batch_size < 1:
+        raise BadInputError("--batch-size must be at least 1")
+    texts = [t if isinstance(t, str) else str(t) for t in texts]
+    n = len(texts)
+    fn = inference_fn(model)
+    if n == 0:
+        return np.zeros((0, int(fn(tf.constant([""])).shape[-1])), np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = None
+    with progress_bar(n, label, enabled=progress and n > batch_size) as bar:
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            emb = fn(tf.constant([texts[i] for i in idx])).numpy()
+            if out is None:
+                out = np.empty((n, emb.shape[1]), np.float32)
+            out[idx] = emb
+            bar.update(len(idx))
+    return out
+
+
+def unique_encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="Embedding"):
+    """Like :func:`encode`, but each distinct text is embedded once."""
+    uniq, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    emb = encode(model, list(uniq), batch_size=batch_size, progress=progress, label=label)
+    return emb[inverse.reshape(-1)]
+
+
+# --- streaming to files ------------------------------------------------------
+
+OUTPUT_FORMATS = {".npy": "npy", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+def output_format(path):
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise BadInputError(
+            f"--out {path}: unknown output format {ext or '(no extension)'}; use .npy, .csv or .jsonl"
+        )
+    return OUTPUT_FORMATS[ext]
+
+
+def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZE, progress=True):
+    """Embed an iterable of text chunks into ``out_path`` (.npy, .csv or .jsonl).
+
+    Memory stays bounded by one chunk.  The file appears only when complete:
+    it is written beside the target under a temporary name and renamed.
+    """
+    fmt = output_format(out_path)
+    tmp = f"{out_path}.tmp-{os.getpid()}"
+    dim = None
+    row = 0
+    try:
+        with progress_bar(n_texts, "Embedding", enabled=progress) as bar:
+            sink = None
+            for chunk in chunks:
+                emb = encode(model, chunk, batch_size=batch_size)
+                if sink is None:
+                    dim = emb.shape[1]
+                    sink = _open_sink(fmt, tmp, n_texts, dim)
+                sink.write(chunk, emb, row)
+                row += len(chunk)
+                bar.update(len(chunk))
+            if sink is None:
+                raise BadInputError("no texts to embed")
+            sink.close()
+        if row != n_texts:  # pragma: no cover - the counting pass and the read disagree
+            raise RuntimeError(f"read {row} texts, expected {n_texts}")
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return {"texts": row, "dim": dim, "out": out_path, "format": fmt}
+
+
+def _open_sink(fmt, path, n, dim):
+    return {"npy": _NpySink, "csv": _CsvSink, "jsonl": _JsonlSink}[fmt](path, n, dim)
+
+
+class _NpySink:
+    def __init__(self, path, n, dim):
+        self.array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+
+    def write(self, texts, emb, row):
+        self.array[row : row + len(emb)] = emb
+
+    def close(self):
+        self.array.flush()
+        del self.array
+
+
+class _CsvSink:
+    def __init__(self, path, n, dim):
+        import csv
+
+        self.f = open(path, "w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.f)
+        self.writer.writerow(["text"] + [f"e{i}" for i in range(dim)])
+
+    def write(self, texts, emb, row):
+        for text, vec in zip(texts, emb):
+            self.writer.writerow([text] + [f"{v:.7g}" for v in vec])
+
+    def close(self):
+        self.f.close()
+
+
+class _JsonlSink:
+    def __init__(self, path, n, dim):
+        self.f = open(path, "w", encoding="utf-8")
+
+    def write(self, texts, emb, row):
+        for text, vec in zip(texts, emb):
+            self.f.write(json.dumps({"text": text, "embedding": [round(float(v), 7) for v in vec]}))
+            self.f.write("\n")
+
+    def close(self):
+        self.f.close()

@@ -1,0 +1,19 @@
+"""The project's exception for bad input.
+
+Library code raises :class:`BadInputError` for anything the user can fix (a
+missing file or column, an empty data set, a score out of range, an unknown
+model).  The CLI turns it into a one-line message and exit code 2 in one
+place (:mod:`domain_tune.cli`).
+"""
+
+
+class BadInputError(ValueError):
+    """Input that the user can fix; the message names the file or option."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped by a signal; carries the exit code to use."""
+
+    def __init__(self, message, exit_code=130):
+        super().__init__(message)
+        self.exit_code = exit_code

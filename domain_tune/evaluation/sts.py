@@ -1,0 +1,53 @@
+"""Semantic textual similarity evaluation: plain lists in, a dict of metrics out."""
+
+import numpy as np
+from scipy import stats
+
+from domain_tune.embedding import DEFAULT_BATCH_SIZE, unique_encode
+
+SIMILARITIES = ("cosine", "angular")
+CLIP = 0.99999
+
+
+def cosine(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    return np.einsum("ij,ij->i", a, b)
+
+
+def angular(cos):
+    """``1 - arccos(clip(cos, -0.99999, 0.99999)) / pi``: 1 for identical, 0.5 for orthogonal."""
+    return 1.0 - np.arccos(np.clip(cos, -CLIP, CLIP)) / np.pi
+
+
+def pair_similarity(a, b, similarity="cosine"):
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}")
+    cos = cosine(a, b)
+    return angular(cos) if similarity == "angular" else cos
+
+
+def correlations(predicted, gold):
+    return {
+        "pearson": float(stats.pearsonr(predicted, gold)[0]),
+        "spearman": float(stats.spearmanr(predicted, gold)[0]),
+    }
+
+
+def evaluate_sts(
+    model, sentences1, sentences2, scores, similarity="cosine",
+    batch_size=DEFAULT_BATCH_SIZE, progress=False,
+):
+    """Pearson and Spearman of the model's similarity against gold scores.
+
+    Every distinct sentence is embedded once, in length-sorted batches.
+    Returns ``{"n", "similarity", "pearson", "spearman"}``.
+    """
+    if len(sentences1) != len(sentences2) or len(sentences1) != len(scores):
+        raise ValueError("sentences1, sentences2 and scores must have the same length")
+    if len(scores) < 2:
+        raise ValueError("need at least 2 pairs to correlate")
+    n = len(scores)
+    emb = unique_encode(model, list(sentences1) + list(sentences2), batch_size, progress, "STS")
+    sims = pair_similarity(emb[:n], emb[n:], similarity)
+    return {"n": n, "similarity": similarity, **correlations(sims, np.asarray(scores, float))}

@@ -1,0 +1,128 @@
+"""Resolve ``--model``: a preset, a run directory, a SavedModel, a TF Hub handle.
+
+Every branch returns a Keras model that maps a ``(batch,)`` string tensor to
+``(batch, dim)`` float32 embeddings, trainable where the source allows it.
+"""
+
+import os
+import re
+
+import keras
+import tensorflow as tf
+
+from domain_tune.errors import BadInputError
+from domain_tune.models import weights as weights_lib
+from domain_tune.models.presets import PRESETS
+from domain_tune.models.sentence_encoder import SentenceEncoder
+from domain_tune.models.tokenizer import SentencePieceTokenizer
+from domain_tune.models.use_m3 import UniversalSentenceEncoderBackbone
+
+KERAS_FILE = "model.keras"
+_HANDLE = re.compile(r"^(https?://|gs://|[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$)")
+
+
+def from_preset(name="use-m3", max_length=None, embedding=None):
+    """The preset's architecture with its real weights, ready to train."""
+    if name not in PRESETS:
+        raise BadInputError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    res = weights_lib.resources_dir()
+    arrays, epsilon = weights_lib.reference_arrays(os.path.join(res, "weights.npz"))
+    config = dict(PRESETS[name]["config"], layer_norm_epsilon=epsilon)
+    tokenizer = SentencePieceTokenizer(os.path.join(res, "sp.model"), max_length=max_length)
+    backbone = UniversalSentenceEncoderBackbone(**config, embedding=embedding, name="backbone")
+    weights_lib.assign_reference_weights(backbone, arrays)
+    return SentenceEncoder(tokenizer, backbone, name=name.replace("-", "_"))
+
+
+@keras.saving.register_keras_serializable(package="domain_tune")
+class SavedModelEncoder(keras.layers.Layer):
+    """A SavedModel that maps strings to embeddings, as a Keras 3 layer.
+
+    Uses :class:`keras.layers.TFSMLayer`, which tracks the SavedModel's
+    variables (so they can be fine-tuned).  ``endpoint`` is the callable to
+    use; dictionary outputs are reduced to their single (or ``outputs``) entry.
+    """
+
+    def __init__(self, path, endpoint="serving_default", **kwargs):
+        super().__init__(**kwargs)
+        self.saved_model_path = path
+        self.endpoint = endpoint
+        self.inner = keras.layers.TFSMLayer(path, call_endpoint=endpoint, trainable=self.trainable)
+
+    def call(self, texts, training=False):
+        texts = tf.convert_to_tensor(texts, tf.string)
+        if texts.shape.rank == 2:
+            texts = tf.squeeze(texts, 1)
+        out = self.inner(texts)
+        if isinstance(out, dict):
+            out = out["outputs"] if "outputs" in out else next(iter(out.values()))
+        return tf.cast(out, tf.float32)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"path": self.saved_model_path, "endpoint": self.endpoint})
+        return config
+
+
+def _string_endpoint(loaded):
+    """Name of a callable of ``loaded`` that takes one string batch."""
+    for name, fn in getattr(loaded, "signatures", {}).items():
+        args = fn.structured_input_signature[1]
+        if len(args) == 1 and next(iter(args.values())).dtype == tf.string:
+            return name
+    raise BadInputError("the SavedModel has no signature that takes a batch of strings")
+
+
+def from_saved_model(path):
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # corrupt or foreign files
+        raise BadInputError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from e
+    encoder = SavedModelEncoder(path, endpoint=_string_endpoint(loaded), name="saved_model")
+    inputs = keras.Input(shape=(), dtype="string", name="inputs")
+    return keras.Model(inputs, encoder(inputs), name=os.path.basename(os.path.normpath(path)))
+
+
+def from_hub(handle):
+    import tensorflow_hub as hub
+
+    try:
+        path = hub.resolve(handle)
+    except Exception as e:
+        raise BadInputError(
+            f"cannot fetch TF Hub model {handle!r} ({type(e).__name__}); "
+            "download it where you have network and pass its directory to --model"
+        ) from e
+    return from_saved_model(path)
+
+
+def from_keras_file(path):
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        raise BadInputError(f"cannot load Keras model {path}: {str(e).splitlines()[0]}") from e
+
+
+def load_model(spec="use-m3"):
+    """Resolve a ``--model`` value to a strings-to-embeddings Keras model."""
+    spec = os.fspath(spec)
+    if spec in PRESETS:
+        return from_preset(spec)
+    if os.path.isdir(spec):
+        if os.path.isfile(os.path.join(spec, KERAS_FILE)):
+            return from_keras_file(os.path.join(spec, KERAS_FILE))
+        if os.path.isfile(os.path.join(spec, "saved_model.pb")):
+            return from_saved_model(spec)
+        raise BadInputError(
+            f"--model {spec}: directory holds neither {KERAS_FILE} nor saved_model.pb"
+        )
+    if os.path.isfile(spec):
+        if spec.endswith(".keras"):
+            return from_keras_file(spec)
+        raise BadInputError(f"--model {spec}: a file must be a .keras archive")
+    if _HANDLE.match(spec):
+        return from_hub(spec)
+    raise BadInputError(
+        f"unknown model {spec!r}: use a preset ({', '.join(sorted(PRESETS))}), "
+        "a domain-tune run directory, a SavedModel directory or a TF Hub handle"
+    )

