@@ -10,11 +10,12 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import click
 
 from domain_tune import __version__
-from domain_tune.errors import BadInputError, TrainingInterrupted
+from domain_tune.errors import BadInputError, DomainTuneWarning, TrainingInterrupted
 
 DEFAULT_MODEL = "use-m3"  # keep in sync with domain_tune.models.presets.DEFAULT_MODEL
 DEBUG_VAR = "DOMAIN_TUNE_DEBUG"
@@ -29,10 +30,19 @@ def _fail(message, code):
     sys.exit(code)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """domain-tune's own warnings as one line; other libraries' only when debugging."""
+    if issubclass(category, DomainTuneWarning):
+        click.echo(f"Warning: {_one_line(message)}", err=True)
+    elif os.environ.get(DEBUG_VAR):
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True)
+
+
 class DomainTuneGroup(click.Group):
     """A click group that reports every failure as one line with a fitting exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        warnings.showwarning = _show_warning
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:
@@ -232,6 +242,142 @@ def export_cmd(model, out, overwrite):
     _refuse_existing(out, overwrite)
     export_saved_model(_load(model), out, overwrite=overwrite)
     click.echo(f"Exported {model} to {out} (SavedModel, signature serving_default: inputs -> outputs).")
+
+
+def _read_texts_file(path):
+    from domain_tune.datasets.texts import count_texts, text_chunks
+
+    count_texts(path)
+    texts = [t for chunk in text_chunks(path) for t in chunk if t.strip()]
+    if len(texts) < 2:
+        raise BadInputError(f"--texts {path}: need at least 2 non-empty lines")
+    return texts
+
+
+def _column_pair(ctx, param, value):
+    names = [v.strip() for v in value.split(",")]
+    if len(names) != 2 or not all(names):
+        raise click.BadParameter("give two column names separated by a comma, e.g. base,ref")
+    return tuple(names)
+
+
+def _default_out():
+    return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+
+
+@main.command("train")
+@click.argument("pairs", type=click.Path())
+@model_option
+@click.option("--out", "-o", type=click.Path(), help="Run directory [default: runs/<timestamp>].")
+@overwrite_option
+@click.option("--resume", is_flag=True, help="Continue the interrupted run at --out.")
+@click.option("--text-columns", default="base,ref", show_default=True, callback=_column_pair,
+              help="The two text columns of PAIRS.")
+@click.option("--score-column", default="similarity", show_default=True)
+@click.option("--score-range", nargs=2, type=float, default=(0.0, 1.0), show_default=True,
+              metavar="LO HI", help="Range of the scores, rescaled to [0, 1] (e.g. 0 5 for STS).")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--batch-size", "-b", type=int, default=8, show_default=True)
+@click.option("--learning-rate", "--lr", type=float, default=1e-5, show_default=True)
+@click.option("--beta-1", type=float, default=0.9, show_default=True)
+@click.option("--beta-2", type=float, default=0.9999, show_default=True)
+@click.option("--epsilon", type=float, default=1e-7, show_default=True)
+@click.option("--clipnorm", type=float, default=1.0, show_default=True,
+              help="Clip each gradient to this norm (0: no clipping).")
+@click.option("--optimizer", type=click.Choice(["adam", "lazy-adam"]), default="adam",
+              show_default=True, help="lazy-adam updates only the embedding rows of the batch.")
+@click.option("--validation-split", type=float, default=0.2, show_default=True)
+@click.option("--validation-file", type=click.Path(), help="Validation pairs (instead of a split).")
+@click.option("--patience", type=int, default=3, show_default=True, help="Early-stopping patience.")
+@click.option("--min-delta", type=float, default=0.001, show_default=True)
+@click.option("--monitor", type=click.Choice(["val_loss", "loss"]), default="val_loss",
+              show_default=True, help="Early stopping watches this (loss reproduces the article).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--sts-dir", type=click.Path(), envvar="DOMAIN_TUNE_STS_DIR", show_envvar=True,
+              help="STS benchmark folder for the before/after check.")
+@click.option("--no-sts", is_flag=True, help="Skip the STS benchmark before/after.")
+@click.option("--sts-limit", type=click.IntRange(min=2), help="Only the first N STS dev pairs.")
+@click.option("--texts", "texts_file", type=click.Path(),
+              help="Texts of similarity.png, one per line [default: nine job titles].")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress.")
+@json_option
+@needs_tensorflow
+def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
+              epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
+              validation_split, validation_file, patience, min_delta, monitor, seed, sts_dir,
+              no_sts, sts_limit, texts_file, quiet, as_json):
+    """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
+
+    A shared-weight siamese model embeds both texts; their angular similarity
+    1 - arccos(cos)/pi is trained with MSE against the score.  The defaults
+    reproduce the article's recipe (Adam 1e-5, batch 8, 20 epochs, early
+    stopping on val_loss with patience 3).  STS-B dev and validation metrics
+    are printed before and after; the run directory holds the tuned model
+    (model.keras, saved_model/), history.csv, metrics.json, similarity.png and
+    a model card.
+
+    \b
+    Example:
+      domain-tune train data/esco_pairs_sample.csv --out runs/esco --sts-dir DIR
+    """
+    from domain_tune.training.fit import FitOptions
+    from domain_tune.training.run import TrainJob, TrainingFailed, train_run
+
+    job = TrainJob(
+        pairs_path=pairs, out=out or _default_out(), model=model, text_columns=text_columns,
+        score_column=score_column, score_range=tuple(score_range),
+        validation_split=validation_split, validation_file=validation_file,
+        fit=FitOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                       beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clipnorm=clipnorm,
+                       optimizer=optimizer, patience=patience, min_delta=min_delta,
+                       monitor=monitor, seed=seed),
+        sts=not no_sts, sts_dir=sts_dir, sts_limit=sts_limit,
+        plot_texts=_read_texts_file(texts_file) if texts_file else None,
+        overwrite=overwrite, resume=resume, verbose=0 if (quiet or as_json) else 2,
+    )
+    echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    try:
+        metrics = train_run(job, echo=echo)
+    except TrainingFailed as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        _print_json(metrics)
+    else:
+        click.echo(
+            f"Done in {metrics['seconds']:.0f} s: {metrics['epochs_run']} epochs "
+            f"(best {metrics['best_epoch']}), model in {metrics['out']}"
+        )
+
+
+@main.command("plot-similarity")
+@model_option
+@click.option("--compare", metavar="MODEL", help="A second model, drawn beside the first.")
+@click.option("--texts", "texts_file", type=click.Path(),
+              help="One text per line [default: the article's nine job titles].")
+@click.option("--metric", type=click.Choice(["angular", "cosine"]), default="angular",
+              show_default=True)
+@click.option("--out", "-o", default="similarity.png", show_default=True, type=click.Path(),
+              help="PNG file to write.")
+@overwrite_option
+@needs_tensorflow
+def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite):
+    """Heatmap of pairwise similarity of texts under one or two models.
+
+    \b
+    Example:
+      domain-tune plot-similarity --compare runs/esco --out base_vs_tuned.png
+    """
+    from domain_tune.plotting import plot_similarity
+
+    if not out.lower().endswith(".png"):
+        raise BadInputError(f"--out {out}: the plot is a PNG; name it *.png")
+    _refuse_existing(out, overwrite)
+    texts = _read_texts_file(texts_file) if texts_file else None
+    models = [(model, _load(model))]
+    if compare:
+        models.append((compare, _load(compare)))
+    plot_similarity(models, texts, out, metric)
+    click.echo(f"Wrote {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

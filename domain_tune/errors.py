@@ -17,3 +17,7 @@ class TrainingInterrupted(RuntimeError):
     def __init__(self, message, exit_code=130):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class DomainTuneWarning(UserWarning):
+    """Input accepted with a caveat the user should see (duplicates, long texts)."""

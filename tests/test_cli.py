@@ -15,7 +15,8 @@ def run(*args):
 
 
 def _error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines()
+             if line.strip() and not line.startswith("Warning: ")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     assert "Traceback" not in result.output

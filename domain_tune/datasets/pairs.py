@@ -1,0 +1,123 @@
+"""Scored text pairs (``base,ref,similarity``): read, validate, split.
+
+Scores are targets for angular similarity and must lie in [0, 1], or in the
+range given by ``score_range`` (for instance STS-style 0-5), which is then
+rescaled linearly to [0, 1].  Every problem is a :class:`BadInputError`
+naming the file, the column and the first offending rows.
+"""
+
+import dataclasses
+import hashlib
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from domain_tune.datasets.files import check_text_file, utf8_error
+from domain_tune.errors import BadInputError, DomainTuneWarning
+
+DEFAULT_TEXT_COLUMNS = ("base", "ref")
+DEFAULT_SCORE_COLUMN = "similarity"
+LONG_TEXT_CHARS = 2000
+
+
+@dataclasses.dataclass
+class Pairs:
+    base: list
+    ref: list
+    similarity: np.ndarray
+    path: str = ""
+
+    def __len__(self):
+        return len(self.similarity)
+
+    def take(self, idx):
+        return Pairs([self.base[i] for i in idx], [self.ref[i] for i in idx],
+                     self.similarity[idx], self.path)
+
+
+class PairsWarning(DomainTuneWarning):
+    """Accepted but suspicious input (duplicates, very long texts)."""
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _rows(mask, limit=5):
+    rows = (np.flatnonzero(mask) + 2).tolist()  # +1 header, +1 one-based
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(map(str, rows[:limit])) + more
+
+
+def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCORE_COLUMN,
+               score_range=(0.0, 1.0)):
+    """Read and validate a CSV of scored pairs; returns :class:`Pairs`."""
+    check_text_file(path, "pairs file")
+    lo, hi = map(float, score_range)
+    if not hi > lo:
+        raise BadInputError(f"--score-range {lo:g} {hi:g}: the upper bound must exceed the lower")
+    if len(text_columns) != 2:
+        raise BadInputError("--text-columns needs exactly two column names, e.g. base,ref")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise utf8_error(path, e) from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise BadInputError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+    wanted = list(text_columns) + [score_column]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise BadInputError(
+            f"{path} has no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, frame.columns))}); see --text-columns / --score-column"
+        )
+    if frame.empty:
+        raise BadInputError(f"{path} has a header but no pairs")
+    a, b = (frame[c].astype(str) for c in text_columns)
+    empty = (a.str.strip() == "") | (b.str.strip() == "")
+    if empty.any():
+        raise BadInputError(f"{path}: empty text in rows {_rows(empty.values)}")
+    raw = frame[score_column].str.strip()
+    scores = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise BadInputError(
+            f"{path}: column {score_column!r} is not a finite number in rows {_rows(bad)}"
+        )
+    out = (scores < lo) | (scores > hi)
+    if out.any():
+        raise BadInputError(
+            f"{path}: {score_column!r} outside [{lo:g}, {hi:g}] in rows {_rows(out)}"
+            + ("; use --score-range LO HI for other scales" if (lo, hi) == (0.0, 1.0) else "")
+        )
+    scores = (scores - lo) / (hi - lo)
+    dup = pd.DataFrame({"a": a, "b": b}).duplicated().to_numpy()
+    if dup.any():
+        warnings.warn(f"{path}: {int(dup.sum())} duplicate pairs (rows {_rows(dup)}); kept",
+                      PairsWarning, stacklevel=2)
+    long = (a.str.len() > LONG_TEXT_CHARS) | (b.str.len() > LONG_TEXT_CHARS)
+    if long.any():
+        warnings.warn(
+            f"{path}: {int(long.sum())} texts longer than {LONG_TEXT_CHARS} characters "
+            f"(rows {_rows(long.values)}); kept", PairsWarning, stacklevel=2,
+        )
+    return Pairs(a.tolist(), b.tolist(), scores.astype(np.float32), str(path))
+
+
+def split_pairs(pairs, validation_split, seed):
+    """Shuffle with ``seed`` and hold out ``validation_split`` of the pairs."""
+    if not 0.0 <= validation_split < 1.0:
+        raise BadInputError(f"--validation-split {validation_split} must be in [0, 1)")
+    n = len(pairs)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * validation_split))
+    if validation_split > 0:
+        n_val = max(1, n_val)
+    if n - n_val < 1:
+        raise BadInputError(f"{pairs.path}: {n} pairs are too few to hold out a validation split")
+    return pairs.take(order[n_val:]), (pairs.take(order[:n_val]) if n_val else None)

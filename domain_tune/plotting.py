@@ -1,0 +1,94 @@
+"""Similarity heatmaps: what a model thinks of a set of texts, side by side."""
+
+import os
+
+import numpy as np
+
+from domain_tune.embedding import encode
+from domain_tune.evaluation.sts import angular
+
+DEFAULT_TEXTS = [
+    "Data Scientist", "Data Analyst", "Data Engineer",
+    "Nurse Practitioner", "Registered Nurse", "Medical Assistant",
+    "Social Media Manager", "Marketing Strategist", "Product Marketing Manager",
+]
+METRICS = ("angular", "cosine")
+
+
+def similarity_matrix(model, texts, metric="angular"):
+    emb = encode(model, texts)
+    cos = np.clip(emb @ emb.T, -1.0, 1.0)
+    return angular(cos) if metric == "angular" else cos
+
+
+def plot_heatmaps(matrices, titles, texts, out_path, metric="angular"):
+    """One annotated heatmap per matrix, on a shared colour scale, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k, n = len(matrices), len(texts)
+    vmin = min(float(m.min()) for m in matrices)
+    vmax = max(float(m.max()) for m in matrices)
+    side = max(4.5, 0.55 * n + 2.2)
+    fig, axes = plt.subplots(1, k, figsize=(side * k + 1.2, side + 0.6), squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, mat, title in zip(axes[0], matrices, titles):
+        image = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.set_xticks(range(n), texts, rotation=90, fontsize=9)
+        ax.set_yticks(range(n), texts, fontsize=9)
+        ax.set_title(title, fontsize=11)
+        if n <= 25:
+            threshold = vmin + 0.6 * (vmax - vmin)
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if mat[i, j] > threshold else "white")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=f"{metric} similarity")
+    tmp = f"{out_path}.tmp-{os.getpid()}.png"
+    try:
+        fig.savefig(tmp, dpi=130)
+        os.replace(tmp, out_path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out_path
+
+
+def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular"):
+    """``models``: list of ``(title, model)``; writes the side-by-side PNG."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}")
+    texts = list(texts or DEFAULT_TEXTS)
+    matrices = [similarity_matrix(model, texts, metric) for _, model in models]
+    return plot_heatmaps(matrices, [title for title, _ in models], texts, out_path, metric)
+
+
+def plot_history(histories, out_path, title="Loss per epoch"):
+    """Train (solid) and validation (dashed) loss per epoch, one colour per run.
+
+    ``histories``: ``{label: [{"epoch", "loss", "val_loss"?}, ...]}``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    for (label, rows), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        epochs = [r["epoch"] for r in rows]
+        ax.plot(epochs, [r["loss"] for r in rows], color=color, label=f"{label} train")
+        if rows and "val_loss" in rows[0]:
+            ax.plot(epochs, [r["val_loss"] for r in rows], color=color, linestyle="--",
+                    label=f"{label} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(out_path, dpi=130)
+    plt.close(fig)
+    return out_path

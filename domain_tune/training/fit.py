@@ -1,0 +1,311 @@
+"""The training loop: data pipeline, callbacks, resumable state, signals.
+
+* Each epoch's shuffle is a permutation drawn from ``(seed, epoch)``, so a run
+  resumed at epoch ``k`` sees exactly the batches an uninterrupted run would.
+* :class:`TrainingState` saves, at the end of every epoch, the model and
+  optimizer weights, the best weights so far, the early-stopping counters and
+  the history, into ``state_dir``; :func:`fit` restores them with
+  ``resume=True``.
+* SIGINT / SIGTERM stop training after the current batch; the last complete
+  epoch's state stays on disk and :class:`~domain_tune.errors.TrainingInterrupted`
+  is raised (exit code 130 / 143).
+* A NaN or infinite loss stops the run with :class:`NonFiniteLoss`.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from domain_tune.errors import BadInputError, TrainingInterrupted
+from domain_tune.models.siamese import SiameseModel
+from domain_tune.training.optimizers import make_optimizer
+
+MONITORS = ("val_loss", "loss")
+
+
+@dataclasses.dataclass
+class FitOptions:
+    """The recipe; defaults reproduce the article's."""
+
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    beta_1: float = 0.9
+    beta_2: float = 0.9999
+    epsilon: float = 1e-7
+    clipnorm: float = 1.0
+    optimizer: str = "adam"
+    patience: int = 3
+    min_delta: float = 0.001
+    monitor: str = "val_loss"
+    seed: int = 42
+    jit_compile: bool = False
+
+    def validate(self):
+        checks = [
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.learning_rate > 0 and math.isfinite(self.learning_rate),
+             "--learning-rate must be a positive number"),
+            (0 <= self.beta_1 < 1 and 0 <= self.beta_2 < 1, "--beta-1 and --beta-2 must be in [0, 1)"),
+            (self.epsilon > 0, "--epsilon must be positive"),
+            (self.clipnorm >= 0, "--clipnorm must be >= 0 (0 disables clipping)"),
+            (self.patience >= 0, "--patience must be >= 0"),
+            (self.min_delta >= 0, "--min-delta must be >= 0"),
+            (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadInputError(message)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# --- data ----------------------------------------------------------------------
+
+
+def _pair_tensors(pairs):
+    return (tf.constant(pairs.base, tf.string), tf.constant(pairs.ref, tf.string),
+            tf.constant(pairs.similarity, tf.float32))
+
+
+def _gather(base, ref, sim):
+    def fn(idx):
+        return {"base": tf.gather(base, idx), "ref": tf.gather(ref, idx)}, tf.gather(sim, idx)
+
+    return fn
+
+
+def epoch_order(n, seed, epoch):
+    """The shuffle of one epoch: a pure function of (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train_dataset(pairs, batch_size, seed, first_epoch, epochs):
+    """Batches of epochs ``first_epoch .. epochs-1``, one fixed permutation each."""
+    n = len(pairs)
+    order = np.concatenate([epoch_order(n, seed, e) for e in range(first_epoch, epochs)])
+    steps = math.ceil(n / batch_size)
+    # batch boundaries restart at every epoch (the last batch of an epoch may be short)
+    ends = np.minimum(np.arange(1, steps + 1) * batch_size, n)
+    limits = np.concatenate([ends + e * n for e in range(epochs - first_epoch)])
+    batches = tf.RaggedTensor.from_row_limits(order.astype(np.int64), limits.astype(np.int64))
+    ds = tf.data.Dataset.from_tensor_slices(batches)
+    return ds.map(_gather(*_pair_tensors(pairs)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    ), steps
+
+
+def eval_dataset(pairs, batch_size):
+    idx = tf.data.Dataset.range(len(pairs)).batch(batch_size)
+    return idx.map(_gather(*_pair_tensors(pairs))).prefetch(tf.data.AUTOTUNE)
+
+
+# --- state -----------------------------------------------------------------------
+
+
+class TrainingState(keras.callbacks.Callback):
+    """Early stopping that restores the best weights, and a resumable state on disk.
+
+    Equivalent to ``keras.callbacks.EarlyStopping(monitor, patience, min_delta,
+    restore_best_weights=True)``, with its counters saved so a resumed run makes
+    the same decisions.
+    """
+
+    WEIGHTS = "last.weights.h5"
+    BEST = "best.weights.h5"
+    META = "state.json"
+
+    def __init__(self, state_dir, monitor, patience, min_delta, interrupt=None):
+        super().__init__()
+        self.state_dir = state_dir
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.interrupt = interrupt
+        self.best = math.inf
+        self.best_epoch = -1
+        self.wait = 0
+        self.history = []
+        self.stopped_early = False
+
+    # early stopping
+    def on_epoch_end(self, epoch, logs=None):
+        if self.interrupt is not None and self.interrupt.signum is not None:
+            return  # a partial epoch: neither judged nor saved
+        logs = dict(logs or {})
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        value = logs.get(self.monitor)
+        if value is None:
+            raise KeyError(f"early stopping monitors {self.monitor!r}, which the logs lack")
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            self.model.save_weights(os.path.join(self.state_dir, self.BEST), overwrite=True)
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+                self.stopped_early = True
+        self._save(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self.best_epoch >= 0 and (self.interrupt is None or self.interrupt.signum is None):
+            self.model.load_weights(os.path.join(self.state_dir, self.BEST))
+
+    # persistence
+    def _save(self, next_epoch):
+        tmp = os.path.join(self.state_dir, self.WEIGHTS + ".tmp.weights.h5")
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, os.path.join(self.state_dir, self.WEIGHTS))
+        meta = {"next_epoch": next_epoch, "best": self.best, "best_epoch": self.best_epoch,
+                "wait": self.wait, "stopped_early": self.stopped_early, "history": self.history}
+        with open(os.path.join(self.state_dir, self.META + ".tmp"), "w") as f:
+            json.dump(meta, f)
+        os.replace(os.path.join(self.state_dir, self.META + ".tmp"),
+                   os.path.join(self.state_dir, self.META))
+
+    @classmethod
+    def saved_epoch(cls, state_dir):
+        path = os.path.join(state_dir, cls.META)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def restore(self, model):
+        meta = self.saved_epoch(self.state_dir)
+        model.load_weights(os.path.join(self.state_dir, self.WEIGHTS))
+        self.best, self.best_epoch = meta["best"], meta["best_epoch"]
+        self.wait, self.history = meta["wait"], meta["history"]
+        self.stopped_early = meta["stopped_early"]
+        return meta["next_epoch"]
+
+
+class _Interrupt:
+    """Records SIGINT / SIGTERM while installed; training stops after the batch."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame):
+        if self.signum is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+class _StopOnSignalOrNaN(keras.callbacks.Callback):
+    def __init__(self, interrupt):
+        super().__init__()
+        self.interrupt = interrupt
+        self.nonfinite = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nonfinite = (batch, float(loss))
+            self.model.stop_training = True
+        if self.interrupt.signum is not None:
+            self.model.stop_training = True
+
+
+# --- fit -----------------------------------------------------------------------------
+
+
+def compile_siamese(encoder, options):
+    model = SiameseModel(encoder, name="siamese")
+    model.compile(
+        optimizer=make_optimizer(options.optimizer, options.learning_rate, options.beta_1,
+                                 options.beta_2, options.epsilon, options.clipnorm),
+        loss="mse",
+        metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
+                 keras.metrics.MeanAbsolutePercentageError(name="mape")],
+        jit_compile=options.jit_compile,
+    )
+    return model
+
+
+def evaluate(model, pairs, batch_size=64):
+    """``{"loss", "mae", "mape"}`` of a compiled siamese model on ``pairs``."""
+    if pairs is None or len(pairs) == 0:
+        return None
+    result = model.evaluate(eval_dataset(pairs, batch_size), verbose=0, return_dict=True)
+    return {k: float(v) for k, v in result.items()}
+
+
+def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbacks=(),
+        verbose=1):
+    """Train a compiled siamese model; returns the :class:`TrainingState` (history inside).
+
+    ``state_dir`` receives the resumable state; with ``resume=True`` training
+    continues from the last complete epoch saved there.
+    """
+    options.validate()
+    monitor = options.monitor if val_pairs is not None else "loss"
+    os.makedirs(state_dir, exist_ok=True)
+    interrupt = _Interrupt()
+    state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt)
+    first_epoch = 0
+    if resume:
+        if TrainingState.saved_epoch(state_dir) is None:
+            raise BadInputError(f"nothing to resume: no saved training state in {state_dir}")
+        _build_optimizer(model)
+        first_epoch = state.restore(model)
+    if first_epoch >= options.epochs or state.stopped_early:
+        if state.best_epoch >= 0:
+            model.load_weights(os.path.join(state_dir, TrainingState.BEST))
+        return state
+    ds, steps = train_dataset(train_pairs, options.batch_size, options.seed, first_epoch,
+                              options.epochs)
+    guard = _StopOnSignalOrNaN(interrupt)
+    with interrupt.installed():
+        model.fit(
+            ds,
+            epochs=options.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            validation_data=eval_dataset(val_pairs, 64) if val_pairs is not None else None,
+            callbacks=[guard, state, *callbacks],
+            shuffle=False,  # the dataset is already shuffled per epoch
+            verbose=verbose,
+        )
+    if guard.nonfinite is not None:
+        batch, loss = guard.nonfinite
+        raise NonFiniteLoss(
+            f"training loss became {loss} at batch {batch + 1}; lower --learning-rate or check "
+            "the data (no model was written)"
+        )
+    if interrupt.signum is not None:
+        name = "SIGINT" if interrupt.signum == signal.SIGINT else "SIGTERM"
+        code = 130 if interrupt.signum == signal.SIGINT else 143
+        raise TrainingInterrupted(f"training stopped by {name}", exit_code=code)
+    return state
+
+
+def _build_optimizer(model):
+    if not model.built:
+        model.build()
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)

@@ -1,0 +1,54 @@
+"""Optimizers for the recipe: Adam (the article's) and LazyAdam.
+
+Keras' Adam turns the sparse gradient of the embedding table
+(``tf.IndexedSlices``, only the batch's rows) into a dense update of all
+128,000 x 512 rows and their two moment tables every step, because its moment
+decay touches every row.  :class:`LazyAdam` updates the moments and weights of
+the rows in the batch only (the "lazy" Adam of TF Addons / PyTorch's
+SparseAdam); dense gradients get exactly Keras' Adam update.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+OPTIMIZERS = ("adam", "lazy-adam")
+
+
+@keras.saving.register_keras_serializable(package="domain_tune")
+class LazyAdam(keras.optimizers.Adam):
+    """Adam whose update of a sparse gradient touches only the gradient's rows."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+        alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
+        # Rows may repeat within a batch: sum their gradients first.
+        unique, positions = tf.unique(gradient.indices)
+        grad = tf.math.unsorted_segment_sum(
+            tf.cast(gradient.values, dtype), positions, tf.shape(unique)[0]
+        )
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        m_rows = b1 * tf.gather(_tf_variable(m), unique) + (1 - b1) * grad
+        v_rows = b2 * tf.gather(_tf_variable(v), unique) + (1 - b2) * tf.square(grad)
+        self.assign(m, tf.IndexedSlices(m_rows, unique))  # scatter updates
+        self.assign(v, tf.IndexedSlices(v_rows, unique))
+        update = alpha * m_rows / (tf.sqrt(v_rows) + ops.cast(self.epsilon, dtype))
+        self.assign_sub(variable, tf.IndexedSlices(update, unique))
+
+
+def _tf_variable(x):
+    return x.value if isinstance(x, keras.Variable) else x
+
+
+def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
+    cls = LazyAdam if name == "lazy-adam" else keras.optimizers.Adam
+    return cls(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+               clipnorm=clipnorm or None)

@@ -1,0 +1,240 @@
+"""One fine-tuning run, end to end: validate, measure, train, measure, write.
+
+:func:`train_run` is what ``domain-tune train`` calls; a notebook can call it
+the same way.  The run directory it writes holds:
+
+``model.keras``     the tuned encoder (``--model DIR`` of every command loads it)
+``saved_model/``    a TF Hub-style SavedModel of the tuned encoder
+``history.csv``     per-epoch loss, val_loss, MAE, MAPE
+``metrics.json``    STS and validation before/after, epochs, data hash, options
+``similarity.png``  base vs tuned similarity heatmaps
+``README.md``       a model card
+``logs/``           TensorBoard logs
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import time
+
+import pandas as pd
+
+from domain_tune.datasets.pairs import (
+    DEFAULT_SCORE_COLUMN, DEFAULT_TEXT_COLUMNS, read_pairs, sha256, split_pairs,
+)
+from domain_tune.datasets.sts import load_split
+from domain_tune.errors import TrainingInterrupted
+from domain_tune.evaluation.sts import evaluate_sts
+from domain_tune.export import export_saved_model
+from domain_tune.models.loading import load_model
+from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
+from domain_tune.seeding import seed_everything
+from domain_tune.training import run_dir
+from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
+
+
+@dataclasses.dataclass
+class TrainJob:
+    pairs_path: str
+    out: str
+    model: str = "use-m3"
+    text_columns: tuple = DEFAULT_TEXT_COLUMNS
+    score_column: str = DEFAULT_SCORE_COLUMN
+    score_range: tuple = (0.0, 1.0)
+    validation_split: float = 0.2
+    validation_file: str = None
+    fit: FitOptions = dataclasses.field(default_factory=FitOptions)
+    sts: bool = True
+    sts_dir: str = None
+    sts_limit: int = None
+    plot_texts: list = None
+    overwrite: bool = False
+    resume: bool = False
+    verbose: int = 1
+    callbacks: list = dataclasses.field(default_factory=list)  # extra Keras callbacks
+
+    def options(self):
+        d = dataclasses.asdict(dataclasses.replace(self, callbacks=[]))
+        d.pop("verbose")
+        d.pop("callbacks")
+        d["plot_texts"] = self.plot_texts if self.plot_texts is None else len(self.plot_texts)
+        return d
+
+
+class TrainingFailed(RuntimeError):
+    """Training ran but produced no usable model (a non-finite loss)."""
+
+
+def _read_data(job):
+    pairs = read_pairs(job.pairs_path, job.text_columns, job.score_column, job.score_range)
+    if job.validation_file:
+        val = read_pairs(job.validation_file, job.text_columns, job.score_column, job.score_range)
+        return pairs, val
+    return split_pairs(pairs, job.validation_split, job.fit.seed)
+
+
+def _sts(model, data):
+    if data is None:
+        return None
+    r = evaluate_sts(model, data.sentences1, data.sentences2, data.scores)
+    return {"pearson": r["pearson"], "spearman": r["spearman"], "n": r["n"]}
+
+
+def train_run(job, echo=print):
+    """Run ``job``; returns the metrics dict also written to ``metrics.json``."""
+    import keras
+
+    job.fit.validate()
+    out = run_dir.check_out(job.out, job.overwrite, job.resume)
+    train_pairs, val_pairs = _read_data(job)
+    sts_data = load_split("dev", job.sts_dir, job.sts_limit) if job.sts else None
+    texts = list(job.plot_texts or DEFAULT_TEXTS)
+    started = time.perf_counter()
+
+    with run_dir.locked(out):
+        work = run_dir.start(out, job.resume)
+        try:
+            seed_everything(job.fit.seed)
+            encoder = load_model(job.model)
+            base_matrix = similarity_matrix(encoder, texts)
+            sts_before = _sts(encoder, sts_data)
+            siamese = compile_siamese(encoder, job.fit)
+            val_before = evaluate(siamese, val_pairs)
+            echo(_table_row("before", sts_before, val_before))
+            tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
+            state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
+                        resume=job.resume, callbacks=[tensorboard, *job.callbacks], verbose=job.verbose)
+            sts_after = _sts(encoder, sts_data)
+            val_after = evaluate(siamese, val_pairs)
+            echo(_table_row("after", sts_after, val_after))
+
+            metrics = {
+                "sts": {"split": "dev", "before": sts_before, "after": sts_after}
+                if sts_data is not None else None,
+                "validation": {"before": val_before, "after": val_after},
+                "epochs_run": len(state.history),
+                "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
+                "stopped_early": state.stopped_early,
+                "train_pairs": len(train_pairs),
+                "val_pairs": len(val_pairs) if val_pairs is not None else 0,
+                "data_sha256": sha256(job.pairs_path),
+                "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
+                "options": job.options(),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            _write_outputs(work, job, encoder, state, metrics, base_matrix, texts)
+        except TrainingInterrupted as e:
+            raise TrainingInterrupted(
+                f"{e}; the last complete epoch is saved in {run_dir.partial_dir(out)}. "
+                f"Resume with the same command plus --resume",
+                e.exit_code,
+            ) from None
+        except NonFiniteLoss as e:
+            run_dir.discard(out)
+            raise TrainingFailed(str(e)) from None
+        except BaseException:
+            if not job.resume:
+                run_dir.discard(out)
+            raise
+        run_dir.publish(out, job.overwrite)
+    metrics["out"] = out
+    return metrics
+
+
+def _table_row(label, sts, val):
+    parts = [f"{label:>6}:"]
+    if sts:
+        parts.append(f"STS-B dev Pearson {sts['pearson']:.4f} Spearman {sts['spearman']:.4f}")
+    if val:
+        parts.append(f"validation MSE {val['loss']:.5f} MAE {val['mae']:.4f}")
+    return "  ".join(parts)
+
+
+def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
+    pd.DataFrame(state.history).to_csv(os.path.join(work, "history.csv"), index=False)
+    with open(os.path.join(work, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2)
+    encoder.save(os.path.join(work, "model.keras"))
+    export_saved_model(encoder, os.path.join(work, "saved_model"))
+    plot_heatmaps(
+        [base_matrix, similarity_matrix(encoder, texts)],
+        [f"base: {job.model}", f"tuned: {os.path.basename(job.out)}"],
+        texts, os.path.join(work, "similarity.png"),
+    )
+    with open(os.path.join(work, "README.md"), "w", encoding="utf-8") as f:
+        f.write(model_card(job, metrics))
+
+
+def _versions():
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("domain-tune", "tensorflow", "tensorflow-text", "keras", "numpy", "pandas"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _fmt(d, key):
+    return f"{d[key]:.4f}" if d and d.get(key) is not None else "n/a"
+
+
+def model_card(job, m):
+    sts, val = m["sts"] or {}, m["validation"]
+    rows = []
+    if sts:
+        for key in ("pearson", "spearman"):
+            rows.append(f"| STS-B dev {key} | {_fmt(sts['before'], key)} | {_fmt(sts['after'], key)} |")
+    for key, label in (("loss", "validation MSE"), ("mae", "validation MAE"), ("mape", "validation MAPE")):
+        rows.append(f"| {label} | {_fmt(val['before'], key)} | {_fmt(val['after'], key)} |")
+    options = "\n".join(f"- `{k}`: `{v}`" for k, v in m["options"].items() if k != "fit")
+    options += "\n" + "\n".join(f"- `fit.{k}`: `{v}`" for k, v in m["options"]["fit"].items())
+    versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
+    return f"""# Tuned sentence encoder: {os.path.basename(os.path.normpath(job.out))}
+
+Fine-tuned from `{job.model}` with domain-tune on scored pairs (siamese model, angular
+similarity, MSE).
+
+## Data
+
+- pairs: `{job.pairs_path}` (sha256 `{m['data_sha256']}`)
+- training pairs: {m['train_pairs']}, validation pairs: {m['val_pairs']}
+  ({'file ' + job.validation_file if job.validation_file else f'{job.validation_split:g} of the pairs, seed {job.fit.seed}'})
+
+## Results
+
+| metric | before | after |
+| --- | --- | --- |
+{chr(10).join(rows)}
+
+Epochs run: {m['epochs_run']}; best epoch: {m['best_epoch']}; stopped early: {m['stopped_early']};
+wall time: {m['seconds']} s.
+
+## Options
+
+{options}
+
+## Load it
+
+```bash
+domain-tune embed texts.txt --model {job.out} --out embeddings.npy
+domain-tune eval-sts --model {job.out}
+```
+
+```python
+import tensorflow_hub as hub, tensorflow_text  # noqa: F401
+embed = hub.load("{job.out}/saved_model")
+vectors = embed(["a text", "un testo"])
+```
+
+or, with domain-tune installed, `domain_tune.models.loading.load_model("{job.out}")` (Keras 3).
+
+## Environment
+
+{versions}; Python {platform.python_version()} on {platform.machine()};
+{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.
+"""

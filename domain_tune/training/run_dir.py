@@ -1,0 +1,106 @@
+"""The run directory: written atomically, locked against concurrent writers.
+
+A run builds everything in ``DIR.partial/`` beside the target and renames it
+to ``DIR`` at the end, so ``DIR`` either holds a complete run or does not
+exist.  ``DIR.partial/state/`` keeps the resumable training state; an
+interrupted run leaves ``DIR.partial`` in place for ``--resume``.  A lock file
+``DIR.lock`` (holding the writer's pid) refuses a second writer.
+"""
+
+import contextlib
+import errno
+import os
+import shutil
+
+from domain_tune.errors import BadInputError
+
+
+def partial_dir(out):
+    return os.path.normpath(out) + ".partial"
+
+
+def lock_path(out):
+    return os.path.normpath(out) + ".lock"
+
+
+def check_out(out, overwrite=False, resume=False):
+    out = os.path.normpath(out)
+    parent = os.path.dirname(os.path.abspath(out))
+    if os.path.exists(out) and not overwrite:
+        raise BadInputError(f"--out {out} already exists; pass --overwrite to replace it")
+    if not os.path.isdir(parent) and os.path.basename(parent) == "runs":
+        os.makedirs(parent, exist_ok=True)  # the default runs/<timestamp>
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise BadInputError(f"--out {out}: cannot write in {parent}")
+    if resume and not os.path.isdir(partial_dir(out)):
+        raise BadInputError(f"--resume: no interrupted run at {partial_dir(out)}")
+    if not resume and os.path.isdir(partial_dir(out)) and not overwrite:
+        raise BadInputError(
+            f"an interrupted run is at {partial_dir(out)}; pass --resume to continue it "
+            "or --overwrite to start again"
+        )
+    return out
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as e:
+        return e.errno == errno.EPERM
+    return True
+
+
+@contextlib.contextmanager
+def locked(out):
+    """Hold ``DIR.lock`` for the duration; refuse if a live process holds it."""
+    path = lock_path(out)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid) and pid != os.getpid():
+                raise BadInputError(
+                    f"--out {out} is being written by another domain-tune run (pid {pid}); "
+                    f"wait for it or remove {path} if that process is gone"
+                ) from None
+            os.remove(path)  # stale lock of a process that died
+    else:  # pragma: no cover
+        raise BadInputError(f"cannot take the lock {path}")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def start(out, resume=False):
+    """Create (or reuse, when resuming) ``DIR.partial`` and return it."""
+    work = partial_dir(out)
+    if not resume and os.path.isdir(work):
+        shutil.rmtree(work)
+    os.makedirs(os.path.join(work, "state"), exist_ok=True)
+    return work
+
+
+def publish(out, overwrite=False):
+    """Move the finished ``DIR.partial`` to ``DIR`` (replacing it with --overwrite)."""
+    work = partial_dir(out)
+    shutil.rmtree(os.path.join(work, "state"), ignore_errors=True)
+    if os.path.exists(out):
+        if not overwrite:
+            raise BadInputError(f"--out {out} appeared during the run; not replaced")
+        shutil.rmtree(out)
+    os.replace(work, out)
+    return out
+
+
+def discard(out):
+    shutil.rmtree(partial_dir(out), ignore_errors=True)

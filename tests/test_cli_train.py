@@ -1,0 +1,168 @@
+"""`domain-tune train` and `plot-similarity` through the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from domain_tune.models.loading import load_model
+from tests.test_cli import _error_line, run
+from tests.test_export import _reload_in_clean_process, TEXTS
+from tests.training.test_fit import toy_pairs
+
+RUN_FILES = {"model.keras", "saved_model", "history.csv", "metrics.json", "similarity.png",
+             "README.md", "logs"}
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_encoder):
+    tiny_encoder(tf.constant(["warm up"]))
+    path = tmp_path / "tiny"
+    path.mkdir()
+    tiny_encoder.save(str(path / "model.keras"))
+    return path
+
+
+@pytest.fixture
+def pairs_csv(tmp_path):
+    p = toy_pairs(40)
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame({"base": p.base, "ref": p.ref, "similarity": p.similarity}).to_csv(path, index=False)
+    return path
+
+
+def test_train_tiny_end_to_end(tmp_path, tiny_model_dir, pairs_csv):
+    out = tmp_path / "run"
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--epochs", 6,
+                 "--learning-rate", 3e-3, "--patience", 10, "--no-sts", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert set(os.listdir(out)) == RUN_FILES
+    assert not os.path.exists(f"{out}.partial") and not os.path.exists(f"{out}.lock")
+    assert metrics["validation"]["after"]["loss"] < metrics["validation"]["before"]["loss"]
+    assert metrics["train_pairs"] == 32 and metrics["val_pairs"] == 8
+    assert metrics["sts"] is None and metrics["epochs_run"] == 6
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == ["epoch", "loss", "mae", "mape", "val_loss", "val_mae", "val_mape"]
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    with open(out / "metrics.json") as f:
+        assert json.load(f)["data_sha256"] == metrics["data_sha256"]
+    card = (out / "README.md").read_text()
+    assert metrics["data_sha256"] in card and "validation MSE" in card
+    assert (out / "similarity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the run directory is a --model for every command, and the SavedModel matches it
+    tuned = load_model(str(out))
+    expected = tuned(tf.constant(TEXTS)).numpy()
+    hub_out, _ = _reload_in_clean_process(out / "saved_model")
+    np.testing.assert_allclose(hub_out, expected, atol=1e-5)
+    again = run("train", pairs_csv, "--model", out, "--out", tmp_path / "run2", "--epochs", 1,
+                "--no-sts", "-q")
+    assert again.exit_code == 0, again.output
+    texts = tmp_path / "t.txt"
+    texts.write_text("nurse\nchef\npilot\n")
+    png = tmp_path / "cmp.png"
+    plotted = run("plot-similarity", "--model", tiny_model_dir, "--compare", out, "--texts",
+                  texts, "--out", png, "--metric", "cosine")
+    assert plotted.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_existing_out_is_refused_and_untouched(tmp_path, tiny_model_dir, pairs_csv):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--no-sts")
+    assert result.exit_code == 2
+    assert "already exists" in _error_line(result)
+    assert os.listdir(out) == ["keep.txt"]
+
+
+def _write(tmp_path, text, name="p.csv", mode="w"):
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "content, extra, message",
+    [
+        ("base,ref,similarity\n", [], "header but no pairs"),
+        ("base,other,similarity\na,b,0.5\n", [], "no column 'ref'"),
+        ("base,ref,similarity\na,b,high\n", [], "not a finite number in rows 2"),
+        ("base,ref,similarity\na,b,nan\n", [], "not a finite number in rows 2"),
+        ("base,ref,similarity\na,b,1.5\n", [], "outside [0, 1] in rows 2"),
+        ("base,ref,similarity\na,,0.5\n", [], "empty text in rows 2"),
+        ("base,ref,similarity\na,b,4\n", ["--score-range", "5", "0"], "upper bound"),
+        ("a,b,score\nx,y,4\nz,w,2\n", ["--text-columns", "a"], "two column names"),
+        (b"base,ref,similarity\ncaf\xe9,b,0.5\n", [], "not valid UTF-8"),
+        ("base,ref,similarity\na,b,0.5\n", ["--epochs", "0"], "--epochs"),
+        ("base,ref,similarity\na,b,0.5\n", ["--batch-size", "0"], "--batch-size"),
+        ("base,ref,similarity\na,b,0.5\n", ["--validation-split", "1.5"], "--validation-split"),
+        ("base,ref,similarity\na,b,0.5\n", ["--learning-rate", "-1"], "--learning-rate"),
+        ("base,ref,similarity\na,b,0.5\nc,d,0.5\n", ["--validation-split", "0.9"], "too few"),
+        ("base,ref,similarity\na,b,0.5\n", ["--resume"], "no interrupted run"),
+    ],
+)
+def test_train_bad_input(tmp_path, content, extra, message):
+    path = _write(tmp_path, content)
+    out = tmp_path / "out"
+    result = run("train", path, "--out", out, "--no-sts", *extra)
+    assert result.exit_code == 2, result.output
+    assert message in _error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["p.csv"]
+
+
+def test_train_missing_file_and_directory(tmp_path):
+    for target, message in ((tmp_path / "nope.csv", "does not exist"), (tmp_path, "is a directory")):
+        result = run("train", target, "--out", tmp_path / "o", "--no-sts")
+        assert result.exit_code == 2 and message in _error_line(result)
+
+
+def test_score_range_rescales_and_duplicates_warn(tmp_path, tiny_model_dir):
+    path = _write(tmp_path, "base,ref,similarity\n" + "a,b,5\nc,d,0\n" * 6)
+    result = run("train", path, "--model", tiny_model_dir, "--out", tmp_path / "o", "--no-sts",
+                 "--epochs", 1, "--score-range", 0, 5, "-q")
+    assert result.exit_code == 0, result.output
+    assert "Warning:" in result.stderr and "duplicate pairs" in result.stderr
+
+
+def test_concurrent_writer_is_refused(tmp_path, tiny_model_dir, pairs_csv):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "run.lock").write_text(str(holder.pid))
+        result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--no-sts")
+        assert result.exit_code == 2
+        assert "another domain-tune run" in _error_line(result)
+    finally:
+        holder.kill()
+        holder.wait()
+    # a stale lock (its process is gone) is taken over
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--no-sts",
+                 "--epochs", 1, "-q")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.real
+def test_real_one_epoch_on_seed_sample(tmp_path, seed_pairs, sts_dir):
+    out = tmp_path / "run"
+    result = run("train", seed_pairs, "--out", out, "--epochs", 1, "--sts-dir", sts_dir,
+                 "--sts-limit", 300, "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["train_pairs"] == 78 and metrics["val_pairs"] == 20
+    sts = metrics["sts"]
+    assert sts["before"]["n"] == 300
+    assert abs(sts["after"]["pearson"] - sts["before"]["pearson"]) < 0.02
+    tuned = load_model(str(out))
+    expected = tuned(tf.constant(TEXTS)).numpy()
+    hub_out, sig_out = _reload_in_clean_process(out / "saved_model")
+    assert np.abs(hub_out - expected).max() <= 1e-5
+    assert np.abs(sig_out - expected).max() <= 1e-5

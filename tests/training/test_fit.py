@@ -1,0 +1,138 @@
+"""Training mechanics on a tiny random encoder: loss falls, resume, reproducibility, NaN."""
+
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+
+from domain_tune.datasets.pairs import Pairs
+from domain_tune.errors import TrainingInterrupted
+from domain_tune.training.fit import (
+    FitOptions, NonFiniteLoss, compile_siamese, epoch_order, evaluate, fit, train_dataset,
+)
+from tests.conftest import make_tiny_encoder
+
+WORDS = ["data", "nurse", "chef", "pilot", "analyst", "baker", "driver", "teacher", "judge", "clerk"]
+
+
+def toy_pairs(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    base, ref, sim = [], [], []
+    for _ in range(n):
+        i, j = rng.integers(len(WORDS), size=2)
+        base.append(f"{WORDS[i]} {WORDS[(i + 1) % len(WORDS)]}")
+        ref.append(f"{WORDS[j]} senior")
+        sim.append(1.0 if i == j else 0.5)
+    return Pairs(base, ref, np.array(sim, np.float32), "toy.csv")
+
+
+FAST = dict(learning_rate=3e-3, batch_size=8, patience=50, seed=7)
+
+
+def test_dataset_batches_follow_epoch_permutations():
+    pairs = toy_pairs(10)
+    ds, steps = train_dataset(pairs, 4, seed=3, first_epoch=1, epochs=3)
+    batches = [b[1].numpy().tolist() for b in ds]
+    assert steps == 3 and len(batches) == 6  # 4 + 4 + 2 per epoch, two epochs
+    first = np.concatenate([b for b in batches[:3]])
+    np.testing.assert_allclose(first, pairs.similarity[epoch_order(10, 3, 1)])
+
+
+def test_loss_falls(sp_model_path, tmp_path):
+    pairs = toy_pairs()
+    model = compile_siamese(make_tiny_encoder(sp_model_path), FitOptions(**FAST))
+    before = evaluate(model, pairs)["loss"]
+    state = fit(model, pairs, None, FitOptions(epochs=8, **FAST), str(tmp_path), verbose=0)
+    after = evaluate(model, pairs)["loss"]
+    assert after < 0.5 * before
+    assert [r["epoch"] for r in state.history] == list(range(1, 9))
+    assert state.history[-1]["loss"] < state.history[0]["loss"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy-adam"])
+def test_both_optimizers_learn(sp_model_path, tmp_path, optimizer):
+    pairs = toy_pairs()
+    opts = FitOptions(epochs=4, optimizer=optimizer, **FAST)
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    before = evaluate(model, pairs)["loss"]
+    fit(model, pairs, None, opts, str(tmp_path), verbose=0)
+    assert evaluate(model, pairs)["loss"] < before
+
+
+def test_lazy_adam_leaves_unseen_rows_alone(sp_model_path, tmp_path):
+    pairs = toy_pairs()
+    opts = FitOptions(epochs=1, optimizer="lazy-adam", **FAST)
+    encoder = make_tiny_encoder(sp_model_path)
+    table_before = encoder.backbone.token_embedding.embeddings.numpy().copy()
+    fit(compile_siamese(encoder, opts), pairs, None, opts, str(tmp_path), verbose=0)
+    table_after = encoder.backbone.token_embedding.embeddings.numpy()
+    changed = np.flatnonzero(np.any(table_after != table_before, axis=1))
+    seen = set()
+    for text in pairs.base + pairs.ref:
+        seen.update(encoder.tokenizer.tokenize([text])[0])
+    assert 0 < len(changed) and set(changed.tolist()) <= seen
+
+
+def _train(sp_model_path, state_dir, epochs=4, callbacks=(), resume=False, encoder=None):
+    pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
+    opts = FitOptions(epochs=epochs, **FAST)
+    encoder = encoder or make_tiny_encoder(sp_model_path, seed=5)
+    model = compile_siamese(encoder, opts)
+    state = fit(model, pairs, val, opts, str(state_dir), resume=resume, callbacks=callbacks,
+                verbose=0)
+    return model, state
+
+
+class _SignalAt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch, signum=signal.SIGINT):
+        super().__init__()
+        self.at, self.signum, self.epoch = (epoch, batch), signum, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_then_resume_matches_uninterrupted(sp_model_path, tmp_path, signum, code):
+    reference, ref_state = _train(sp_model_path, tmp_path / "a")
+    with pytest.raises(TrainingInterrupted) as info:
+        _train(sp_model_path, tmp_path / "b", callbacks=[_SignalAt(1, 1, signum)])
+    assert info.value.exit_code == code
+    resumed, state = _train(sp_model_path, tmp_path / "b", resume=True)
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert [r["val_loss"] for r in state.history] == pytest.approx(
+        [r["val_loss"] for r in ref_state.history], abs=1e-7)
+    assert state.best_epoch == ref_state.best_epoch
+
+
+def test_same_seed_same_result(sp_model_path, tmp_path):
+    _, a = _train(sp_model_path, tmp_path / "a", epochs=2)
+    _, b = _train(sp_model_path, tmp_path / "b", epochs=2)
+    assert a.history == b.history
+
+
+def test_nan_loss_stops(sp_model_path, tmp_path):
+    pairs = toy_pairs()
+    opts = FitOptions(epochs=2, learning_rate=1e30, clipnorm=0, **{k: v for k, v in FAST.items()
+                                                                  if k != "learning_rate"})
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    with pytest.raises(NonFiniteLoss, match="no model was written"):
+        fit(model, pairs, None, opts, str(tmp_path), verbose=0)
+
+
+def test_early_stopping_restores_best(sp_model_path, tmp_path):
+    pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
+    opts = FitOptions(epochs=30, learning_rate=3e-2, batch_size=8, patience=1, min_delta=0.0,
+                      seed=1)
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    state = fit(model, pairs, val, opts, str(tmp_path), verbose=0)
+    assert state.stopped_early and len(state.history) < 30
+    best = min(r["val_loss"] for r in state.history)
+    assert evaluate(model, val)["loss"] == pytest.approx(best, rel=1e-5)
