@@ -25,6 +25,10 @@ def import_tensorflow():
     before logging is initialised), so stderr is pointed at /dev/null for the
     duration of the import.  Errors raised by the import still propagate.
     """
+    if os.environ.get(DEBUG_VAR):
+        import keras
+
+        keras.config.disable_traceback_filtering()
     if "tensorflow" in sys.modules or _USER_LOG_LEVEL or os.environ.get(DEBUG_VAR):
         import tensorflow  # noqa: F401
         import tensorflow_text  # noqa: F401

@@ -299,13 +299,21 @@ def _default_out():
 @click.option("--sts-limit", type=click.IntRange(min=2), help="Only the first N STS dev pairs.")
 @click.option("--texts", "texts_file", type=click.Path(),
               help="Texts of similarity.png, one per line [default: nine job titles].")
+@click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
+              default="none", show_default=True,
+              help="tf.distribute strategy: local GPUs (mirrored) or a TF_CONFIG cluster.")
+@click.option("--cpu-replicas", type=click.IntRange(min=1),
+              help="Split the CPU into N logical devices (with --distribute mirrored).")
+@click.option("--mixed-precision", type=click.Choice(["bfloat16", "float16"]),
+              help="Compute in 16 bits, keep float32 variables and loss (for GPUs).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress.")
 @json_option
 @needs_tensorflow
 def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
               validation_split, validation_file, patience, min_delta, monitor, seed, sts_dir,
-              no_sts, sts_limit, texts_file, quiet, as_json):
+              no_sts, sts_limit, texts_file, distribute, cpu_replicas, mixed_precision, quiet,
+              as_json):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
     A shared-weight siamese model embeds both texts; their angular similarity
@@ -333,7 +341,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
                        monitor=monitor, seed=seed),
         sts=not no_sts, sts_dir=sts_dir, sts_limit=sts_limit,
         plot_texts=_read_texts_file(texts_file) if texts_file else None,
-        overwrite=overwrite, resume=resume, verbose=0 if (quiet or as_json) else 2,
+        overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
+        mixed_precision=mixed_precision, verbose=0 if (quiet or as_json) else 2,
     )
     echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
@@ -378,6 +387,239 @@ def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite):
         models.append((compare, _load(compare)))
     plot_similarity(models, texts, out, metric)
     click.echo(f"Wrote {out}")
+
+
+# --- taxonomy pairs and retrieval ---
+
+
+@main.group("pairs")
+def pairs_group():
+    """Build scored training pairs and a held-out retrieval set from a taxonomy.
+
+    \b
+    Example:
+      domain-tune pairs esco ../shared/data/esco/occupations_en.csv --out esco_pairs
+    """
+
+
+# Defaults of the pair recipe; keep in sync with domain_tune.datasets.taxonomy (not imported
+# here so that --help does not load pandas).
+_ESCO_COLUMNS = {
+    "id_column": "conceptUri", "label_column": "preferredLabel", "synonyms_column": "altLabels",
+    "group_column": "iscoGroup", "description_column": "description",
+}
+
+
+def _pairs_options(f):
+    """Options shared by `pairs esco` and `pairs taxonomy` (the recipe and the output)."""
+    options = [
+        click.option("--out", "-o", required=True, type=click.Path(), help="Directory to create."),
+        click.option("--holdout", type=float, default=0.2, show_default=True,
+                     help="Fraction of concepts held out (by id) for evaluation, 0 to 1."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the hold-out split and of the sampled pairs."),
+        click.option("--negatives", type=int, default=1, show_default=True,
+                     help="Unrelated pairs per positive pair."),
+        click.option("--related", type=int, default=3, show_default=True,
+                     help="Related pairs (same group) drawn per concept."),
+        click.option("--positive-cosine", type=float, default=1.0, show_default=True,
+                     help="Cosine target of a preferred label and its alternative label."),
+        click.option("--related-cosine", type=float, default=0.7, show_default=True,
+                     help="Cosine target of two concepts of one group."),
+        click.option("--unrelated-cosine", type=float, default=0.0, show_default=True,
+                     help="Cosine target of concepts of different groups."),
+        click.option("--descriptions", is_flag=True,
+                     help="Also pair each preferred label with its own description (positive) "
+                     "and with others' (unrelated)."),
+        click.option("--only-groups", metavar="PREFIXES",
+                     help="Keep only concepts whose group starts with one of these "
+                     "comma-separated prefixes (e.g. 25,35)."),
+        click.option("--max-pairs", type=int, help="Keep a random subset of this many training pairs."),
+        overwrite_option,
+        json_option,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _column_options(defaults):
+    """--id-column etc.: ESCO's names as defaults for `pairs esco`, required for `pairs taxonomy`."""
+
+    def option(name, key, help, required):
+        if defaults:  # (click 8.3+ counts an explicit default=None as a value given)
+            return click.option(name, key, default=defaults[key], show_default=True,
+                                metavar="COLUMN", help=help)
+        return click.option(name, key, required=required, metavar="COLUMN", help=help)
+
+    options = [
+        option("--id-column", "id_column", "Column of the concept id (the hold-out unit).", True),
+        option("--label-column", "label_column", "Column of the preferred label.", True),
+        option("--synonyms-column", "synonyms_column", "Column of the alternative labels.", True),
+        option("--group-column", "group_column",
+               "Column of the group; concepts of a group are related.", False),
+        option("--description-column", "description_column",
+               "Column of the description (read only with --descriptions).", False),
+        click.option("--separator", default="\\n", show_default=True,
+                     help="Separator of the alternative labels in one cell (\\n, \\t or text)."),
+    ]
+
+    def decorate(f):
+        for o in reversed(options):
+            f = o(f)
+        return f
+
+    return decorate
+
+
+def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, holdout, seed,
+                negatives, related, positive_cosine, related_cosine, unrelated_cosine,
+                descriptions, only_groups, max_pairs):
+    from domain_tune.datasets import taxonomy as tx
+
+    _refuse_existing(out, overwrite)
+    if not descriptions:
+        columns = dict(columns, description_column=None)
+    taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))
+    if only_groups is not None:
+        taxonomy = tx.only_groups(taxonomy, only_groups.split(","))
+    pairset = tx.build_pairs(
+        taxonomy, holdout=holdout, seed=seed, negatives=negatives, related=related,
+        cosines={"positive": positive_cosine, "related": related_cosine,
+                 "unrelated": unrelated_cosine},
+        descriptions=descriptions, max_pairs=max_pairs,
+    )
+    tx.write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
+                   command=_command_line())
+    s = pairset.stats
+    if as_json:
+        _print_json({"out": out, **s, "params": pairset.params})
+    else:
+        k = s["pairs"]
+        click.echo(
+            f"Wrote {s['train_pairs']:,} training pairs ({k['positive']:,} positive, "
+            f"{k['related']:,} related, {k['unrelated']:,} unrelated"
+            + (f", {k['description'] + k['description_unrelated']:,} with descriptions"
+               if descriptions else "")
+            + f"), {s['queries']:,} held-out queries ({s['heldout_concepts']:,} of "
+            f"{s['concepts']:,} concepts) and a corpus of {s['corpus']:,} labels to {out}."
+        )
+
+
+def _command_line():
+    """The current command as typed, with the options given on the command line (for a README)."""
+    import shlex
+
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    parts = ["domain-tune", *ctx.command_path.split()[1:]]
+    options = []
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if isinstance(param, click.Argument):
+            parts.append(shlex.quote(str(value)))
+        elif getattr(param, "is_flag", False):
+            options.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            options += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(parts + options)
+
+
+@pairs_group.command("esco")
+@click.argument("path", metavar="OCCUPATIONS_CSV", type=click.Path())
+@_column_options(_ESCO_COLUMNS)
+@_pairs_options
+def pairs_esco_cmd(path, out, overwrite, as_json, separator, **kwargs):
+    """Scored pairs from ESCO occupations (occupations_en.csv).
+
+    `pairs taxonomy` with ESCO's columns: conceptUri, preferredLabel,
+    altLabels (newline-separated), iscoGroup (ISCO-08 unit group),
+    description.  Scores are the angular similarities of the cosine targets:
+    1.0 for an alternative label and its preferred label, 0.7468 for two
+    occupations of one unit group, 0.5 for unrelated occupations.  Writes
+    train.csv, heldout_queries.csv, corpus.csv and README.md to --out.
+
+    \b
+    Example:
+      domain-tune pairs esco ../shared/data/esco/occupations_en.csv --out esco_pairs
+      domain-tune eval-retrieval --queries esco_pairs/heldout_queries.csv \\
+          --corpus esco_pairs/corpus.csv
+    """
+    columns = {k: kwargs.pop(k) for k in _ESCO_COLUMNS}
+    _make_pairs(path, out, overwrite, as_json, "ESCO © European Union", columns, separator, **kwargs)
+
+
+@pairs_group.command("taxonomy")
+@click.argument("path", metavar="FILE", type=click.Path())
+@_column_options(None)
+@click.option("--attribution", help="Attribution line for the README.md (e.g. the data's licence).")
+@_pairs_options
+def pairs_taxonomy_cmd(path, out, overwrite, as_json, separator, attribution, **kwargs):
+    """Scored pairs from any taxonomy CSV: id, preferred label, synonyms, group.
+
+    One row per concept; the synonyms of a concept share one cell, split on
+    --separator.  Concepts of one --group-column value are related (without
+    it there are no related pairs).  Same recipe and outputs as `pairs esco`.
+
+    \b
+    Example:
+      domain-tune pairs taxonomy skills.csv --id-column id --label-column name \\
+          --synonyms-column synonyms --group-column family --out skill_pairs
+    """
+    columns = {k: kwargs.pop(k) for k in _ESCO_COLUMNS}
+    _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, **kwargs)
+
+
+@main.command("eval-retrieval")
+@model_option
+@click.option("--queries", "-q", "queries_path", required=True, type=click.Path(),
+              help="CSV of queries and their correct ids (e.g. heldout_queries.csv).")
+@click.option("--corpus", "-c", "corpus_path", required=True, type=click.Path(),
+              help="CSV of labels and their ids to rank (e.g. corpus.csv).")
+@click.option("--query-column", default="query", show_default=True, help="Query text column.")
+@click.option("--label-column", default="label", show_default=True, help="Corpus text column.")
+@click.option("--id-column", default="conceptUri", show_default=True,
+              help="Id column, in both files.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N distinct queries.")
+@batch_size_option()
+@json_option
+@needs_tensorflow
+def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_column, id_column,
+                       limit, batch_size, as_json):
+    """Top-1/5/10 accuracy and MRR of ranking a corpus for each query.
+
+    The corpus is embedded once; each query ranks every corpus id by cosine
+    similarity.  A query listed with several ids counts as correct at the
+    best-ranked one; an id with several labels scores as its best label.
+
+    \b
+    Example:
+      domain-tune eval-retrieval --queries esco_pairs/heldout_queries.csv \\
+          --corpus esco_pairs/corpus.csv --json
+    """
+    from domain_tune.datasets.taxonomy import read_retrieval_set
+    from domain_tune.evaluation.retrieval import evaluate_retrieval
+
+    data = read_retrieval_set(queries_path, corpus_path, query_column, id_column, label_column, limit)
+    encoder = _load(model)
+    start = time.perf_counter()
+    result = evaluate_retrieval(
+        encoder, data.queries, data.query_ids, data.corpus_labels, data.corpus_ids,
+        batch_size=batch_size, progress=not as_json,
+    )
+    seconds = time.perf_counter() - start
+    result.update({"model": model, "seconds": round(seconds, 3)})
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(
+            f"Retrieval ({result['n']:,} queries, corpus of {result['corpus']:,}): "
+            f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+            f"top-10 {result['top10']:.4f}  MRR {result['mrr']:.4f}  [{model}, {seconds:.1f} s]"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,17 +39,72 @@ class AngularSimilarity(keras.layers.Layer):
         return config
 
 
+def _per_step_logs(logs):
+    """Per-step logs that Keras can reduce across workers.
+
+    Keras averages each step's logs across a MultiWorkerMirroredStrategy with
+    ``reduce("MEAN", axis=0)``, which fails on scalars; a length-1 vector
+    reduces fine.  Epoch logs are read from the metrics' own (cross-worker)
+    state, so they stay scalars either way.
+    """
+    import tensorflow as tf
+
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+    return logs
+
+
 @keras.saving.register_keras_serializable(package="domain_tune")
 class SiameseModel(keras.Model):
     """``{"base": strings, "ref": strings}`` -> angular similarity per pair."""
 
-    def __init__(self, encoder, **kwargs):
+    def __init__(self, encoder, loss="mse", **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
+        self.pair_loss = loss
         self.similarity = AngularSimilarity(name="angular_similarity")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The pair loss, divided by the replicas in sync (their gradients are summed).
+
+        Computed here rather than by ``compile(loss=...)``: Keras 3's compiled
+        loss is reported and differentiated at ``replicas x`` its value under
+        ``tf.distribute.MirroredStrategy`` (keras-team/keras#19891).
+        """
+        import tensorflow as tf
+
+        from domain_tune.training import losses
+
+        value = losses.get(self.pair_loss)(ops.cast(y, "float32"), ops.cast(y_pred, "float32"))
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return value / replicas if replicas > 1 else value
 
     def build(self, input_shape=None):
         self.built = True
+
+    def build_compiled(self):
+        """Create loss, metric and optimizer state from a one-pair string batch.
+
+        Under a ``tf.distribute`` strategy Keras builds a compiled model from
+        a batch averaged across replicas, which cannot work for string inputs;
+        building here first (inside the strategy scope) makes that step a no-op.
+        """
+        import tensorflow as tf
+
+        batch = ({"base": tf.constant(["a"]), "ref": tf.constant(["b"])}, tf.constant([0.5]))
+        self._symbolic_build(data_batch=batch)
+        self._state_built = True
+
+    def train_step(self, data):
+        return _per_step_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return _per_step_logs(super().test_step(data))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if getattr(self, "_state_built", False):
+            return
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def call(self, inputs, training=False):
         base, ref = inputs["base"], inputs["ref"]
@@ -60,6 +115,7 @@ class SiameseModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["encoder"] = keras.layers.serialize(self.encoder)
+        config["loss"] = self.pair_loss
         return config
 
     @classmethod

@@ -25,6 +25,8 @@ import tensorflow as tf
 
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.models.siamese import SiameseModel
+from domain_tune.training.distribute import shard_data
+from domain_tune.training.losses import LOSSES
 from domain_tune.training.optimizers import make_optimizer
 
 MONITORS = ("val_loss", "loss")
@@ -46,6 +48,7 @@ class FitOptions:
     min_delta: float = 0.001
     monitor: str = "val_loss"
     seed: int = 42
+    loss: str = "mse"
     jit_compile: bool = False
 
     def validate(self):
@@ -60,6 +63,7 @@ class FitOptions:
             (self.patience >= 0, "--patience must be >= 0"),
             (self.min_delta >= 0, "--min-delta must be >= 0"),
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
+            (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -99,14 +103,14 @@ def train_dataset(pairs, batch_size, seed, first_epoch, epochs):
     ends = np.minimum(np.arange(1, steps + 1) * batch_size, n)
     limits = np.concatenate([ends + e * n for e in range(epochs - first_epoch)])
     batches = tf.RaggedTensor.from_row_limits(order.astype(np.int64), limits.astype(np.int64))
-    ds = tf.data.Dataset.from_tensor_slices(batches)
+    ds = shard_data(tf.data.Dataset.from_tensor_slices(batches))
     return ds.map(_gather(*_pair_tensors(pairs)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
     ), steps
 
 
 def eval_dataset(pairs, batch_size):
-    idx = tf.data.Dataset.range(len(pairs)).batch(batch_size)
+    idx = shard_data(tf.data.Dataset.range(len(pairs)).batch(batch_size))
     return idx.map(_gather(*_pair_tensors(pairs))).prefetch(tf.data.AUTOTUNE)
 
 
@@ -224,8 +228,8 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.nonfinite = (batch, float(loss))
+        if loss is not None and not np.isfinite(np.asarray(loss)).all():
+            self.nonfinite = (batch, float(np.asarray(loss).reshape(-1)[0]))
             self.model.stop_training = True
         if self.interrupt.signum is not None:
             self.model.stop_training = True
@@ -235,15 +239,15 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
 
 
 def compile_siamese(encoder, options):
-    model = SiameseModel(encoder, name="siamese")
+    model = SiameseModel(encoder, loss=options.loss, name="siamese")
     model.compile(
         optimizer=make_optimizer(options.optimizer, options.learning_rate, options.beta_1,
                                  options.beta_2, options.epsilon, options.clipnorm),
-        loss="mse",
         metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
                  keras.metrics.MeanAbsolutePercentageError(name="mape")],
         jit_compile=options.jit_compile,
     )
+    model.build_compiled()
     return model
 
 

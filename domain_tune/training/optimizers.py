@@ -15,8 +15,45 @@ from keras import ops
 OPTIMIZERS = ("adam", "lazy-adam")
 
 
+def _multi_replica():
+    ctx = tf.distribute.get_replica_context()
+    return ctx is not None and ctx.num_replicas_in_sync > 1
+
+
+class _ClipGlobalBatchGradient:
+    """Clip the gradient of the global batch, not each replica's share of it.
+
+    Keras clips (``clipnorm``) before summing the replicas' gradients, so
+    under ``tf.distribute`` every replica's partial gradient is clipped on its
+    own and training drifts away from single-device training.  Here the
+    gradients are all-reduced first and clipped after, which is what a single
+    device computing the whole batch does.
+    """
+
+    def _clip_gradients(self, grads):
+        if _multi_replica():
+            return grads  # clipped in _backend_update_step, after the all-reduce
+        return super()._clip_gradients(grads)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if not _multi_replica():
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        variables = [_tf_variable(v) for v in trainable_variables]
+        reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))
+        clipped = super()._clip_gradients([g for g, _ in reduced])
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step, self._distribution_strategy,
+            list(zip(clipped, variables)), learning_rate,
+        )
+
+
 @keras.saving.register_keras_serializable(package="domain_tune")
-class LazyAdam(keras.optimizers.Adam):
+class Adam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
+    """Keras' Adam, with clipping of the global batch's gradient under tf.distribute."""
+
+
+@keras.saving.register_keras_serializable(package="domain_tune")
+class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
     """Adam whose update of a sparse gradient touches only the gradient's rows."""
 
     def update_step(self, gradient, variable, learning_rate):
@@ -49,6 +86,6 @@ def _tf_variable(x):
 def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
-    cls = LazyAdam if name == "lazy-adam" else keras.optimizers.Adam
+    cls = LazyAdam if name == "lazy-adam" else Adam
     return cls(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                clipnorm=clipnorm or None)

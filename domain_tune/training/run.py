@@ -17,6 +17,8 @@ import datetime
 import json
 import os
 import platform
+import shutil
+import tempfile
 import time
 
 import pandas as pd
@@ -52,6 +54,9 @@ class TrainJob:
     plot_texts: list = None
     overwrite: bool = False
     resume: bool = False
+    distribute: str = "none"
+    cpu_replicas: int = None
+    mixed_precision: str = None
     verbose: int = 1
     callbacks: list = dataclasses.field(default_factory=list)  # extra Keras callbacks
 
@@ -84,61 +89,82 @@ def _sts(model, data):
 
 def train_run(job, echo=print):
     """Run ``job``; returns the metrics dict also written to ``metrics.json``."""
-    import keras
+    from domain_tune.training.distribute import is_chief, make_strategy
 
     job.fit.validate()
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
     sts_data = load_split("dev", job.sts_dir, job.sts_limit) if job.sts else None
-    texts = list(job.plot_texts or DEFAULT_TEXTS)
-    started = time.perf_counter()
-
-    with run_dir.locked(out):
-        work = run_dir.start(out, job.resume)
+    strategy = make_strategy(job.distribute, job.cpu_replicas)  # before any TF op
+    if not is_chief(strategy):
+        # a non-chief worker takes part in every collective step but writes to a scratch copy
+        scratch = tempfile.mkdtemp(prefix="domain-tune-worker-")
         try:
-            seed_everything(job.fit.seed)
-            encoder = load_model(job.model)
-            base_matrix = similarity_matrix(encoder, texts)
-            sts_before = _sts(encoder, sts_data)
-            siamese = compile_siamese(encoder, job.fit)
-            val_before = evaluate(siamese, val_pairs)
-            echo(_table_row("before", sts_before, val_before))
-            tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
-            state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
-                        resume=job.resume, callbacks=[tensorboard, *job.callbacks], verbose=job.verbose)
-            sts_after = _sts(encoder, sts_data)
-            val_after = evaluate(siamese, val_pairs)
-            echo(_table_row("after", sts_after, val_after))
+            return _train_in(job, os.path.join(scratch, "run"), strategy, train_pairs,
+                             val_pairs, sts_data, echo=lambda line: None)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    with run_dir.locked(out):
+        return _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo)
 
-            metrics = {
-                "sts": {"split": "dev", "before": sts_before, "after": sts_after}
-                if sts_data is not None else None,
-                "validation": {"before": val_before, "after": val_after},
-                "epochs_run": len(state.history),
-                "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
-                "stopped_early": state.stopped_early,
-                "train_pairs": len(train_pairs),
-                "val_pairs": len(val_pairs) if val_pairs is not None else 0,
-                "data_sha256": sha256(job.pairs_path),
-                "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
-                "options": job.options(),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-            _write_outputs(work, job, encoder, state, metrics, base_matrix, texts)
-        except TrainingInterrupted as e:
-            raise TrainingInterrupted(
-                f"{e}; the last complete epoch is saved in {run_dir.partial_dir(out)}. "
-                f"Resume with the same command plus --resume",
-                e.exit_code,
-            ) from None
-        except NonFiniteLoss as e:
+
+def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
+    import keras
+
+    started = time.perf_counter()
+    texts = list(job.plot_texts or DEFAULT_TEXTS)
+    work = run_dir.start(out, job.resume)
+    try:
+        seed_everything(job.fit.seed)
+        if job.mixed_precision:
+            keras.mixed_precision.set_global_policy(f"mixed_{job.mixed_precision}")
+        with strategy.scope():
+            encoder = load_model(job.model)
+            siamese = compile_siamese(encoder, job.fit)
+        base_matrix = similarity_matrix(encoder, texts)
+        sts_before = _sts(encoder, sts_data)
+        val_before = evaluate(siamese, val_pairs)
+        echo(_table_row("before", sts_before, val_before))
+        tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
+        state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
+                    resume=job.resume, callbacks=[tensorboard, *job.callbacks],
+                    verbose=job.verbose)
+        sts_after = _sts(encoder, sts_data)
+        val_after = evaluate(siamese, val_pairs)
+        echo(_table_row("after", sts_after, val_after))
+        metrics = {
+            "sts": {"split": "dev", "before": sts_before, "after": sts_after}
+            if sts_data is not None else None,
+            "validation": {"before": val_before, "after": val_after},
+            "epochs_run": len(state.history),
+            "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
+            "stopped_early": state.stopped_early,
+            "train_pairs": len(train_pairs),
+            "val_pairs": len(val_pairs) if val_pairs is not None else 0,
+            "replicas": strategy.num_replicas_in_sync,
+            "data_sha256": sha256(job.pairs_path),
+            "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
+            "options": job.options(),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        _write_outputs(work, job, encoder, state, metrics, base_matrix, texts)
+    except TrainingInterrupted as e:
+        raise TrainingInterrupted(
+            f"{e}; the last complete epoch is saved in {run_dir.partial_dir(out)}. "
+            f"Resume with the same command plus --resume",
+            e.exit_code,
+        ) from None
+    except NonFiniteLoss as e:
+        run_dir.discard(out)
+        raise TrainingFailed(str(e)) from None
+    except BaseException:
+        if not job.resume:
             run_dir.discard(out)
-            raise TrainingFailed(str(e)) from None
-        except BaseException:
-            if not job.resume:
-                run_dir.discard(out)
-            raise
-        run_dir.publish(out, job.overwrite)
+        raise
+    finally:
+        if job.mixed_precision:
+            keras.mixed_precision.set_global_policy("float32")
+    run_dir.publish(out, job.overwrite)
     metrics["out"] = out
     return metrics
 

@@ -1,0 +1,188 @@
+"""`domain-tune pairs esco|taxonomy` and `domain-tune eval-retrieval` from the command line."""
+
+import json
+import os
+import shlex
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from domain_tune.cli import main
+from tests.conftest import ROOT, shared_path
+from tests.datasets.test_taxonomy import ESCO_HEADER, write_toy_taxonomy
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _error_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def toy_path(tmp_path):
+    return write_toy_taxonomy(tmp_path / "occupations.csv")
+
+
+@pytest.fixture
+def tiny_run_dir(tmp_path_factory, tiny_encoder):
+    """A directory that --model accepts, holding the tiny random encoder."""
+    import tensorflow as tf
+
+    tiny_encoder(tf.constant(["warm up"]))
+    path = tmp_path_factory.mktemp("model") / "tiny_model"
+    path.mkdir()
+    tiny_encoder.save(str(path / "model.keras"))
+    return path
+
+
+def test_subcommands_have_help():
+    for name in ("esco", "taxonomy"):
+        result = run("pairs", name, "--help")
+        assert result.exit_code == 0 and "--holdout" in result.output
+        assert len(main.commands["pairs"].commands[name].help) > 20
+    assert "--query-column" in run("eval-retrieval", "--help").output
+
+
+def test_pairs_esco(toy_path, tmp_path):
+    out = tmp_path / "pairs"
+    result = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--seed", 1, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["concepts"] == 12 and info["heldout_concepts"] == 3
+    assert sorted(os.listdir(out)) == ["README.md", "corpus.csv", "heldout_queries.csv", "train.csv"]
+    train = pd.read_csv(out / "train.csv")
+    assert list(train.columns) == ["base", "ref", "similarity"] and len(train) == info["train_pairs"]
+    assert list(pd.read_csv(out / "heldout_queries.csv").columns) == ["query", "conceptUri"]
+    assert list(pd.read_csv(out / "corpus.csv").columns) == ["label", "conceptUri"]
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "ESCO © European Union" in readme
+    assert f"domain-tune pairs esco {toy_path} --out {out} --holdout 0.25 --seed 1 --json" in readme
+    # same seed, same files; an existing --out needs --overwrite
+    again = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--seed", 1, "--overwrite")
+    assert again.exit_code == 0 and "training pairs" in again.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(out / "train.csv"), train)
+
+
+def test_pairs_taxonomy_generic(tmp_path):
+    src = tmp_path / "skills.csv"
+    src.write_text("id,name,syn,family\n1,python,py|python3,prog\n2,rust,rustlang,prog\n"
+                   "3,baking,bread making|pastry,food\n4,sewing,needlework,craft\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("pairs", "taxonomy", src, "--id-column", "id", "--label-column", "name",
+                 "--synonyms-column", "syn", "--group-column", "family", "--separator", "|",
+                 "--holdout", 0.25, "--attribution", "Skills © Someone", "--out", out)
+    assert result.exit_code == 0, result.output
+    queries = pd.read_csv(out / "heldout_queries.csv")
+    assert list(queries.columns) == ["query", "id"]
+    assert "Skills © Someone" in (out / "README.md").read_text(encoding="utf-8")
+    assert "--id-column id" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_pairs_taxonomy_requires_its_columns(tmp_path, toy_path):
+    result = run("pairs", "taxonomy", toy_path, "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert "--id-column" in _error_line(result)
+
+
+def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_run_dir):
+    out = tmp_path / "pairs"
+    assert run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.5).exit_code == 0
+    result = run("eval-retrieval", "--model", tiny_run_dir, "--queries", out / "heldout_queries.csv",
+                 "--corpus", out / "corpus.csv", "--batch-size", 4, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"n", "corpus", "top1", "top5", "top10", "mrr", "model", "seconds"}
+    assert data["n"] == len(pd.read_csv(out / "heldout_queries.csv")) and data["corpus"] == 12
+    assert 0 <= data["top1"] <= data["top5"] <= data["top10"] <= 1
+    assert data["top1"] <= data["mrr"] <= 1
+    text = run("eval-retrieval", "-m", tiny_run_dir, "-q", out / "heldout_queries.csv",
+               "-c", out / "corpus.csv", "--limit", 2)
+    assert text.exit_code == 0 and text.stdout.startswith("Retrieval (2 queries, corpus of 12): top-1")
+
+
+
+@pytest.mark.parametrize(
+    "files, args, message",
+    [
+        ({}, ["pairs", "esco", "{tmp}/missing.csv", "-o", "{tmp}/out"], "does not exist"),
+        ({}, ["pairs", "esco", "{tmp}", "-o", "{tmp}/out"], "is a directory"),
+        ({"t.csv": ""}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"], "is empty"),
+        ({"t.csv": ",".join(ESCO_HEADER) + "\n"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"],
+         "has a header but no rows"),
+        ({"t.csv": "conceptUri,preferredLabel,iscoGroup\nc1,cook,5120\n"},
+         ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"], "has no column 'altLabels'"),
+        ({"t.csv": "TOY"}, ["pairs", "taxonomy", "{tmp}/t.csv", "--id-column", "conceptUri",
+                            "--label-column", "preferredLabel", "--synonyms-column", "altLabels",
+                            "--group-column", "family", "-o", "{tmp}/out"],
+         "has no column 'family' (--group-column)"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--holdout", "1.5"],
+         "--holdout must be a fraction between 0 and 1 (got 1.5)"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--holdout", "-0.1"],
+         "--holdout must be a fraction between 0 and 1"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--holdout", "lots"],
+         "--holdout"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--negatives", "-1"],
+         "--negatives"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--related-cosine", "2"],
+         "--related-cosine must be between -1 and 1"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--only-groups", "7"],
+         "--only-groups 7"),
+        ({"t.csv": "TOY", "out": "keep me"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"],
+         "already exists"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/no/such/out"],
+         "does not exist"),
+        ({"c.csv": "label,conceptUri\ncook,c1\n"},
+         ["eval-retrieval", "-q", "{tmp}/missing.csv", "-c", "{tmp}/c.csv"], "does not exist"),
+        ({"q.csv": "query,conceptUri\nline cook,c1\n", "c.csv": "label,conceptUri\n"},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv"], "has a header but no rows"),
+        ({"q.csv": "query,conceptUri\nline cook,c1\n", "c.csv": ""},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv"], "is empty"),
+        ({"q.csv": "text,conceptUri\nline cook,c1\n", "c.csv": "label,conceptUri\ncook,c1\n"},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv"],
+         "has no column 'query' (--query-column)"),
+        ({"q.csv": "query,conceptUri\nline cook,c1\n", "c.csv": "label,conceptUri\ncook,c1\n"},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv", "--id-column", "code"],
+         "has no column 'code' (--id-column)"),
+        ({"q.csv": "query,conceptUri\nline cook,c2\n", "c.csv": "label,conceptUri\ncook,c1\n"},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv"], "is not in corpus"),
+        ({"q.csv": "query,conceptUri\nline cook,c1\n", "c.csv": "label,conceptUri\ncook,c1\n"},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv", "--limit", "0"], "--limit"),
+        ({"q.csv": "query,conceptUri\nline cook,c1\n", "c.csv": "label,conceptUri\ncook,c1\n"},
+         ["eval-retrieval", "-q", "{tmp}/q.csv", "-c", "{tmp}/c.csv", "-m", "no-such-model"],
+         "unknown model"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, files, args, message):
+    for name, content in files.items():
+        if content == "TOY":
+            write_toy_taxonomy(tmp_path / name)
+        else:
+            (tmp_path / name).write_text(content, encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run(*[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in _error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written to --out
+    if "out" in files:
+        assert (tmp_path / "out").read_text(encoding="utf-8") == "keep me"
+
+
+@pytest.mark.shared_data
+def test_shipped_sample_is_what_its_command_makes(tmp_path):
+    """data/esco_pairs_sample.csv is train.csv of the command in data/README.md."""
+    readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    line = next(li for li in readme.splitlines() if li.startswith("domain-tune pairs esco "))
+    args = shlex.split(line)[1:]
+    assert args[2] == "../shared/data/esco/occupations_en.csv"
+    args[2] = str(shared_path("esco", "occupations_en.csv"))
+    args[args.index("--out") + 1] = str(tmp_path / "sample")
+    assert run(*args).exit_code == 0
+    made = (tmp_path / "sample" / "train.csv").read_bytes()
+    assert made == (ROOT / "data" / "esco_pairs_sample.csv").read_bytes()
