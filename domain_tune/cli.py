@@ -299,6 +299,19 @@ def _default_out():
 @click.option("--sts-limit", type=click.IntRange(min=2), help="Only the first N STS dev pairs.")
 @click.option("--texts", "texts_file", type=click.Path(),
               help="Texts of similarity.png, one per line [default: nine job titles].")
+@click.option("--loss", type=click.Choice(["mse", "cosent"]), default="mse", show_default=True,
+              help="mse on angular similarity (the article's) or CoSENT ranking.")
+@click.option("--embeddings", type=click.Choice(["trainable", "frozen", "semi-frozen", "random"]),
+              default="trainable", show_default=True,
+              help="Which embedding rows train (semi-frozen: only new domain rows).")
+@click.option("--add-vocab", metavar="FILE|auto",
+              help="Add domain terms as whole pieces: a file (one per line) or 'auto' "
+              "(frequent words of PAIRS split into 3+ pieces).")
+@click.option("--max-new-pieces", type=int, default=256, show_default=True)
+@click.option("--new-rows", type=click.Choice(["pieces", "mean"]), default="pieces",
+              show_default=True,
+              help="Start a new row from the mean of its old pieces, or of all rows.")
+@click.option("--freeze-encoder", is_flag=True, help="Train only the embeddings.")
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
               default="none", show_default=True,
               help="tf.distribute strategy: local GPUs (mirrored) or a TF_CONFIG cluster.")
@@ -312,7 +325,8 @@ def _default_out():
 def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
               validation_split, validation_file, patience, min_delta, monitor, seed, sts_dir,
-              no_sts, sts_limit, texts_file, distribute, cpu_replicas, mixed_precision, quiet,
+              no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
+              new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
               as_json):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
@@ -328,6 +342,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
     Example:
       domain-tune train data/esco_pairs_sample.csv --out runs/esco --sts-dir DIR
     """
+    from domain_tune.training.embeddings import EmbeddingOptions
     from domain_tune.training.fit import FitOptions
     from domain_tune.training.run import TrainJob, TrainingFailed, train_run
 
@@ -338,7 +353,10 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         fit=FitOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                        beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clipnorm=clipnorm,
                        optimizer=optimizer, patience=patience, min_delta=min_delta,
-                       monitor=monitor, seed=seed),
+                       monitor=monitor, seed=seed, loss=loss),
+        embeddings=EmbeddingOptions(strategy=embeddings, add_vocab=add_vocab,
+                                    max_new_pieces=max_new_pieces, new_rows=new_rows,
+                                    freeze_encoder=freeze_encoder),
         sts=not no_sts, sts_dir=sts_dir, sts_limit=sts_limit,
         plot_texts=_read_texts_file(texts_file) if texts_file else None,
         overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,

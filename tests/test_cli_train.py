@@ -166,3 +166,47 @@ def test_real_one_epoch_on_seed_sample(tmp_path, seed_pairs, sts_dir):
     hub_out, sig_out = _reload_in_clean_process(out / "saved_model")
     assert np.abs(hub_out - expected).max() <= 1e-5
     assert np.abs(sig_out - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize("strategy", ["semi-frozen", "frozen", "random", "trainable"])
+def test_embedding_strategies_with_domain_vocab(tmp_path, tiny_model_dir, pairs_csv, strategy):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("phlebotomist\nkubernetes\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--epochs", 2,
+                 "--learning-rate", 3e-3, "--no-sts", "--json", "--embeddings", strategy,
+                 "--add-vocab", terms)
+    assert result.exit_code == 0, result.output
+    emb = json.loads(result.stdout)["embeddings"]
+    assert emb["added_terms"] == ["phlebotomist", "kubernetes"] and emb["new_rows"] == 2
+    if strategy in ("semi-frozen", "frozen"):
+        assert emb["frozen_rows_changed"] == 0
+    # a fresh process (nothing pre-imported) reloads the run and tokenizes the new terms whole
+    code = ("from domain_tune.models.loading import load_model; import json, sys; "
+            "m = load_model(sys.argv[1]); print(json.dumps(m.tokenizer.tokenize(['kubernetes'])))")
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[1, 128001, 2]]
+    tuned = load_model(str(out))
+    hub_out, _ = _reload_in_clean_process(out / "saved_model")
+    np.testing.assert_allclose(hub_out, tuned(tf.constant(TEXTS)).numpy(), atol=1e-5)
+
+
+def test_freeze_encoder_trains_only_embeddings(tmp_path, tiny_model_dir, pairs_csv):
+    out = tmp_path / "run"
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--epochs", 1,
+                 "--no-sts", "-q", "--freeze-encoder", "--learning-rate", 3e-3)
+    assert result.exit_code == 0, result.output
+    before, after = load_model(str(tiny_model_dir)), load_model(str(out))
+    for a, b in zip(before.backbone.layers, after.backbone.layers):
+        same = all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+        assert same == (a.name != "token_embedding"), a.name
+
+
+def test_bad_vocab_options(tmp_path, pairs_csv):
+    result = run("train", pairs_csv, "--out", tmp_path / "o", "--no-sts", "--add-vocab",
+                 tmp_path / "missing.txt")
+    assert result.exit_code == 2 and "does not exist" in _error_line(result)
+    result = run("train", pairs_csv, "--out", tmp_path / "o", "--no-sts", "--max-new-pieces", 0,
+                 "--add-vocab", "auto")
+    assert result.exit_code == 2 and "--max-new-pieces" in _error_line(result)

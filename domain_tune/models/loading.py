@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from domain_tune.errors import BadInputError
+from domain_tune.models import semi_frozen  # noqa: F401  (registers SemiFrozenEmbedding)
 from domain_tune.models import weights as weights_lib
 from domain_tune.models.presets import PRESETS
 from domain_tune.models.sentence_encoder import SentenceEncoder

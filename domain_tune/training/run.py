@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 
+import numpy as np
 import pandas as pd
 
 from domain_tune.datasets.pairs import (
@@ -34,6 +35,7 @@ from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
 from domain_tune.seeding import seed_everything
 from domain_tune.training import run_dir
+from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
 
 
@@ -48,6 +50,7 @@ class TrainJob:
     validation_split: float = 0.2
     validation_file: str = None
     fit: FitOptions = dataclasses.field(default_factory=FitOptions)
+    embeddings: EmbeddingOptions = dataclasses.field(default_factory=EmbeddingOptions)
     sts: bool = True
     sts_dir: str = None
     sts_limit: int = None
@@ -92,6 +95,7 @@ def train_run(job, echo=print):
     from domain_tune.training.distribute import is_chief, make_strategy
 
     job.fit.validate()
+    job.embeddings.validate()
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
     sts_data = load_split("dev", job.sts_dir, job.sts_limit) if job.sts else None
@@ -119,10 +123,14 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
         if job.mixed_precision:
             keras.mixed_precision.set_global_policy(f"mixed_{job.mixed_precision}")
         with strategy.scope():
-            encoder = load_model(job.model)
+            base = load_model(job.model)
+            base_matrix = similarity_matrix(base, texts)
+            sts_before = _sts(base, sts_data)
+            encoder, added = prepare_encoder(base, job.embeddings,
+                                             train_pairs.base + train_pairs.ref, job.fit.seed)
+            del base
             siamese = compile_siamese(encoder, job.fit)
-        base_matrix = similarity_matrix(encoder, texts)
-        sts_before = _sts(encoder, sts_data)
+        frozen_before = _frozen_rows(encoder)
         val_before = evaluate(siamese, val_pairs)
         echo(_table_row("before", sts_before, val_before))
         tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
@@ -130,6 +138,12 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
                     resume=job.resume, callbacks=[tensorboard, *job.callbacks],
                     verbose=job.verbose)
         sts_after = _sts(encoder, sts_data)
+        embeddings = {
+            "strategy": job.embeddings.strategy,
+            "added_terms": [a.term for a in added],
+            "new_rows": len(added),
+            "frozen_rows_changed": _rows_changed(frozen_before, _frozen_rows(encoder)),
+        }
         val_after = evaluate(siamese, val_pairs)
         echo(_table_row("after", sts_after, val_after))
         metrics = {
@@ -142,6 +156,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             "train_pairs": len(train_pairs),
             "val_pairs": len(val_pairs) if val_pairs is not None else 0,
             "replicas": strategy.num_replicas_in_sync,
+            "embeddings": embeddings,
             "data_sha256": sha256(job.pairs_path),
             "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
             "options": job.options(),
@@ -167,6 +182,22 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
     run_dir.publish(out, job.overwrite)
     metrics["out"] = out
     return metrics
+
+
+def _frozen_rows(encoder):
+    """A copy of the rows the strategy freezes (``None`` if nothing is frozen)."""
+    from domain_tune.models.semi_frozen import SemiFrozenEmbedding
+
+    layer = getattr(getattr(encoder, "backbone", None), "token_embedding", None)
+    if isinstance(layer, SemiFrozenEmbedding) and layer.mode in ("semi-frozen", "frozen"):
+        return np.array(layer.full_table()[: layer.pretrained_rows])
+    return None
+
+
+def _rows_changed(before, after):
+    if before is None:
+        return None
+    return int(np.any(before != after, axis=1).sum())
 
 
 def _table_row(label, sts, val):
