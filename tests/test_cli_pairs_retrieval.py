@@ -6,40 +6,16 @@ import shlex
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from domain_tune.cli import main
+from tests.cli_helpers import error_line, run
 from tests.conftest import ROOT, shared_path
 from tests.datasets.test_taxonomy import ESCO_HEADER, write_toy_taxonomy
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def _error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture
 def toy_path(tmp_path):
     return write_toy_taxonomy(tmp_path / "occupations.csv")
-
-
-@pytest.fixture
-def tiny_run_dir(tmp_path_factory, tiny_encoder):
-    """A directory that --model accepts, holding the tiny random encoder."""
-    import tensorflow as tf
-
-    tiny_encoder(tf.constant(["warm up"]))
-    path = tmp_path_factory.mktemp("model") / "tiny_model"
-    path.mkdir()
-    tiny_encoder.save(str(path / "model.keras"))
-    return path
 
 
 def test_subcommands_have_help():
@@ -88,13 +64,13 @@ def test_pairs_taxonomy_generic(tmp_path):
 def test_pairs_taxonomy_requires_its_columns(tmp_path, toy_path):
     result = run("pairs", "taxonomy", toy_path, "--out", tmp_path / "o")
     assert result.exit_code == 2
-    assert "--id-column" in _error_line(result)
+    assert "--id-column" in error_line(result)
 
 
-def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_run_dir):
+def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_model_dir):
     out = tmp_path / "pairs"
     assert run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.5).exit_code == 0
-    result = run("eval-retrieval", "--model", tiny_run_dir, "--queries", out / "heldout_queries.csv",
+    result = run("eval-retrieval", "--model", tiny_model_dir, "--queries", out / "heldout_queries.csv",
                  "--corpus", out / "corpus.csv", "--batch-size", 4, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -102,7 +78,7 @@ def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_run_dir):
     assert data["n"] == len(pd.read_csv(out / "heldout_queries.csv")) and data["corpus"] == 12
     assert 0 <= data["top1"] <= data["top5"] <= data["top10"] <= 1
     assert data["top1"] <= data["mrr"] <= 1
-    text = run("eval-retrieval", "-m", tiny_run_dir, "-q", out / "heldout_queries.csv",
+    text = run("eval-retrieval", "-m", tiny_model_dir, "-q", out / "heldout_queries.csv",
                "-c", out / "corpus.csv", "--limit", 2)
     assert text.exit_code == 0 and text.stdout.startswith("Retrieval (2 queries, corpus of 12): top-1")
 
@@ -168,7 +144,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, files, args, message):
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run(*[a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2, result.output
-    assert message in _error_line(result)
+    assert message in error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written to --out
     if "out" in files:
         assert (tmp_path / "out").read_text(encoding="utf-8") == "keep me"

@@ -11,29 +11,11 @@ import pytest
 import tensorflow as tf
 
 from domain_tune.models.loading import load_model
-from tests.test_cli import _error_line, run
+from tests.cli_helpers import error_line, run
 from tests.test_export import _reload_in_clean_process, TEXTS
-from tests.training.test_fit import toy_pairs
 
 RUN_FILES = {"model.keras", "saved_model", "history.csv", "metrics.json", "similarity.png",
              "README.md", "logs"}
-
-
-@pytest.fixture
-def tiny_model_dir(tmp_path, tiny_encoder):
-    tiny_encoder(tf.constant(["warm up"]))
-    path = tmp_path / "tiny"
-    path.mkdir()
-    tiny_encoder.save(str(path / "model.keras"))
-    return path
-
-
-@pytest.fixture
-def pairs_csv(tmp_path):
-    p = toy_pairs(40)
-    path = tmp_path / "pairs.csv"
-    pd.DataFrame({"base": p.base, "ref": p.ref, "similarity": p.similarity}).to_csv(path, index=False)
-    return path
 
 
 def test_train_tiny_end_to_end(tmp_path, tiny_model_dir, pairs_csv):
@@ -77,7 +59,7 @@ def test_existing_out_is_refused_and_untouched(tmp_path, tiny_model_dir, pairs_c
     (out / "keep.txt").write_text("mine")
     result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--no-sts")
     assert result.exit_code == 2
-    assert "already exists" in _error_line(result)
+    assert "already exists" in error_line(result)
     assert os.listdir(out) == ["keep.txt"]
 
 
@@ -115,14 +97,14 @@ def test_train_bad_input(tmp_path, content, extra, message):
     out = tmp_path / "out"
     result = run("train", path, "--out", out, "--no-sts", *extra)
     assert result.exit_code == 2, result.output
-    assert message in _error_line(result)
+    assert message in error_line(result)
     assert sorted(os.listdir(tmp_path)) == ["p.csv"]
 
 
 def test_train_missing_file_and_directory(tmp_path):
     for target, message in ((tmp_path / "nope.csv", "does not exist"), (tmp_path, "is a directory")):
         result = run("train", target, "--out", tmp_path / "o", "--no-sts")
-        assert result.exit_code == 2 and message in _error_line(result)
+        assert result.exit_code == 2 and message in error_line(result)
 
 
 def test_score_range_rescales_and_duplicates_warn(tmp_path, tiny_model_dir):
@@ -140,7 +122,7 @@ def test_concurrent_writer_is_refused(tmp_path, tiny_model_dir, pairs_csv):
         (tmp_path / "run.lock").write_text(str(holder.pid))
         result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, "--no-sts")
         assert result.exit_code == 2
-        assert "another domain-tune run" in _error_line(result)
+        assert "another domain-tune run" in error_line(result)
     finally:
         holder.kill()
         holder.wait()
@@ -206,7 +188,7 @@ def test_freeze_encoder_trains_only_embeddings(tmp_path, tiny_model_dir, pairs_c
 def test_bad_vocab_options(tmp_path, pairs_csv):
     result = run("train", pairs_csv, "--out", tmp_path / "o", "--no-sts", "--add-vocab",
                  tmp_path / "missing.txt")
-    assert result.exit_code == 2 and "does not exist" in _error_line(result)
+    assert result.exit_code == 2 and "does not exist" in error_line(result)
     result = run("train", pairs_csv, "--out", tmp_path / "o", "--no-sts", "--max-new-pieces", 0,
                  "--add-vocab", "auto")
-    assert result.exit_code == 2 and "--max-new-pieces" in _error_line(result)
+    assert result.exit_code == 2 and "--max-new-pieces" in error_line(result)

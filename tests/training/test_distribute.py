@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_cli import run
-from tests.test_cli_train import pairs_csv, tiny_model_dir  # noqa: F401  (fixtures)
+from tests.cli_helpers import run
 
 COMMON = ["--epochs", "3", "--learning-rate", "3e-3", "--patience", "10", "--no-sts", "--json",
           "--batch-size", "8", "--seed", "3"]
@@ -33,7 +32,7 @@ def _train(args, env_extra=None, background=False):
 
 
 @pytest.mark.parametrize("clipnorm, rtol", [(0, 1e-4), (1.0, 1e-4)])
-def test_mirrored_on_two_cpus_matches_single_device(tmp_path, tiny_model_dir, pairs_csv,  # noqa: F811
+def test_mirrored_on_two_cpus_matches_single_device(tmp_path, tiny_model_dir, pairs_csv,
                                                     clipnorm, rtol):
     args = [pairs_csv, "--model", tiny_model_dir, *COMMON, "--clipnorm", clipnorm]
     single = _train([*args, "--out", tmp_path / "one"])
@@ -58,7 +57,7 @@ def _free_ports(n):
     return ports
 
 
-def test_two_workers_on_loopback(tmp_path, tiny_model_dir, pairs_csv):  # noqa: F811
+def test_two_workers_on_loopback(tmp_path, tiny_model_dir, pairs_csv):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     out = tmp_path / "run"
     procs = []
@@ -79,14 +78,14 @@ def test_two_workers_on_loopback(tmp_path, tiny_model_dir, pairs_csv):  # noqa: 
     assert (out / "model.keras").exists()
 
 
-def test_multi_worker_without_tf_config(tmp_path, pairs_csv, monkeypatch):  # noqa: F811
+def test_multi_worker_without_tf_config(tmp_path, pairs_csv, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     result = run("train", pairs_csv, "--out", tmp_path / "o", "--no-sts", "--distribute",
                  "multi-worker")
     assert result.exit_code == 2 and "needs TF_CONFIG" in result.stderr
 
 
-def test_mixed_precision_trains_on_cpu(tmp_path, tiny_model_dir, pairs_csv):  # noqa: F811
+def test_mixed_precision_trains_on_cpu(tmp_path, tiny_model_dir, pairs_csv):
     metrics = _train([pairs_csv, "--model", tiny_model_dir, "--out", tmp_path / "mp", *COMMON,
                       "--mixed-precision", "bfloat16"])
     history = pd.read_csv(tmp_path / "mp" / "history.csv")

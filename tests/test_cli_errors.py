@@ -1,0 +1,127 @@
+"""Bad input across every command: one line on stderr, exit code 2, nothing written.
+
+Each case names the files it needs (made in a fresh folder), the command line
+(``{d}`` is that folder, ``{model}`` a tiny model directory) and a phrase the
+error line must contain.  After the command, the folder must hold exactly
+what it held before, byte for byte.
+"""
+
+import os
+
+import pytest
+
+from tests.cli_helpers import error_line, run
+
+PAIRS = "base,ref,similarity\na,b,0.5\nc,d,1.0\ne,f,0.5\n"
+TEXTS = "data scientist\nnurse\n"
+STS_LINE = "g\tf\t2012\t1\t4.0\tA man.\tA woman.\n"
+QUERIES = "query,conceptUri\nnurse,u1\n"
+CORPUS = "label,conceptUri\nnurse,u1\nchef,u2\n"
+
+CASES = [
+    # train
+    ("train-missing", {}, "train {d}/nope.csv --out {d}/o --no-sts", "does not exist"),
+    ("train-dir", {}, "train {d} --out {d}/o --no-sts", "is a directory"),
+    ("train-empty", {"p.csv": ""}, "train {d}/p.csv --out {d}/o --no-sts", "is empty"),
+    ("train-header", {"p.csv": "base,ref,similarity\n"}, "train {d}/p.csv --out {d}/o --no-sts",
+     "header but no pairs"),
+    ("train-column", {"p.csv": "base,reference,similarity\na,b,1\n"},
+     "train {d}/p.csv --out {d}/o --no-sts", "no column 'ref'"),
+    ("train-text-number", {"p.csv": "base,ref,similarity\na,b,one\n"},
+     "train {d}/p.csv --out {d}/o --no-sts", "not a finite number"),
+    ("train-nan", {"p.csv": "base,ref,similarity\na,b,NaN\n"},
+     "train {d}/p.csv --out {d}/o --no-sts", "not a finite number"),
+    ("train-range", {"p.csv": "base,ref,similarity\na,b,-0.1\n"},
+     "train {d}/p.csv --out {d}/o --no-sts", "outside [0, 1]"),
+    ("train-empty-text", {"p.csv": "base,ref,similarity\n\"  \",b,0.5\n"},
+     "train {d}/p.csv --out {d}/o --no-sts", "empty text"),
+    ("train-latin1", {"p.csv": "base,ref,similarity\ncaf\xe9,b,0.5\n".encode("latin-1")},
+     "train {d}/p.csv --out {d}/o --no-sts", "not valid UTF-8"),
+    ("train-binary", {"p.csv": b"\x89PNG\r\n\x1a\n\x00\x00"},
+     "train {d}/p.csv --out {d}/o --no-sts", "binary file"),
+    ("train-epochs", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --epochs 0", "--epochs"),
+    ("train-batch", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --batch-size 0",
+     "--batch-size"),
+    ("train-split", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --validation-split 1.5",
+     "--validation-split"),
+    ("train-lr", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --learning-rate -1",
+     "--learning-rate"),
+    ("train-exists", {"p.csv": PAIRS, "o/keep": "x"}, "train {d}/p.csv --out {d}/o --no-sts",
+     "already exists"),
+    ("train-unwritable", {"p.csv": PAIRS, "file": "x"}, "train {d}/p.csv --out {d}/file/o --no-sts",
+     "cannot write"),
+    ("train-unknown-model", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts -m nothing",
+     "unknown model"),
+    ("train-corrupt-model", {"p.csv": PAIRS, "bad/model.keras": b"PK\x03\x04 not a zip"},
+     "train {d}/p.csv --out {d}/o --no-sts -m {d}/bad", "cannot load Keras model"),
+    ("train-sts-dir", {"p.csv": PAIRS, "sts/readme.txt": "x"},
+     "train {d}/p.csv --out {d}/o --sts-dir {d}/sts", "has no sts-dev.csv"),
+    ("train-val-file", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --validation-file "
+     "{d}/v.csv", "does not exist"),
+    # embed
+    ("embed-missing", {}, "embed {d}/t.txt -o {d}/e.npy", "does not exist"),
+    ("embed-empty", {"t.txt": ""}, "embed {d}/t.txt -o {d}/e.npy", "is empty"),
+    ("embed-column", {"t.csv": "title\nx\n"}, "embed {d}/t.csv -c name -o {d}/e.npy", "no column 'name'"),
+    ("embed-format", {"t.txt": TEXTS}, "embed {d}/t.txt -o {d}/e.parquet", "unknown output format"),
+    ("embed-exists", {"t.txt": TEXTS, "e.npy": "x"}, "embed {d}/t.txt -o {d}/e.npy", "already exists"),
+    ("embed-model-dir", {"t.txt": TEXTS, "m/readme": "x"}, "embed {d}/t.txt -o {d}/e.npy -m {d}/m",
+     "neither model.keras nor saved_model.pb"),
+    # eval-sts
+    ("sts-dir", {"sts/readme.txt": "x"}, "eval-sts --sts-dir {d}/sts", "has no sts-dev.csv"),
+    ("sts-malformed", {"sts/sts-dev.csv": STS_LINE + "only\ttwo\n"}, "eval-sts --sts-dir {d}/sts",
+     "sts-dev.csv:2: expected at least 7"),
+    ("sts-split", {}, "eval-sts --split validation", "--split"),
+    # eval-retrieval
+    ("retrieval-missing", {"c.csv": CORPUS},
+     "eval-retrieval --queries {d}/q.csv --corpus {d}/c.csv -m {model}", "does not exist"),
+    ("retrieval-column", {"q.csv": "text,conceptUri\nnurse,u1\n", "c.csv": CORPUS},
+     "eval-retrieval --queries {d}/q.csv --corpus {d}/c.csv -m {model}", "no column 'query'"),
+    # pairs
+    ("pairs-missing", {}, "pairs esco {d}/occ.csv --out {d}/p", "does not exist"),
+    ("pairs-header", {"occ.csv": "conceptUri,iscoGroup,preferredLabel,altLabels\n"},
+     "pairs esco {d}/occ.csv --out {d}/p", "header but no rows"),
+    ("pairs-holdout", {"occ.csv": "conceptUri,iscoGroup,preferredLabel,altLabels\nu,1,a,b\n"},
+     "pairs esco {d}/occ.csv --out {d}/p --holdout 1.5", "--holdout"),
+    # plot-similarity
+    ("plot-png", {}, "plot-similarity --out {d}/s.jpg -m {model}", "PNG"),
+    ("plot-texts", {"t.txt": "one\n"}, "plot-similarity --texts {d}/t.txt --out {d}/s.png -m {model}",
+     "at least 2"),
+    ("plot-compare", {}, "plot-similarity --compare nothing --out {d}/s.png -m {model}", "unknown model"),
+    # export
+    ("export-exists", {"x/keep": "x"}, "export --out {d}/x -m {model}", "already exists"),
+    ("export-model", {}, "export --out {d}/x -m nothing", "unknown model"),
+]
+
+
+def _snapshot(folder):
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder)
+            out[rel] = None if os.path.isdir(path) else open(path, "rb").read()
+    return out
+
+
+@pytest.mark.parametrize("name, files, command, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, tiny_model_dir, name, files, command, message):
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for rel, content in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    before = _snapshot(folder)
+    args = command.format(d=folder, model=tiny_model_dir).split()
+    result = run(*args)
+    assert result.exit_code == 2, (name, result.output)
+    line = error_line(result)
+    assert message in line, line
+    assert _snapshot(folder) == before  # no new, changed or half-written file
+
+
+def test_there_are_enough_cases():
+    assert len(CASES) >= 20
+    commands = {c[2].split()[0] for c in CASES}
+    assert commands == {"train", "embed", "eval-sts", "eval-retrieval", "pairs", "plot-similarity",
+                        "export"}
