@@ -28,7 +28,7 @@ from domain_tune.datasets.pairs import (
     DEFAULT_SCORE_COLUMN, DEFAULT_TEXT_COLUMNS, read_pairs, sha256, split_pairs,
 )
 from domain_tune.datasets.sts import load_split
-from domain_tune.errors import TrainingInterrupted
+from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.evaluation.sts import evaluate_sts
 from domain_tune.export import export_saved_model
 from domain_tune.models.loading import load_model
@@ -103,9 +103,15 @@ def train_run(job, echo=print):
     if not is_chief(strategy):
         # a non-chief worker takes part in every collective step but writes to a scratch copy
         scratch = tempfile.mkdtemp(prefix="domain-tune-worker-")
+        scratch_out = os.path.join(scratch, "run")
+        if job.resume:  # start from the chief's saved state (--out on a shared volume)
+            state = os.path.join(run_dir.partial_dir(out), "state")
+            if not os.path.isdir(state):
+                raise BadInputError(f"--resume: no saved training state in {state}")
+            shutil.copytree(state, os.path.join(run_dir.partial_dir(scratch_out), "state"))
         try:
-            return _train_in(job, os.path.join(scratch, "run"), strategy, train_pairs,
-                             val_pairs, sts_data, echo=lambda line: None)
+            return _train_in(job, scratch_out, strategy, train_pairs, val_pairs, sts_data,
+                             echo=lambda line: None)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     with run_dir.locked(out):

@@ -1,0 +1,168 @@
+"""Does fine-tuning on ESCO pairs improve the domain and keep general quality?
+
+Builds the ESCO pairs (``domain-tune pairs esco``, 20% of occupations held
+out: none of their labels is in any training pair), trains with the recipe
+below, and evaluates the base and the tuned model on
+
+* held-out retrieval: each alternative label of a held-out occupation ranks
+  all 2,942 preferred labels; top-1 / top-5 / top-10 accuracy and MRR;
+* STS-B dev Pearson / Spearman (general quality).
+
+Writes ``results/quality.md`` and ``results/quality.json`` (table, options,
+data hashes, machine, date, wall time).
+
+    python scripts/bench_quality.py            # the documented recipe
+    python scripts/bench_quality.py --max-pairs 5000 --epochs 1   # a quick look
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from domain_tune.datasets.pairs import sha256  # noqa: E402
+from domain_tune.datasets.sts import load_split  # noqa: E402
+from domain_tune.datasets.taxonomy import read_retrieval_set  # noqa: E402
+from domain_tune.evaluation.retrieval import evaluate_retrieval  # noqa: E402
+from domain_tune.evaluation.sts import evaluate_sts  # noqa: E402
+from domain_tune.models.loading import load_model  # noqa: E402
+from domain_tune.training.embeddings import EmbeddingOptions  # noqa: E402
+from domain_tune.training.fit import FitOptions  # noqa: E402
+from domain_tune.training.run import TrainJob, train_run  # noqa: E402
+
+# The documented recipe (see README "Domain adaptation on ESCO").
+RECIPE = {
+    "epochs": 2,
+    "batch_size": 32,
+    "learning_rate": 1e-4,
+    "optimizer": "lazy-adam",
+    "loss": "cosent",
+    "embeddings": "trainable",
+    "add_vocab": None,
+    "negatives": 1,
+    "related": 3,
+    "holdout": 0.2,
+    "seed": 0,
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--out-dir", default=str(ROOT / "results"))
+    p.add_argument("--max-pairs", type=int, help="Train on a random subset of the pairs.")
+    for key, value in RECIPE.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None:
+            p.add_argument(flag, default=None)
+        else:
+            p.add_argument(flag, type=type(value), default=value)
+    p.add_argument("--keep", help="Keep the pairs and the tuned model in this folder.")
+    return p.parse_args()
+
+
+def main():
+    args = parse_args()
+    started = time.perf_counter()
+    esco = os.path.join(args.shared, "esco", "occupations_en.csv")
+    sts_dir = os.path.join(args.shared, "stsbenchmark")
+    work = args.keep or tempfile.mkdtemp(prefix="bench-quality-")
+    pairs_dir = os.path.join(work, "pairs")
+    command = [sys.executable, "-m", "domain_tune.cli", "pairs", "esco", esco, "--out", pairs_dir,
+               "--holdout", str(args.holdout), "--seed", str(args.seed), "--negatives",
+               str(args.negatives), "--related", str(args.related), "--overwrite"]
+    if args.max_pairs:
+        command += ["--max-pairs", str(args.max_pairs)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    train_csv = os.path.join(pairs_dir, "train.csv")
+    data = read_retrieval_set(os.path.join(pairs_dir, "heldout_queries.csv"),
+                              os.path.join(pairs_dir, "corpus.csv"))
+    dev = load_split("dev", sts_dir)
+
+    def measure(model):
+        r = evaluate_retrieval(model, data.queries, data.query_ids, data.corpus_labels,
+                               data.corpus_ids)
+        s = evaluate_sts(model, dev.sentences1, dev.sentences2, dev.scores)
+        return {**{k: r[k] for k in ("n", "corpus", "top1", "top5", "top10", "mrr")},
+                "sts_pearson": s["pearson"], "sts_spearman": s["spearman"]}
+
+    print("measuring the base model", file=sys.stderr)
+    base = measure(load_model("use-m3"))
+    job = TrainJob(
+        pairs_path=train_csv, out=os.path.join(work, "tuned"), sts=False, overwrite=True,
+        fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size,
+                       learning_rate=args.learning_rate, optimizer=args.optimizer,
+                       loss=args.loss, seed=args.seed, patience=args.epochs),
+        embeddings=EmbeddingOptions(strategy=args.embeddings, add_vocab=args.add_vocab),
+        verbose=2,
+    )
+    train_start = time.perf_counter()
+    metrics = train_run(job, echo=lambda line: print(line, file=sys.stderr))
+    train_seconds = time.perf_counter() - train_start
+    tuned = measure(load_model(job.out))
+    result = {
+        "base": base, "tuned": tuned,
+        "recipe": {k: getattr(args, k) for k in RECIPE} | {"max_pairs": args.max_pairs},
+        "train_pairs": metrics["train_pairs"], "val_pairs": metrics["val_pairs"],
+        "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+        "train_seconds": round(train_seconds, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "data": {"esco_sha256": sha256(esco), "train_csv_sha256": sha256(train_csv),
+                 "sts_dev_sha256": sha256(os.path.join(sts_dir, "sts-dev.csv"))},
+        "machine": {"arch": platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version()},
+        "date": datetime.date.today().isoformat(),
+        "command": " ".join(["python", "scripts/bench_quality.py", *sys.argv[1:]]),
+    }
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "quality.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    report = render(result)
+    pathlib.Path(args.out_dir, "quality.md").write_text(report, encoding="utf-8")
+    print(report)
+
+
+def render(r):
+    b, t = r["base"], r["tuned"]
+    rows = [
+        ("held-out ESCO top-1", "top1"), ("held-out ESCO top-5", "top5"),
+        ("held-out ESCO top-10", "top10"), ("held-out ESCO MRR", "mrr"),
+        ("STS-B dev Pearson", "sts_pearson"), ("STS-B dev Spearman", "sts_spearman"),
+    ]
+    table = "\n".join(f"| {label} | {b[k]:.4f} | {t[k]:.4f} | {t[k] - b[k]:+.4f} |"
+                      for label, k in rows)
+    recipe = ", ".join(f"{k} {v}" for k, v in r["recipe"].items() if v is not None)
+    top1_ok = "met" if t["top1"] >= 0.70 else "not met"
+    sts_ok = "met" if t["sts_pearson"] >= 0.82 else "not met"
+    return f"""# Domain adaptation on ESCO: base vs tuned
+
+| metric | base (use-m3) | tuned | change |
+| --- | --- | --- | --- |
+{table}
+
+Targets: held-out top-1 >= 0.70 ({top1_ok}); STS-B dev Pearson >= 0.82 ({sts_ok}).
+
+- Held-out queries: {b['n']} distinct alternative labels of the {r['recipe']['holdout']:.0%} of
+  occupations held out (no label of theirs is in any training pair), ranked against all {b['corpus']}
+  occupations' preferred labels.
+- Training: {r['train_pairs']} pairs ({r['val_pairs']} more for validation), {r['epochs_run']} epochs
+  (best {r['best_epoch']}), {r['train_seconds']:.0f} s; whole benchmark {r['wall_seconds']:.0f} s.
+- Recipe: {recipe}.
+- Data: ESCO occupations sha256 `{r['data']['esco_sha256']}`; training pairs sha256
+  `{r['data']['train_csv_sha256']}`; STS-B dev sha256 `{r['data']['sts_dev_sha256']}`.
+- Machine: {r['machine']['arch']}, {r['machine']['cores']} cores, Python {r['machine']['python']};
+  {r['date']}; command `{r['command']}`.
+"""
+
+
+if __name__ == "__main__":
+    main()
