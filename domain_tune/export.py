@@ -8,13 +8,9 @@ carries ``variables`` and ``trainable_variables`` so that
 ``hub.KerasLayer(dir, trainable=True)`` can fine-tune it further.
 """
 
-import os
-import shutil
-import tempfile
-
 import tensorflow as tf
 
-from domain_tune.errors import BadInputError
+from domain_tune.outputs import atomic_directory
 
 
 def hub_module(model):
@@ -39,24 +35,12 @@ def hub_module(model):
 
 
 def export_saved_model(model, out_dir, overwrite=False):
-    """Write ``model`` (strings -> embeddings) as a SavedModel at ``out_dir``."""
-    out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir) and not overwrite:
-        raise BadInputError(f"--out {out_dir} already exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise BadInputError(f"--out {out_dir}: cannot write to {parent}")
-    module = hub_module(model)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        save_module(module, tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    """Write ``model`` (strings -> embeddings) as a SavedModel at ``out_dir``.
+
+    The directory appears only when complete; an existing one is refused
+    unless ``overwrite``.
+    """
+    return atomic_directory(out_dir, overwrite, lambda tmp: save_module(hub_module(model), tmp))
 
 
 def save_module(module, path):
