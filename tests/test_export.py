@@ -60,3 +60,36 @@ def test_real_export_round_trip(use_m3, tmp_path):
     hub_out, sig_out = _reload_in_clean_process(export_saved_model(use_m3, tmp_path / "sm"))
     np.testing.assert_allclose(hub_out, expected, atol=1e-5)
     np.testing.assert_allclose(sig_out, expected, atol=1e-5)
+
+
+KERAS_LAYER_CLIENT = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401
+import tf_keras
+assert not any(m.startswith("domain_tune") for m in sys.modules)
+layer = hub.KerasLayer(sys.argv[1], input_shape=[], dtype=tf.string, trainable=True)
+a = tf_keras.layers.Input(shape=[], dtype=tf.string)
+b = tf_keras.layers.Input(shape=[], dtype=tf.string)
+cos = tf_keras.layers.Dot(axes=1, normalize=True)([layer(a), layer(b)])
+model = tf_keras.Model([a, b], cos)
+model.compile(tf_keras.optimizers.Adam(1e-3), "mse")
+x1, x2 = np.array(["data scientist", "nurse"]), np.array(["data analyst", "chef"])
+before = [w.numpy().copy() for w in layer.trainable_weights]
+model.fit([x1, x2], np.array([0.9, 0.1]), epochs=1, verbose=0)
+changed = sum(not np.array_equal(w0, w.numpy()) for w0, w in zip(before, layer.trainable_weights))
+print(len(layer.trainable_weights), changed)
+"""
+
+
+def test_export_fine_tunes_as_hub_keras_layer(tiny_encoder, tmp_path):
+    """The article's way: hub.KerasLayer(..., trainable=True) inside a tf.keras model."""
+    path = export_saved_model(tiny_encoder, tmp_path / "sm")
+    out = subprocess.run([sys.executable, "-c", KERAS_LAYER_CLIENT, str(path)],
+                         capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    n_weights, changed = map(int, out.stdout.split()[-2:])
+    assert n_weights == len(tiny_encoder.trainable_weights)
+    assert changed == n_weights
