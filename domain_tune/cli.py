@@ -285,7 +285,10 @@ def _default_out():
 @click.option("--clipnorm", type=float, default=1.0, show_default=True,
               help="Clip each gradient to this norm (0: no clipping).")
 @click.option("--optimizer", type=click.Choice(["adam", "lazy-adam"]), default="adam",
-              show_default=True, help="lazy-adam updates only the embedding rows of the batch.")
+              show_default=True,
+              help="lazy-adam updates only the embedding rows of the batch (10x cheaper step).")
+@click.option("--bucket/--no-bucket", default=True, show_default=True,
+              help="Group pairs of similar length into batches (less padding, 3-4x faster).")
 @click.option("--validation-split", type=float, default=0.2, show_default=True)
 @click.option("--validation-file", type=click.Path(), help="Validation pairs (instead of a split).")
 @click.option("--patience", type=int, default=3, show_default=True, help="Early-stopping patience.")
@@ -324,8 +327,8 @@ def _default_out():
 @needs_tensorflow
 def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
-              validation_split, validation_file, patience, min_delta, monitor, seed, sts_dir,
-              no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
+              bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
+              sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
               as_json):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
@@ -353,7 +356,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         fit=FitOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                        beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clipnorm=clipnorm,
                        optimizer=optimizer, patience=patience, min_delta=min_delta,
-                       monitor=monitor, seed=seed, loss=loss),
+                       monitor=monitor, seed=seed, loss=loss, bucket_by_length=bucket),
         embeddings=EmbeddingOptions(strategy=embeddings, add_vocab=add_vocab,
                                     max_new_pieces=max_new_pieces, new_rows=new_rows,
                                     freeze_encoder=freeze_encoder),

@@ -76,6 +76,7 @@ def main():
     esco = os.path.join(args.shared, "esco", "occupations_en.csv")
     sts_dir = os.path.join(args.shared, "stsbenchmark")
     work = args.keep or tempfile.mkdtemp(prefix="bench-quality-")
+    os.makedirs(work, exist_ok=True)
     pairs_dir = os.path.join(work, "pairs")
     command = [sys.executable, "-m", "domain_tune.cli", "pairs", "esco", esco, "--out", pairs_dir,
                "--holdout", str(args.holdout), "--seed", str(args.seed), "--negatives",

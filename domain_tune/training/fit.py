@@ -49,6 +49,7 @@ class FitOptions:
     monitor: str = "val_loss"
     seed: int = 42
     loss: str = "mse"
+    bucket_by_length: bool = True
     jit_compile: bool = False
 
     def validate(self):
@@ -94,16 +95,46 @@ def epoch_order(n, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train_dataset(pairs, batch_size, seed, first_epoch, epochs):
-    """Batches of epochs ``first_epoch .. epochs-1``, one fixed permutation each."""
-    n = len(pairs)
-    order = np.concatenate([epoch_order(n, seed, e) for e in range(first_epoch, epochs)])
-    steps = math.ceil(n / batch_size)
-    # batch boundaries restart at every epoch (the last batch of an epoch may be short)
-    ends = np.minimum(np.arange(1, steps + 1) * batch_size, n)
-    limits = np.concatenate([ends + e * n for e in range(epochs - first_epoch)])
-    batches = tf.RaggedTensor.from_row_limits(order.astype(np.int64), limits.astype(np.int64))
-    ds = shard_data(tf.data.Dataset.from_tensor_slices(batches))
+BUCKET_WINDOW = 32  # batches sorted together when bucketing by length
+
+
+def epoch_batches(lengths, batch_size, seed, epoch, bucket=True):
+    """The batches (arrays of pair indices) of one epoch, a pure function of (seed, epoch).
+
+    Without bucketing: consecutive slices of :func:`epoch_order`.  With it,
+    each window of ``BUCKET_WINDOW`` batches of that order is sorted by pair
+    length before it is cut, and the batches are then shuffled: texts of a
+    batch have similar lengths (little padding, the encoder runs 3-4x faster)
+    while every epoch still sees the pairs in a new random grouping.
+    """
+    lengths = np.asarray(lengths)
+    order = epoch_order(len(lengths), seed, epoch)
+    if not bucket:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    window = batch_size * BUCKET_WINDOW
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffle = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))
+    return [batches[i] for i in shuffle]
+
+
+def pair_lengths(pairs):
+    return [max(len(a), len(b)) for a, b in zip(pairs.base, pairs.ref)]
+
+
+def train_dataset(pairs, batch_size, seed, first_epoch, epochs, bucket=True):
+    """Batches of epochs ``first_epoch .. epochs-1`` (see :func:`epoch_batches`)."""
+    lengths = pair_lengths(pairs)
+    batches = [b for e in range(first_epoch, epochs)
+               for b in epoch_batches(lengths, batch_size, seed, e, bucket)]
+    steps = math.ceil(len(pairs) / batch_size)
+    flat = np.concatenate(batches).astype(np.int64)
+    limits = np.cumsum([len(b) for b in batches]).astype(np.int64)
+    ragged = tf.RaggedTensor.from_row_limits(flat, limits)
+    ds = shard_data(tf.data.Dataset.from_tensor_slices(ragged))
     return ds.map(_gather(*_pair_tensors(pairs)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
     ), steps
@@ -153,7 +184,8 @@ class TrainingState(keras.callbacks.Callback):
             raise KeyError(f"early stopping monitors {self.monitor!r}, which the logs lack")
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
-            self.model.save_weights(os.path.join(self.state_dir, self.BEST), overwrite=True)
+            # the encoder's weights only: the optimizer state of the best epoch is never needed
+            self.model.encoder.save_weights(os.path.join(self.state_dir, self.BEST), overwrite=True)
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -163,7 +195,7 @@ class TrainingState(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.best_epoch >= 0 and (self.interrupt is None or self.interrupt.signum is None):
-            self.model.load_weights(os.path.join(self.state_dir, self.BEST))
+            self.model.encoder.load_weights(os.path.join(self.state_dir, self.BEST))
 
     # persistence
     def _save(self, next_epoch):
@@ -279,10 +311,10 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
         first_epoch = state.restore(model)
     if first_epoch >= options.epochs or state.stopped_early:
         if state.best_epoch >= 0:
-            model.load_weights(os.path.join(state_dir, TrainingState.BEST))
+            model.encoder.load_weights(os.path.join(state_dir, TrainingState.BEST))
         return state
     ds, steps = train_dataset(train_pairs, options.batch_size, options.seed, first_epoch,
-                              options.epochs)
+                              options.epochs, bucket=options.bucket_by_length)
     guard = _StopOnSignalOrNaN(interrupt)
     with interrupt.installed():
         model.fit(

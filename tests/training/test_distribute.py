@@ -16,7 +16,7 @@ import pytest
 
 from tests.cli_helpers import run
 
-COMMON = ["--epochs", "3", "--learning-rate", "3e-3", "--patience", "10", "--no-sts", "--json",
+COMMON = ["--epochs", "3", "--learning-rate", "1e-3", "--patience", "10", "--no-sts", "--json",
           "--batch-size", "8", "--seed", "3"]
 
 
@@ -31,7 +31,7 @@ def _train(args, env_extra=None, background=False):
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("clipnorm, rtol", [(0, 1e-4), (1.0, 1e-4)])
+@pytest.mark.parametrize("clipnorm, rtol", [(0, 1e-3), (1.0, 1e-3)])
 def test_mirrored_on_two_cpus_matches_single_device(tmp_path, tiny_model_dir, pairs_csv,
                                                     clipnorm, rtol):
     args = [pairs_csv, "--model", tiny_model_dir, *COMMON, "--clipnorm", clipnorm]

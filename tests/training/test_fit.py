@@ -10,7 +10,8 @@ import pytest
 from domain_tune.datasets.pairs import Pairs
 from domain_tune.errors import TrainingInterrupted
 from domain_tune.training.fit import (
-    FitOptions, NonFiniteLoss, compile_siamese, epoch_order, evaluate, fit, train_dataset,
+    FitOptions, NonFiniteLoss, compile_siamese, epoch_batches, epoch_order, evaluate, fit,
+    train_dataset,
 )
 from tests.conftest import make_tiny_encoder
 
@@ -33,11 +34,24 @@ FAST = dict(learning_rate=3e-3, batch_size=8, patience=50, seed=7)
 
 def test_dataset_batches_follow_epoch_permutations():
     pairs = toy_pairs(10)
-    ds, steps = train_dataset(pairs, 4, seed=3, first_epoch=1, epochs=3)
+    ds, steps = train_dataset(pairs, 4, seed=3, first_epoch=1, epochs=3, bucket=False)
     batches = [b[1].numpy().tolist() for b in ds]
     assert steps == 3 and len(batches) == 6  # 4 + 4 + 2 per epoch, two epochs
     first = np.concatenate([b for b in batches[:3]])
     np.testing.assert_allclose(first, pairs.similarity[epoch_order(10, 3, 1)])
+
+
+def test_bucketed_batches_cover_the_epoch_and_group_lengths():
+    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
+    batches = epoch_batches(lengths, 8, seed=1, epoch=2)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert sum(len(b) < 8 for b in batches) == 0 and len(batches) == 125
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    random_spread = np.mean([np.ptp(lengths[b]) for b in epoch_batches(lengths, 8, 1, 2, False)])
+    assert spread < 0.2 * random_spread
+    again = epoch_batches(lengths, 8, seed=1, epoch=2)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))  # a function of (seed, epoch)
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, 8, 1, 3)))
 
 
 def test_loss_falls(sp_model_path, tmp_path):
