@@ -39,6 +39,12 @@ class AngularSimilarity(keras.layers.Layer):
         return config
 
 
+def _replicas():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def _per_step_logs(logs):
     """Per-step logs that Keras can reduce across workers.
 
@@ -64,21 +70,6 @@ class SiameseModel(keras.Model):
         self.pair_loss = loss
         self.similarity = AngularSimilarity(name="angular_similarity")
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The pair loss, divided by the replicas in sync (their gradients are summed).
-
-        Computed here rather than by ``compile(loss=...)``: Keras 3's compiled
-        loss is reported and differentiated at ``replicas x`` its value under
-        ``tf.distribute.MirroredStrategy`` (keras-team/keras#19891).
-        """
-        import tensorflow as tf
-
-        from domain_tune.training import losses
-
-        value = losses.get(self.pair_loss)(ops.cast(y, "float32"), ops.cast(y_pred, "float32"))
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return value / replicas if replicas > 1 else value
-
     def build(self, input_shape=None):
         self.built = True
 
@@ -95,22 +86,56 @@ class SiameseModel(keras.Model):
         self._symbolic_build(data_batch=batch)
         self._state_built = True
 
+    def pair_loss_value(self, x, y, similarity, base_emb, ref_emb):
+        """The pair loss, divided by the replicas in sync (their gradients are summed).
+
+        Computed here rather than by ``compile(loss=...)``: Keras 3's compiled
+        loss is reported and differentiated at ``replicas x`` its value under
+        ``tf.distribute.MirroredStrategy`` (keras-team/keras#19891), and the
+        in-batch loss needs the embeddings, not only the similarities.
+        """
+        from domain_tune.training import losses
+
+        value = losses.get(self.pair_loss)(
+            ops.cast(y, "float32"), ops.cast(similarity, "float32"), base_emb, ref_emb, x["ref"]
+        )
+        return value / _replicas()
+
     def train_step(self, data):
-        return _per_step_logs(super().train_step(data))
+        import tensorflow as tf
+
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            similarity, a, b = self._forward(x, training=True)
+            loss = self.pair_loss_value(x, y, similarity, a, b)
+            scaled = self.optimizer.scale_loss(loss)
+        self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return _per_step_logs(self.compute_metrics(x, y, similarity))
 
     def test_step(self, data):
-        return _per_step_logs(super().test_step(data))
+        import tensorflow as tf
+
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        similarity, a, b = self._forward(x, training=False)
+        loss = self.pair_loss_value(x, y, similarity, a, b)
+        self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
+        return _per_step_logs(self.compute_metrics(x, y, similarity))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if getattr(self, "_state_built", False):
             return
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def call(self, inputs, training=False):
+    def _forward(self, inputs, training=False):
         base, ref = inputs["base"], inputs["ref"]
         n = ops.shape(base)[0]
         emb = self.encoder(ops.concatenate([base, ref], axis=0), training=training)
-        return self.similarity(emb[:n], emb[n:])
+        return self.similarity(emb[:n], emb[n:]), emb[:n], emb[n:]
+
+    def call(self, inputs, training=False):
+        return self._forward(inputs, training)[0]
 
     def get_config(self):
         config = super().get_config()

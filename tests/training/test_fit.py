@@ -150,3 +150,33 @@ def test_early_stopping_restores_best(sp_model_path, tmp_path):
     assert state.stopped_early and len(state.history) < 30
     best = min(r["val_loss"] for r in state.history)
     assert evaluate(model, val)["loss"] == pytest.approx(best, rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cosent", "in-batch"])
+def test_every_loss_learns(sp_model_path, tmp_path, loss):
+    pairs = toy_pairs()
+    opts = FitOptions(epochs=4, loss=loss, **FAST)
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    before = evaluate(model, pairs)["loss"]
+    state = fit(model, pairs, None, opts, str(tmp_path), verbose=0)
+    assert evaluate(model, pairs)["loss"] < before
+    assert state.history[-1]["loss"] < state.history[0]["loss"]
+
+
+def test_in_batch_loss_values():
+    import tensorflow as tf
+
+    from domain_tune.training.losses import in_batch
+
+    a = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b = tf.constant([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    refs = tf.constant(["x", "y", "z"])
+    y = tf.constant([1.0, 1.0, 0.5])  # the third pair is not positive: only a negative
+    logits = np.array([[1, 0, -1], [0, 1, 0]], dtype=np.float64)  # cosines, scale 1
+    expected = np.mean([np.log(np.exp(r).sum()) - r[i] for i, r in enumerate(logits)])
+    assert float(in_batch(y, None, a, b, refs, scale=1.0)) == pytest.approx(expected, rel=1e-5)
+    same = tf.constant(["x", "x", "z"])  # the second ref repeats the first: not a negative of it
+    masked = float(in_batch(y, None, a, b, same, scale=1.0))
+    row0 = np.log(np.exp([1, -1]).sum()) - 1  # column 1 masked out for row 0
+    row1 = np.log(np.exp([1, 0]).sum()) - 1  # column 0 masked out for row 1
+    assert masked == pytest.approx((row0 + row1) / 2, rel=1e-5)
