@@ -41,11 +41,11 @@ from domain_tune.training.run import TrainJob, train_run  # noqa: E402
 
 # The documented recipe (see README "Domain adaptation on ESCO").
 RECIPE = {
-    "epochs": 2,
-    "batch_size": 32,
+    "epochs": 3,
+    "batch_size": 64,
     "learning_rate": 1e-4,
     "optimizer": "lazy-adam",
-    "loss": "cosent",
+    "loss": "in-batch",
     "embeddings": "trainable",
     "add_vocab": None,
     "negatives": 1,

@@ -211,7 +211,7 @@ def _table_row(label, sts, val):
     if sts:
         parts.append(f"STS-B dev Pearson {sts['pearson']:.4f} Spearman {sts['spearman']:.4f}")
     if val:
-        parts.append(f"validation MSE {val['loss']:.5f} MAE {val['mae']:.4f}")
+        parts.append(f"validation loss {val['loss']:.5f} MAE {val['mae']:.4f}")
     return "  ".join(parts)
 
 
@@ -252,7 +252,8 @@ def model_card(job, m):
     if sts:
         for key in ("pearson", "spearman"):
             rows.append(f"| STS-B dev {key} | {_fmt(sts['before'], key)} | {_fmt(sts['after'], key)} |")
-    for key, label in (("loss", "validation MSE"), ("mae", "validation MAE"), ("mape", "validation MAPE")):
+    loss_label = "validation MSE" if job.fit.loss == "mse" else f"validation loss ({job.fit.loss})"
+    for key, label in (("loss", loss_label), ("mae", "validation MAE"), ("mape", "validation MAPE")):
         rows.append(f"| {label} | {_fmt(val['before'], key)} | {_fmt(val['after'], key)} |")
     options = "\n".join(f"- `{k}`: `{v}`" for k, v in m["options"].items() if k != "fit")
     options += "\n" + "\n".join(f"- `fit.{k}`: `{v}`" for k, v in m["options"]["fit"].items())
