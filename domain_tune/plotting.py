@@ -77,13 +77,20 @@ def plot_history(histories, out_path, title="Loss per epoch"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
-    for (label, rows), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "osD^vP*X"
+    for i, (label, rows) in enumerate(histories.items()):
         epochs = [r["epoch"] for r in rows]
-        ax.plot(epochs, [r["loss"] for r in rows], color=color, label=f"{label} train")
+        style = dict(color=colors[i % len(colors)], marker=markers[i % len(markers)],
+                     markersize=7 - i, alpha=0.85)  # shrinking markers keep overlapping runs visible
+        ax.plot(epochs, [r["loss"] for r in rows], label=f"{label} train", **style)
         if rows and "val_loss" in rows[0]:
-            ax.plot(epochs, [r["val_loss"] for r in rows], color=color, linestyle="--",
-                    label=f"{label} validation")
+            ax.plot(epochs, [r["val_loss"] for r in rows], linestyle="--",
+                    label=f"{label} validation", **style)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE loss")
     ax.set_title(title)

@@ -192,3 +192,32 @@ def test_bad_vocab_options(tmp_path, pairs_csv):
     result = run("train", pairs_csv, "--out", tmp_path / "o", "--no-sts", "--max-new-pieces", 0,
                  "--add-vocab", "auto")
     assert result.exit_code == 2 and "--max-new-pieces" in error_line(result)
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_signal_keeps_state_and_resume_finishes(tmp_path, tiny_model_dir, pairs_csv, signum, code):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "domain_tune.cli", "train", str(pairs_csv), "--model",
+            str(tiny_model_dir), "--out", str(out), "--no-sts", "--batch-size", "1", "--patience",
+            "30", "-q"]
+    proc = subprocess.Popen(args + ["--epochs", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = tmp_path / "run.partial" / "state" / "state.json"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert state.exists(), proc.communicate()[1][-2000:]
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr[-2000:]
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert not out.exists() and (tmp_path / "run.partial").is_dir()
+    assert not (tmp_path / "run.lock").exists()
+    # the same command with --resume (and, to finish quickly, fewer epochs)
+    resumed = subprocess.run(args + ["--epochs", "2", "--resume", "--json"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["epochs_run"] == 2
+    assert (out / "model.keras").exists() and not (tmp_path / "run.partial").exists()
