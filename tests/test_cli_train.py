@@ -221,3 +221,33 @@ def test_signal_keeps_state_and_resume_finishes(tmp_path, tiny_model_dir, pairs_
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout)["epochs_run"] == 2
     assert (out / "model.keras").exists() and not (tmp_path / "run.partial").exists()
+
+
+def _figures(metrics):
+    return {k: v for k, v in metrics.items() if k not in ("seconds", "out", "options")}
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, tiny_model_dir, pairs_csv):
+    runs = []
+    for name in ("a", "b"):
+        result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", tmp_path / name,
+                     "--epochs", 3, "--learning-rate", 3e-3, "--no-sts", "--seed", 11, "--json")
+        assert result.exit_code == 0, result.output
+        with open(tmp_path / name / "metrics.json") as f:
+            runs.append(json.load(f))
+    assert _figures(runs[0]) == _figures(runs[1])
+    assert (tmp_path / "a" / "history.csv").read_text() == (tmp_path / "b" / "history.csv").read_text()
+
+
+def test_two_runs_at_once_into_different_dirs(tmp_path, tiny_model_dir, pairs_csv):
+    procs = [subprocess.Popen([sys.executable, "-m", "domain_tune.cli", "train", str(pairs_csv),
+                               "--model", str(tiny_model_dir), "--out", str(tmp_path / name),
+                               "--epochs", "2", "--no-sts", "-q"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("one", "two")]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+    for name in ("one", "two"):
+        assert (tmp_path / name / "model.keras").exists()
+        assert not (tmp_path / f"{name}.lock").exists()
