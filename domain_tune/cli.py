@@ -302,10 +302,11 @@ def _default_out():
 @click.option("--sts-limit", type=click.IntRange(min=2), help="Only the first N STS dev pairs.")
 @click.option("--texts", "texts_file", type=click.Path(),
               help="Texts of similarity.png, one per line [default: nine job titles].")
-@click.option("--loss", type=click.Choice(["mse", "cosent", "in-batch"]), default="mse",
+@click.option("--loss", type=click.Choice(["mse", "cosent", "in-batch", "in-batch-symmetric"]),
+              default="mse",
               show_default=True,
               help="mse on angular similarity (the article's), CoSENT ranking, or in-batch "
-              "negatives for positive pairs (best for retrieval).")
+              "negatives for positive pairs (best for retrieval; -symmetric ranks both ways).")
 @click.option("--embeddings", type=click.Choice(["trainable", "frozen", "semi-frozen", "random"]),
               default="trainable", show_default=True,
               help="Which embedding rows train (semi-frozen: only new domain rows).")

@@ -1,4 +1,4 @@
-"""Export an encoder as a TF Hub-style SavedModel.
+"""Export an encoder as a TF Hub-style SavedModel, and save it as a ``.keras`` file.
 
 The SavedModel maps a batch of strings to embeddings, like the TF Hub module
 of USE-multilingual: ``hub.load(dir)(texts)`` or
@@ -8,9 +8,24 @@ carries ``variables`` and ``trainable_variables`` so that
 ``hub.KerasLayer(dir, trainable=True)`` can fine-tune it further.
 """
 
+from unittest import mock
+
 import tensorflow as tf
+from keras.src.saving import saving_lib
 
 from domain_tune.outputs import atomic_directory
+
+
+def save_keras(model, path):
+    """``model.save(path)`` (a ``.keras`` file) with the weights staged on disk.
+
+    Keras builds the weights file in memory first (an HDF5 image in a
+    ``BytesIO``, then copied into the zip) unless it judges memory short; that
+    is 2-3 transient copies of the 262 MB token table.  Telling it memory is
+    short makes it stage the file on disk beside ``path``, the same file format.
+    """
+    with mock.patch.object(saving_lib, "is_memory_sufficient", lambda model: False):
+        model.save(path)
 
 
 def hub_module(model):

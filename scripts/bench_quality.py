@@ -51,6 +51,7 @@ RECIPE = {
     "negatives": 1,
     "related": 3,
     "holdout": 0.2,
+    "validation_split": 0.2,
     "seed": 0,
 }
 
@@ -100,6 +101,7 @@ def main():
     base = measure(load_model("use-m3"))
     job = TrainJob(
         pairs_path=train_csv, out=os.path.join(work, "tuned"), sts=False, overwrite=True,
+        validation_split=args.validation_split,
         fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, optimizer=args.optimizer,
                        loss=args.loss, seed=args.seed, patience=args.epochs),

@@ -13,6 +13,7 @@ import tensorflow as tf
 from domain_tune.errors import BadInputError
 from domain_tune.models import semi_frozen  # noqa: F401  (registers SemiFrozenEmbedding)
 from domain_tune.models import weights as weights_lib
+from domain_tune.models import layers as dt_layers
 from domain_tune.models.presets import PRESETS
 from domain_tune.models.sentence_encoder import SentenceEncoder
 from domain_tune.models.tokenizer import SentencePieceTokenizer
@@ -33,7 +34,7 @@ def from_preset(name="use-m3", max_length=None, embedding=None):
     if embedding is None:
         # Zeros, not a random table: the real one is assigned below, and a random
         # 128,000 x 512 initial table would only add a transient of 0.26 GB.
-        embedding = keras.layers.serialize(keras.layers.Embedding(
+        embedding = keras.layers.serialize(dt_layers.Embedding(
             config["vocabulary_size"], config["embedding_dim"], embeddings_initializer="zeros",
             name="token_embedding",
         ))

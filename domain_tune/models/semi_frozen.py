@@ -39,6 +39,7 @@ import tensorflow as tf
 from keras import ops
 
 from domain_tune.errors import BadInputError
+from domain_tune.models.layers import VariableArray, gather_rows
 from domain_tune.models.sentence_encoder import SentenceEncoder
 from domain_tune.models.tokenizer import SentencePieceTokenizer
 from domain_tune.models.use_m3 import UniversalSentenceEncoderBackbone
@@ -89,6 +90,7 @@ class SemiFrozenEmbedding(keras.layers.Layer):
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.pretrained_embeddings = None
         self.new_embeddings = None
+        self.sparse_reads = True  # run-time choice, not config: see layers.use_sparse_reads
 
     @property
     def input_dim(self):
@@ -122,8 +124,12 @@ class SemiFrozenEmbedding(keras.layers.Layer):
         if self.new_rows:
             out = self._split_lookup(ids)
         else:
-            out = ops.take(self.pretrained_embeddings, ids, axis=0)
+            out = gather_rows(self.pretrained_embeddings, ids, self._sparse(self.pretrained_embeddings))
         return ops.cast(out, self.compute_dtype)
+
+    def _sparse(self, table):
+        # a frozen table is never updated, so sparse reads cost nothing
+        return self.sparse_reads or not table.trainable or not self.trainable
 
     def _split_lookup(self, ids):
         # Each table is read at the positions of its own ids only, so each
@@ -136,8 +142,9 @@ class SemiFrozenEmbedding(keras.layers.Layer):
         rows = tf.dynamic_stitch(
             [old_pos, new_pos],
             [
-                ops.take(self.pretrained_embeddings, old_ids, axis=0),
-                ops.take(self.new_embeddings, new_ids - self.pretrained_rows, axis=0),
+                gather_rows(self.pretrained_embeddings, old_ids, self._sparse(self.pretrained_embeddings)),
+                gather_rows(self.new_embeddings, new_ids - self.pretrained_rows,
+                            self._sparse(self.new_embeddings)),
             ],
         )
         return tf.reshape(rows, tf.concat([tf.shape(ids), [self.output_dim]], axis=0))
@@ -185,7 +192,7 @@ class SemiFrozenEmbedding(keras.layers.Layer):
 
     def save_own_variables(self, store):
         for i, v in enumerate(self._tables()):
-            store[str(i)] = v
+            store[str(i)] = VariableArray(v)
 
     def load_own_variables(self, store):
         tables = self._tables()

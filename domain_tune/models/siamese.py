@@ -97,7 +97,8 @@ class SiameseModel(keras.Model):
         from domain_tune.training import losses
 
         value = losses.get(self.pair_loss)(
-            ops.cast(y, "float32"), ops.cast(similarity, "float32"), base_emb, ref_emb, x["ref"]
+            ops.cast(y, "float32"), ops.cast(similarity, "float32"), base_emb, ref_emb, x["ref"],
+            x["base"],
         )
         return value / _replicas()
 

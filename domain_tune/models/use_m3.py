@@ -18,6 +18,7 @@ this reproduces the reference forward pass of USE-multilingual v3.
 import keras
 from keras import ops
 
+from domain_tune.models import layers as dt_layers
 from domain_tune.models.layers import L2Normalize, MaskedNGramConv, SqrtNPooling
 
 USE_M3_CONFIG = {
@@ -43,7 +44,8 @@ class UniversalSentenceEncoderBackbone(keras.Model):
             domain rows).
         embedding_dim, ngram_orders, ngram_dim, dnn_dims, layer_norm_epsilon:
             the architecture; :data:`USE_M3_CONFIG` holds the real model's.
-        embedding: ``None`` for a plain trainable ``keras.layers.Embedding``, or
+        embedding: ``None`` for a plain trainable
+            :class:`domain_tune.models.layers.Embedding`, or
             the serialised config of another embedding layer (for instance a
             :class:`~domain_tune.models.semi_frozen.SemiFrozenEmbedding`).
     """
@@ -66,11 +68,15 @@ class UniversalSentenceEncoderBackbone(keras.Model):
 
         # === Layers ===
         if embedding is None:
-            self.token_embedding = keras.layers.Embedding(
+            self.token_embedding = dt_layers.Embedding(
                 vocabulary_size, embedding_dim, name="token_embedding", dtype=dtype
             )
         else:
-            self.token_embedding = keras.layers.deserialize(embedding)
+            layer = keras.layers.deserialize(embedding)
+            if type(layer) is keras.layers.Embedding:
+                # saved by an earlier version: same weights, sparse reads
+                layer = dt_layers.Embedding.from_config(layer.get_config())
+            self.token_embedding = layer
         self.ngram_projection = _dense(
             len(ngram_orders) * ngram_dim, "ngram_projection", use_bias=True, dtype=dtype
         )

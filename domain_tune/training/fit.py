@@ -24,10 +24,12 @@ import numpy as np
 import tensorflow as tf
 
 from domain_tune.errors import BadInputError, TrainingInterrupted
+from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.siamese import SiameseModel
 from domain_tune.training.distribute import shard_data
 from domain_tune.training.losses import LOSSES
 from domain_tune.training.optimizers import make_optimizer
+from domain_tune.training.state_io import load_variables, save_variables
 
 MONITORS = ("val_loss", "loss")
 
@@ -156,13 +158,14 @@ class TrainingState(keras.callbacks.Callback):
     the same decisions.
     """
 
-    WEIGHTS = "last.weights.h5"
-    BEST = "best.weights.h5"
+    WEIGHTS = "last.h5"  # model and optimizer variables (state_io format)
+    BEST = "best.h5"  # the encoder's variables at the best epoch
     META = "state.json"
 
-    def __init__(self, state_dir, monitor, patience, min_delta, interrupt=None):
+    def __init__(self, state_dir, monitor, patience, min_delta, interrupt=None, sparse=False):
         super().__init__()
         self.state_dir = state_dir
+        self.sparse = sparse  # tables in copy-on-read mode: write them in row blocks
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
@@ -185,7 +188,8 @@ class TrainingState(keras.callbacks.Callback):
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
             # the encoder's weights only: the optimizer state of the best epoch is never needed
-            self.model.encoder.save_weights(os.path.join(self.state_dir, self.BEST), overwrite=True)
+            save_variables(os.path.join(self.state_dir, self.BEST),
+                           self.model.encoder.trainable_weights, self.sparse)
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -195,13 +199,23 @@ class TrainingState(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.best_epoch >= 0 and (self.interrupt is None or self.interrupt.signum is None):
-            self.model.encoder.load_weights(os.path.join(self.state_dir, self.BEST))
+            # training is over: row blocks, no whole-table transient beside the moments
+            self.load_best(self.model.encoder, self.state_dir, sparse=True)
+
+    @classmethod
+    def load_best(cls, encoder, state_dir, sparse=False):
+        load_variables(os.path.join(state_dir, cls.BEST), encoder.trainable_weights, sparse)
+
+    @staticmethod
+    def _variables(model):
+        # What training changes.  Frozen weights are rebuilt from the same model
+        # on resume, so saving them (the 262 MB table, when frozen) is wasted.
+        return list(model.trainable_weights) + list(model.optimizer.variables)
 
     # persistence
     def _save(self, next_epoch):
-        tmp = os.path.join(self.state_dir, self.WEIGHTS + ".tmp.weights.h5")
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, os.path.join(self.state_dir, self.WEIGHTS))
+        save_variables(os.path.join(self.state_dir, self.WEIGHTS), self._variables(self.model),
+                       self.sparse)
         meta = {"next_epoch": next_epoch, "best": self.best, "best_epoch": self.best_epoch,
                 "wait": self.wait, "stopped_early": self.stopped_early, "history": self.history}
         with open(os.path.join(self.state_dir, self.META + ".tmp"), "w") as f:
@@ -219,7 +233,8 @@ class TrainingState(keras.callbacks.Callback):
 
     def restore(self, model):
         meta = self.saved_epoch(self.state_dir)
-        model.load_weights(os.path.join(self.state_dir, self.WEIGHTS))
+        load_variables(os.path.join(self.state_dir, self.WEIGHTS), self._variables(model),
+                       self.sparse)
         self.best, self.best_epoch = meta["best"], meta["best_epoch"]
         self.wait, self.history = meta["wait"], meta["history"]
         self.stopped_early = meta["stopped_early"]
@@ -271,6 +286,8 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
 
 
 def compile_siamese(encoder, options):
+    # a dense optimizer updates whole tables: keep them out of copy-on-read mode
+    use_sparse_reads(encoder, options.optimizer != "adam")
     model = SiameseModel(encoder, loss=options.loss, name="siamese")
     model.compile(
         optimizer=make_optimizer(options.optimizer, options.learning_rate, options.beta_1,
@@ -302,7 +319,8 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
     monitor = options.monitor if val_pairs is not None else "loss"
     os.makedirs(state_dir, exist_ok=True)
     interrupt = _Interrupt()
-    state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt)
+    state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt,
+                          sparse=options.optimizer != "adam")
     first_epoch = 0
     if resume:
         if TrainingState.saved_epoch(state_dir) is None:
@@ -311,7 +329,7 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
         first_epoch = state.restore(model)
     if first_epoch >= options.epochs or state.stopped_early:
         if state.best_epoch >= 0:
-            model.encoder.load_weights(os.path.join(state_dir, TrainingState.BEST))
+            TrainingState.load_best(model.encoder, state_dir)
         return state
     ds, steps = train_dataset(train_pairs, options.batch_size, options.seed, first_epoch,
                               options.epochs, bucket=options.bucket_by_length)

@@ -14,8 +14,12 @@
   ``scale * cos``); other refs with the same text are not counted as
   negatives.  The strongest signal for retrieval; the related and unrelated
   pairs of a batch serve as extra negatives.
+* ``in-batch-symmetric``: the mean of ``in-batch`` and the same ranking the
+  other way round (each positive ``ref`` must find its ``base`` among all
+  ``base`` texts of the batch; bases of the same ``ref``, synonyms of each
+  other, are not counted as negatives).
 
-Each takes ``(y_true, y_pred, base_emb, ref_emb, ref_texts)`` and returns the
+Each takes ``(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts)`` and returns the
 mean over the (per-replica) batch; the caller divides by the number of
 replicas for ``tf.distribute``.
 """
@@ -23,7 +27,7 @@ replicas for ``tf.distribute``.
 import tensorflow as tf
 from keras import ops
 
-LOSSES = ("mse", "cosent", "in-batch")
+LOSSES = ("mse", "cosent", "in-batch", "in-batch-symmetric")
 COSENT_SCALE = 20.0
 IN_BATCH_SCALE = 20.0
 POSITIVE = 0.99
@@ -33,16 +37,39 @@ def mse(y_true, y_pred, *unused):
     return ops.mean(ops.square(y_true - y_pred))
 
 
-def in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, scale=IN_BATCH_SCALE):
-    a = tf.math.l2_normalize(tf.cast(base_emb, tf.float32), axis=1)
-    b = tf.math.l2_normalize(tf.cast(ref_emb, tf.float32), axis=1)
+def _ranking_ce(anchor, candidates, same, scale):
+    """Cross-entropy of each anchor's own candidate among all candidates of the batch.
+
+    ``same[i, j]`` (i != j) marks candidates that are not negatives of anchor
+    ``i`` (the same text, or a synonym); they are left out of its softmax.
+    """
+    a = tf.math.l2_normalize(tf.cast(anchor, tf.float32), axis=1)
+    b = tf.math.l2_normalize(tf.cast(candidates, tf.float32), axis=1)
     logits = scale * tf.matmul(a, b, transpose_b=True)
     n = tf.shape(logits)[0]
-    duplicate = tf.equal(ref_texts[:, None], ref_texts[None, :]) & ~tf.eye(n, dtype=tf.bool)
-    logits = tf.where(duplicate, tf.cast(-1e9, logits.dtype), logits)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(n), logits=logits)
+    logits = tf.where(same & ~tf.eye(n, dtype=tf.bool), tf.cast(-1e9, logits.dtype), logits)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(n), logits=logits)
+
+
+def _positive_mean(ce, y_true):
     positive = tf.cast(y_true >= POSITIVE, ce.dtype)
     return tf.reduce_sum(ce * positive) / tf.maximum(tf.reduce_sum(positive), 1.0)
+
+
+def in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts=None, scale=IN_BATCH_SCALE):
+    same = tf.equal(ref_texts[:, None], ref_texts[None, :])
+    return _positive_mean(_ranking_ce(base_emb, ref_emb, same, scale), y_true)
+
+
+def in_batch_symmetric(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts,
+                       scale=IN_BATCH_SCALE):
+    forward = in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, scale=scale)
+    # ref -> base: other bases of the same ref are its synonyms, not negatives
+    same = (tf.equal(ref_texts[:, None], ref_texts[None, :])
+            | tf.equal(base_texts[:, None], base_texts[None, :])
+            | tf.equal(ref_texts[:, None], base_texts[None, :]))
+    backward = _positive_mean(_ranking_ce(ref_emb, base_emb, same, scale), y_true)
+    return (forward + backward) / 2.0
 
 
 def cosent(y_true, y_pred, *unused, scale=COSENT_SCALE):
@@ -56,4 +83,5 @@ def cosent(y_true, y_pred, *unused, scale=COSENT_SCALE):
 def get(name):
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}")
-    return {"mse": mse, "cosent": cosent, "in-batch": in_batch}[name]
+    return {"mse": mse, "cosent": cosent, "in-batch": in_batch,
+            "in-batch-symmetric": in_batch_symmetric}[name]

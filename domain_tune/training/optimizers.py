@@ -12,6 +12,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from domain_tune.models.layers import tf_variable
+
 OPTIMIZERS = ("adam", "lazy-adam")
 
 
@@ -38,7 +40,7 @@ class _ClipGlobalBatchGradient:
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not _multi_replica():
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        variables = [_tf_variable(v) for v in trainable_variables]
+        variables = [tf_variable(v) for v in trainable_variables]
         reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))
         clipped = super()._clip_gradients([g for g, _ in reduced])
         tf.__internal__.distribute.interim.maybe_merge_call(
@@ -71,16 +73,12 @@ class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
         )
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        m_rows = b1 * tf.gather(_tf_variable(m), unique) + (1 - b1) * grad
-        v_rows = b2 * tf.gather(_tf_variable(v), unique) + (1 - b2) * tf.square(grad)
+        m_rows = b1 * tf.gather(tf_variable(m), unique) + (1 - b1) * grad
+        v_rows = b2 * tf.gather(tf_variable(v), unique) + (1 - b2) * tf.square(grad)
         self.assign(m, tf.IndexedSlices(m_rows, unique))  # scatter updates
         self.assign(v, tf.IndexedSlices(v_rows, unique))
         update = alpha * m_rows / (tf.sqrt(v_rows) + ops.cast(self.epsilon, dtype))
         self.assign_sub(variable, tf.IndexedSlices(update, unique))
-
-
-def _tf_variable(x):
-    return x.value if isinstance(x, keras.Variable) else x
 
 
 def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):

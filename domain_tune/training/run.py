@@ -13,6 +13,7 @@ the same way.  The run directory it writes holds:
 """
 
 import dataclasses
+import gc
 import datetime
 import json
 import os
@@ -30,13 +31,14 @@ from domain_tune.datasets.pairs import (
 from domain_tune.datasets.sts import load_split
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.evaluation.sts import evaluate_sts
-from domain_tune.export import export_saved_model
+from domain_tune.export import export_saved_model, save_keras
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
 from domain_tune.seeding import seed_everything
 from domain_tune.training import run_dir
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
+from domain_tune.training.state_io import row_fingerprints
 
 
 @dataclasses.dataclass
@@ -150,6 +152,13 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             "new_rows": len(added),
             "frozen_rows_changed": _rows_changed(frozen_before, _frozen_rows(encoder)),
         }
+        # Free the optimizer (2 x 262 MB of moment tables with a trainable USE-m3
+        # table) before saving: Keras holds it from the model and the callbacks.
+        _detach([state, tensorboard, *job.callbacks])
+        del siamese
+        gc.collect()
+        with strategy.scope():
+            siamese = compile_siamese(encoder, job.fit)  # never trained: for evaluation
         val_after = evaluate(siamese, val_pairs)
         echo(_table_row("after", sts_after, val_after))
         metrics = {
@@ -190,13 +199,18 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
     return metrics
 
 
+def _detach(callbacks):
+    for callback in callbacks:
+        callback.set_model(None)
+
+
 def _frozen_rows(encoder):
-    """A copy of the rows the strategy freezes (``None`` if nothing is frozen)."""
+    """Fingerprints of the rows the strategy freezes (``None`` if nothing is frozen)."""
     from domain_tune.models.semi_frozen import SemiFrozenEmbedding
 
     layer = getattr(getattr(encoder, "backbone", None), "token_embedding", None)
     if isinstance(layer, SemiFrozenEmbedding) and layer.mode in ("semi-frozen", "frozen"):
-        return np.array(layer.full_table()[: layer.pretrained_rows])
+        return row_fingerprints(layer.pretrained_embeddings)
     return None
 
 
@@ -219,7 +233,7 @@ def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
     pd.DataFrame(state.history).to_csv(os.path.join(work, "history.csv"), index=False)
     with open(os.path.join(work, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
-    encoder.save(os.path.join(work, "model.keras"))
+    save_keras(encoder, os.path.join(work, "model.keras"))
     export_saved_model(encoder, os.path.join(work, "saved_model"))
     plot_heatmaps(
         [base_matrix, similarity_matrix(encoder, texts)],

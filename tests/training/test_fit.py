@@ -152,7 +152,7 @@ def test_early_stopping_restores_best(sp_model_path, tmp_path):
     assert evaluate(model, val)["loss"] == pytest.approx(best, rel=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["mse", "cosent", "in-batch"])
+@pytest.mark.parametrize("loss", ["mse", "cosent", "in-batch", "in-batch-symmetric"])
 def test_every_loss_learns(sp_model_path, tmp_path, loss):
     pairs = toy_pairs()
     opts = FitOptions(epochs=4, loss=loss, **FAST)
@@ -180,3 +180,27 @@ def test_in_batch_loss_values():
     row0 = np.log(np.exp([1, -1]).sum()) - 1  # column 1 masked out for row 0
     row1 = np.log(np.exp([1, 0]).sum()) - 1  # column 0 masked out for row 1
     assert masked == pytest.approx((row0 + row1) / 2, rel=1e-5)
+
+
+def test_symmetric_in_batch_loss_values():
+    import tensorflow as tf
+
+    from domain_tune.training.losses import in_batch, in_batch_symmetric
+
+    a = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b = tf.constant([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    y = tf.constant([1.0, 1.0, 0.5])
+    refs, bases = tf.constant(["x", "y", "z"]), tf.constant(["p", "q", "r"])
+    # ref -> base cosines (rows: refs of the two positives; columns: all bases)
+    back = np.array([[1, 0, 1 / np.sqrt(2)], [0, 1, 1 / np.sqrt(2)]])
+    backward = np.mean([np.log(np.exp(r).sum()) - r[i] for i, r in enumerate(back)])
+    forward = float(in_batch(y, None, a, b, refs, scale=1.0))
+    value = float(in_batch_symmetric(y, None, a, b, refs, bases, scale=1.0))
+    assert value == pytest.approx((forward + backward) / 2, rel=1e-5)
+    # two bases of one ref are synonyms: neither is a negative of that ref
+    same_ref = tf.constant(["x", "x", "z"])
+    masked = float(in_batch_symmetric(y, None, a, b, same_ref, bases, scale=1.0))
+    fwd = float(in_batch(y, None, a, b, same_ref, scale=1.0))
+    row0 = np.log(np.exp([1, 1 / np.sqrt(2)]).sum()) - 1  # column 1 (a synonym) left out
+    row1 = np.log(np.exp([1, 1 / np.sqrt(2)]).sum()) - 1  # column 0 left out
+    assert masked == pytest.approx((fwd + (row0 + row1) / 2) / 2, rel=1e-5)

@@ -1,0 +1,86 @@
+"""The token embedding's sparse reads and how its table is written."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from domain_tune.models import layers
+from domain_tune.models.semi_frozen import SemiFrozenEmbedding
+
+
+def _pair(rows=50, dim=6):
+    plain = keras.layers.Embedding(rows, dim, name="e")
+    ours = layers.Embedding(rows, dim, name="e")
+    plain.build((None,))
+    ours.build((None,))
+    ours.set_weights(plain.get_weights())
+    return plain, ours
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_embedding_matches_keras_and_gradient_is_sparse(sparse):
+    plain, ours = _pair()
+    ours.sparse_reads = sparse
+    ids = tf.constant([[3, 7, 3], [0, 49, 1]])
+    np.testing.assert_array_equal(ours(ids).numpy(), plain(ids).numpy())
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(ours(ids) ** 2)
+    (grad,) = tape.gradient(loss, [ours.embeddings.value])
+    assert isinstance(grad, tf.IndexedSlices)
+    assert set(grad.indices.numpy().tolist()) == {0, 1, 3, 7, 49}
+
+
+def test_sparse_read_after_scatter_update_sees_the_update():
+    _, ours = _pair()
+    table = ours.embeddings.value
+    table.scatter_update(tf.IndexedSlices(tf.fill((1, 6), 5.0), tf.constant([7])))
+    np.testing.assert_array_equal(ours(tf.constant([7])).numpy(), np.full((1, 6), 5.0))
+
+
+def test_use_sparse_reads_sets_every_embedding_layer(tiny_encoder):
+    emb = tiny_encoder.backbone.token_embedding
+    assert isinstance(emb, layers.Embedding) and emb.sparse_reads
+    layers.use_sparse_reads(tiny_encoder, False)
+    assert emb.sparse_reads is False
+    layers.use_sparse_reads(tiny_encoder, True)
+    assert emb.sparse_reads is True
+
+
+def test_variable_array_gives_the_values_without_a_second_copy():
+    v = tf.Variable(np.arange(12, dtype=np.float32).reshape(4, 3))
+    wrapped = layers.VariableArray(v)
+    first = np.array(wrapped)
+    np.testing.assert_array_equal(first, v.numpy())
+    assert np.array(wrapped, dtype=np.float64).dtype == np.float64
+
+
+def test_model_saved_with_keras_embedding_loads_into_ours(tmp_path, sp_model_path, monkeypatch):
+    """.keras files written with keras.layers.Embedding keep loading, weights intact."""
+    from domain_tune.models import use_m3
+    from domain_tune.models.loading import load_model
+    from tests.conftest import make_tiny_encoder
+
+    with monkeypatch.context() as m:  # build the model as an earlier version did
+        m.setattr(use_m3.dt_layers, "Embedding", keras.layers.Embedding)
+        old = make_tiny_encoder(sp_model_path)
+    assert type(old.backbone.token_embedding) is keras.layers.Embedding
+    texts = tf.constant(["a nurse", "software developer"])
+    expected = old(texts).numpy()
+    run = tmp_path / "run"
+    run.mkdir()
+    old.save(run / "model.keras")
+    loaded = load_model(str(run))
+    assert type(loaded.backbone.token_embedding) is layers.Embedding
+    np.testing.assert_allclose(loaded(texts).numpy(), expected, atol=1e-6)
+
+
+def test_semi_frozen_saves_both_tables(tmp_path):
+    layer = SemiFrozenEmbedding(5, 2, 3, mode="semi-frozen")
+    layer.build()
+    layer.set_pretrained(np.arange(15, dtype=np.float32).reshape(5, 3))
+    layer.set_new_rows(np.full((2, 3), -1.0, np.float32))
+    store = {}
+    layer.save_own_variables(store)
+    np.testing.assert_array_equal(np.array(store["0"]), np.arange(15).reshape(5, 3))
+    np.testing.assert_array_equal(np.array(store["1"]), np.full((2, 3), -1.0))
