@@ -50,6 +50,7 @@ RECIPE = {
     "add_vocab": None,
     "negatives": 1,
     "related": 3,
+    "descriptions": False,
     "holdout": 0.2,
     "validation_split": 0.2,
     "seed": 0,
@@ -65,6 +66,8 @@ def parse_args():
         flag = "--" + key.replace("_", "-")
         if value is None:
             p.add_argument(flag, default=None)
+        elif isinstance(value, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         else:
             p.add_argument(flag, type=type(value), default=value)
     p.add_argument("--keep", help="Keep the pairs and the tuned model in this folder.")
@@ -84,6 +87,8 @@ def main():
                str(args.negatives), "--related", str(args.related), "--overwrite"]
     if args.max_pairs:
         command += ["--max-pairs", str(args.max_pairs)]
+    if args.descriptions:
+        command += ["--descriptions"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     train_csv = os.path.join(pairs_dir, "train.csv")
     data = read_retrieval_set(os.path.join(pairs_dir, "heldout_queries.csv"),

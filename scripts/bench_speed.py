@@ -104,9 +104,10 @@ def _identity(encoder):
 
 # Embedding strategies of the train section: name -> function(encoder) -> the encoder to train.
 # HOOK: adding a strategy is one line here; it is then run by default and selectable with
-# --strategies.  "trainable" is the plain Keras Embedding (the whole 128,000 x 512 table
-# trainable); the others go through domain_tune.models.semi_frozen.with_strategy.  Targets:
-# "trainable" >= 100 pairs/s at batch 64, names starting with "semi-frozen" >= 150.
+# --strategies.  "trainable" is the preset's domain_tune.models.layers.Embedding (the whole
+# 128,000 x 512 table trainable); the others go through
+# domain_tune.models.semi_frozen.with_strategy.  Targets: "trainable" >= 100 pairs/s at
+# batch 64, names starting with "semi-frozen" >= 150.
 STRATEGIES = {
     "trainable": _identity,
     "semi-frozen": lambda enc: _semi_frozen().with_strategy(enc, "semi-frozen"),
@@ -737,7 +738,9 @@ def bench_train(b):
         "adam: Keras Adam, dense update of the whole table and both moment tables every step; "
         "lazy-adam: updates only the rows of the batch (domain_tune.training.optimizers).",
         "Strategies: " + ", ".join(b.args.strategies)
-        + ". `trainable`: the plain Keras Embedding, all 65.5M table weights trainable. "
+        + ". `trainable`: the preset's embedding layer (`domain_tune.models.layers.Embedding`: "
+        "Keras `Embedding` reading only the batch's rows with a ResourceGather; `compile_siamese` "
+        "switches it to Keras' dense read under adam), all 65.5M table weights trainable. "
         "Others: `domain_tune.models.semi_frozen.with_strategy(encoder, name)` on the preset; "
         "with no added vocabulary rows (none here) `semi-frozen` and `frozen` both keep the "
         "whole pretrained table frozen, so they train the same weights (the rest of the "
@@ -879,7 +882,8 @@ def bench_memory(b):
         "rows": [[m["step"].replace("Adam", "optimizer")] + r[1:]
                  for m, r in zip(marks, breakdown_rows)],
         "notes": ["A fresh process per optimizer running the calls `domain-tune train` makes, "
-                  "in its order (batch 8 of seed pairs; no TensorBoard, plots or evaluation), "
+                  "in its order (batch 8 of seed pairs; no TensorBoard, plots or evaluation "
+                  "passes: the evaluation model is compiled, not run), "
                   "printing its own VmRSS, VmHWM (peak) and RssAnon from /proc/self/status after "
                   "each. Context for the peaks above, not a substitute for them."]}]
     return section_result("5. Peak memory (RSS)",
@@ -905,30 +909,40 @@ mark("python started (pandas imported)")
 from domain_tune._env import import_tensorflow
 import_tensorflow()
 mark("import tensorflow, tensorflow_text")
+import gc
 import tensorflow as tf
-from domain_tune.export import export_saved_model
+from domain_tune.export import export_saved_model, save_keras
 from domain_tune.models.loading import load_model
 from domain_tune.training.fit import FitOptions, compile_siamese
+from domain_tune.training.state_io import load_variables, save_variables
 encoder = load_model("use-m3")
 mark("load_model('use-m3')")
 seed = pd.read_csv(sys.argv[1]).head(8)
 x = {"base": tf.constant(seed["base"].tolist()), "ref": tf.constant(seed["ref"].tolist())}
 y = tf.constant(seed["similarity"].astype("float32").to_numpy())
-siamese = compile_siamese(encoder, FitOptions(batch_size=8, optimizer=sys.argv[2]))
+options = FitOptions(batch_size=8, optimizer=sys.argv[2])
+sparse = options.optimizer != "adam"  # as fit gives TrainingState
+siamese = compile_siamese(encoder, options)
 siamese.train_on_batch(x, y)
 mark("compile_siamese + first Adam step (builds both moment tables)")
 for _ in range(5):
     siamese.train_on_batch(x, y)
 mark("5 more steps")
 tmp = tempfile.mkdtemp()
-siamese.save_weights(os.path.join(tmp, "last.weights.h5"))
-mark("siamese save_weights (fit's per-epoch last state)")
-encoder.save_weights(os.path.join(tmp, "best.weights.h5"))
-mark("encoder save_weights (fit's best weights)")
-encoder.load_weights(os.path.join(tmp, "best.weights.h5"))
-mark("encoder load_weights (fit restores the best weights at the end)")
-encoder.save(os.path.join(tmp, "model.keras"))
-mark("encoder.save(model.keras)")
+# TrainingState.on_epoch_end: the best weights when the loss improves, then the last state
+save_variables(os.path.join(tmp, "best.h5"), encoder.trainable_weights, sparse)
+mark("save_variables(best.h5) (fit's best weights: the encoder's trainable weights)")
+save_variables(os.path.join(tmp, "last.h5"),
+               list(siamese.trainable_weights) + list(siamese.optimizer.variables), sparse)
+mark("save_variables(last.h5) (fit's per-epoch last state: trainable + optimizer variables)")
+load_variables(os.path.join(tmp, "best.h5"), encoder.trainable_weights, sparse=True)
+mark("load_variables(best.h5, sparse=True) (fit restores the best weights at the end)")
+del siamese  # run: callbacks detached, the trained model dropped with its optimizer
+gc.collect()
+siamese = compile_siamese(encoder, options)
+mark("del siamese + gc.collect() + compile_siamese (optimizer freed; model for evaluation)")
+save_keras(encoder, os.path.join(tmp, "model.keras"))
+mark("save_keras(encoder, model.keras)")
 export_saved_model(encoder, os.path.join(tmp, "saved_model"))
 mark("export_saved_model")
 print(json.dumps(marks))
@@ -1150,10 +1164,13 @@ def bench_profile(b):
     import numpy as np
     import tensorflow as tf
 
+    from keras import ops
+
     from domain_tune.embedding import encode, inference_fn
     from domain_tune.models.loading import load_model
     from domain_tune.training.fit import FitOptions, compile_siamese, epoch_batches, pair_lengths
     from domain_tune.training.optimizers import make_optimizer
+    from domain_tune.training.state_io import save_variables
 
     reps = max(7, b.s["reps"])
     wait_for_quiet("profile", b.s["quiet_wait"])
@@ -1271,17 +1288,23 @@ def bench_profile(b):
                           "traced_call_s": lambda: infer_fn(one_t).numpy(),
                           "empty_traced_call_s": lambda: empty(one_t).numpy()}, 5 * reps)
 
-    # optimizer apply on that batch's whole gradient, on a fresh copy of the model (a sparse
-    # update switches the table to TensorFlow's copy-on-read mode; measured here too)
+    # optimizer apply on that batch's whole gradient, on a fresh copy of the model; around it,
+    # the one-text call with the library's read of the table (a ResourceGather of the rows) and
+    # with the read it replaced (Keras Embedding's `ops.take`, which reads the whole variable).
+    # A sparse update or read switches the table to TensorFlow's copy-on-read mode for good, so
+    # the `ops.take` read and Adam's dense update come first, while the table is in normal mode.
     log("profile: optimizer apply; copy-on-read of the table after a sparse update")
     grads = padded_step(train_texts)
     fresh = load_model("use-m3")
-    fresh_fn = inference_fn(fresh)
+    fresh_fn = inference_fn(fresh)  # the library's read (the layer's default)
     table = fresh.backbone.token_embedding.embeddings.value  # the tf.Variable
-    sparse_read = tf.function(lambda t: backbone_prefix(
-        fresh.backbone, fresh.tokenizer(t), 5, lookup=lambda ids: tf.gather(table, ids))[0])
-    one_call = {"library": lambda: fresh_fn(one_t).numpy()}
-    copy_on_read = {"before": interleaved(one_call, 5 * reps)["library"]}
+    dense_read = tf.function(lambda t: backbone_prefix(
+        fresh.backbone, fresh.tokenizer(t), 5,
+        lookup=lambda ids: ops.take(table, ids, axis=0))[0])
+    one_call = {"ops.take": lambda: dense_read(one_t).numpy(),
+                "library": lambda: fresh_fn(one_t).numpy()}
+    # keys: "before", "after_<optimizer>": the `ops.take` read; "..._sparse_read": the library's
+    copy_on_read = {"before": interleaved({"d": one_call["ops.take"]}, 5 * reps)["d"]}
     apply_s = {}
     for name in OPTIMIZERS:  # adam first: its dense update leaves the table in normal mode
         opt = make_optimizer(name, 1e-9, 0.9, 0.9999, 1e-7, 1.0)
@@ -1292,14 +1315,14 @@ def bench_profile(b):
             opt.apply(g, fresh.trainable_variables)
 
         apply_s[name] = _median_time(lambda: apply(grads), reps)
-        copy_on_read[f"after_{name}"] = interleaved(one_call, 5 * reps)["library"]
+        copy_on_read[f"after_{name}"] = interleaved({"d": one_call["ops.take"]}, 5 * reps)["d"]
+        copy_on_read[f"after_{name}_sparse_read"] = interleaved(
+            {"s": one_call["library"]}, 5 * reps)["s"]
         del opt
     del grads
-    copy_on_read["after_lazy-adam_sparse_read"] = interleaved(
-        {"s": lambda: sparse_read(one_t).numpy()}, 5 * reps)["s"]
     copy_on_read["sparse_read_max_abs_difference"] = float(
-        np.abs(sparse_read(one_t).numpy() - fresh_fn(one_t).numpy()).max())
-    del fresh, fresh_fn, table, sparse_read
+        np.abs(dense_read(one_t).numpy() - fresh_fn(one_t).numpy()).max())
+    del fresh, fresh_fn, table, dense_read, one_call
     gc.collect()
     log("profile: optimizer apply "
         + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in apply_s.items()))
@@ -1316,21 +1339,25 @@ def bench_profile(b):
                             for ix in batches))
             padding[bs][name] = {"real": real, "slots": slots}
 
-    # (e) the per-epoch checkpoint of fit: last state (model + optimizer) and best (encoder only)
+    # (e) the per-epoch checkpoint of fit (TrainingState): the last state (trainable weights and
+    # optimizer variables) and the best weights (the encoder's trainable weights)
     log("profile: checkpoint writes")
-    siamese = compile_siamese(load_model("use-m3"), FitOptions(batch_size=64))
+    options = FitOptions(batch_size=64)
+    siamese = compile_siamese(load_model("use-m3"), options)
     ix = batches64[0]
     siamese.train_on_batch({"base": tf.constant([pairs.base[i] for i in ix]),
                             "ref": tf.constant([pairs.ref[i] for i in ix])},
                            tf.constant(pairs.similarity[ix]))
     ckpt = {}
+    state = {"last": list(siamese.trainable_weights) + list(siamese.optimizer.variables),
+             "best": siamese.encoder.trainable_weights}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, obj in (("last", siamese), ("best", siamese.encoder)):
-            path = os.path.join(tmp, f"{name}.weights.h5")
-            seconds = _median_time(lambda obj=obj, path=path: obj.save_weights(path, overwrite=True),
-                                   3)
+        for name, variables in state.items():
+            path = os.path.join(tmp, f"{name}.h5")
+            seconds = _median_time(lambda variables=variables, path=path: save_variables(
+                path, variables, options.optimizer != "adam"), 3)
             ckpt[name] = {"seconds": seconds, "mb": os.path.getsize(path) / 1024**2}
-    del siamese
+    del siamese, state
     gc.collect()
 
     rows = []
@@ -1344,10 +1371,11 @@ def bench_profile(b):
     for name in OPTIMIZERS:
         rows.append([f"optimizer apply, {name} (whole gradient, clipnorm 1)", "-", "-",
                      fmt(apply_s[name] * 1e3, 1), "-"])
-    rows.append([f"checkpoint, last state: `save_weights` of the siamese model "
-                 f"({ckpt['last']['mb']:.0f} MB: weights and both Adam moment tables), every epoch",
+    rows.append([f"checkpoint, last state: `save_variables` of the siamese model's trainable "
+                 f"weights and optimizer variables ({ckpt['last']['mb']:.0f} MB: weights and both "
+                 "Adam moment tables), every epoch",
                  "-", "-", fmt(ckpt["last"]["seconds"] * 1e3, 0) + " per write", "-"])
-    rows.append([f"checkpoint, best weights: `save_weights` of the encoder "
+    rows.append([f"checkpoint, best weights: `save_variables` of the encoder's trainable weights "
                  f"({ckpt['best']['mb']:.0f} MB), when the loss improves",
                  "-", "-", fmt(ckpt["best"]["seconds"] * 1e3, 0) + " per write", "-"])
     pad_lines = []
@@ -1415,15 +1443,20 @@ def bench_profile(b):
              f"ms; an empty traced call costs {batch1['empty_traced_call_s'] * 1e3:.2f} ms "
              f"(median of {5 * reps}).",
              "Copy-on-read (a fresh model, the same one-text call, median of "
-             f"{5 * reps}): {copy_on_read['before'] * 1e3:.2f} ms before any update, "
+             f"{5 * reps}): with the library's read of the table (`tf.gather` on the variable, "
+             "i.e. a ResourceGather of the batch's rows, in `domain_tune.models.layers.Embedding`) "
+             f"{copy_on_read['after_adam_sparse_read'] * 1e3:.2f} ms after an Adam step, "
+             f"{copy_on_read['after_lazy-adam_sparse_read'] * 1e3:.2f} ms after a lazy-adam step; "
+             "with the read it replaced (Keras `Embedding`'s `ops.take`, which reads the whole "
+             f"variable) {copy_on_read['before'] * 1e3:.2f} ms before any update, "
              f"{copy_on_read['after_adam'] * 1e3:.2f} ms after an Adam step, "
-             f"{copy_on_read['after_lazy-adam'] * 1e3:.2f} ms after a lazy-adam step; with the "
-             "table read sparsely (`tf.gather` on the variable, i.e. ResourceGather, instead of "
-             "Keras `Embedding`'s dense read) "
-             f"{copy_on_read['after_lazy-adam_sparse_read'] * 1e3:.2f} ms after it (max abs "
-             f"difference {copy_on_read['sparse_read_max_abs_difference']:.0e}). A sparse update "
-             "or gather puts a TensorFlow resource variable in copy-on-read mode, where every "
-             "dense read copies it: 262 MB per forward pass."]},
+             f"{copy_on_read['after_lazy-adam'] * 1e3:.2f} ms after a lazy-adam step (max abs "
+             f"difference between the two {copy_on_read['sparse_read_max_abs_difference']:.0e}). "
+             "A sparse update or gather puts a TensorFlow resource variable in copy-on-read mode "
+             "for good, where every whole read copies it (262 MB per forward pass) and, per "
+             "`layers.gather_rows`, every dense update copies it first: hence `compile_siamese` "
+             "keeps the `ops.take` read while Adam updates the table (`use_sparse_reads`). The "
+             "`ops.take` read and the Adam step come first, while the table is in normal mode."]},
     ]
     return section_result(
         "7. Profile: where the time goes",

@@ -48,6 +48,8 @@ CASES = [
      "--learning-rate"),
     ("train-exists", {"p.csv": PAIRS, "o/keep": "x"}, "train {d}/p.csv --out {d}/o --no-sts",
      "already exists"),
+    ("train-out-parent", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/missing/o --no-sts",
+     "does not exist"),
     ("train-unwritable", {"p.csv": PAIRS, "file": "x"}, "train {d}/p.csv --out {d}/file/o --no-sts",
      "cannot write"),
     ("train-unknown-model", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts -m nothing",
