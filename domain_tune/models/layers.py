@@ -36,9 +36,11 @@ def gather_rows(variable, ids, sparse=True):
     :func:`use_sparse_reads` arranges.
     """
     table = tf_variable(variable)
-    if sparse and (isinstance(table, tf.Variable) or hasattr(table, "sparse_read")):
-        return tf.gather(table, ids)
-    return ops.take(table, ids, axis=0)
+    if sparse:
+        return tf.gather(table, ids)  # on a variable: ResourceGather
+    # A whole read first (free outside copy-on-read mode); tf.gather on the
+    # variable itself, which ops.take would also do, is a sparse access.
+    return tf.gather(tf.convert_to_tensor(table), ids)
 
 
 class VariableArray:

@@ -32,6 +32,7 @@ from domain_tune.datasets.sts import load_split
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.evaluation.sts import evaluate_sts
 from domain_tune.export import export_saved_model, save_keras
+from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
 from domain_tune.seeding import seed_everything
@@ -132,6 +133,9 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             keras.mixed_precision.set_global_policy(f"mixed_{job.mixed_precision}")
         with strategy.scope():
             base = load_model(job.model)
+            # with a dense optimizer the table must never be read sparsely (see
+            # layers.use_sparse_reads), not even by the evaluations before training
+            use_sparse_reads(base, job.fit.optimizer != "adam")
             base_matrix = similarity_matrix(base, texts)
             sts_before = _sts(base, sts_data)
             encoder, added = prepare_encoder(base, job.embeddings,

@@ -84,3 +84,18 @@ def test_semi_frozen_saves_both_tables(tmp_path):
     layer.save_own_variables(store)
     np.testing.assert_array_equal(np.array(store["0"]), np.arange(15).reshape(5, 3))
     np.testing.assert_array_equal(np.array(store["1"]), np.full((2, 3), -1.0))
+
+
+@pytest.mark.parametrize("sparse, expected, absent", [
+    (True, "ResourceGather", "ReadVariableOp"),
+    (False, "ReadVariableOp", "ResourceGather"),
+])
+def test_read_kind_follows_sparse_reads(sparse, expected, absent):
+    """Sparse: a ResourceGather of the rows; dense: one whole read (no sparse access,
+    which would put the variable in TensorFlow's copy-on-read mode)."""
+    _, ours = _pair()
+    ours.sparse_reads = sparse
+    graph = tf.function(lambda ids: ours(ids)).get_concrete_function(
+        tf.TensorSpec([None], tf.int32)).graph
+    ops_used = {op.type for op in graph.get_operations()}
+    assert expected in ops_used and absent not in ops_used
