@@ -30,9 +30,9 @@ def check_out(out, overwrite=False, resume=False):
         raise BadInputError(f"--out {out} already exists; pass --overwrite to replace it")
     if not os.path.isdir(parent) and os.path.basename(parent) == "runs":
         os.makedirs(parent, exist_ok=True)  # the default runs/<timestamp>
-    if not os.path.isdir(parent):
+    if not os.path.lexists(parent):
         raise BadInputError(f"--out {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         raise BadInputError(f"--out {out}: cannot write in {parent}")
     if resume and not os.path.isdir(partial_dir(out)):
         raise BadInputError(f"--resume: no interrupted run at {partial_dir(out)}")
