@@ -28,7 +28,7 @@ from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.siamese import SiameseModel
 from domain_tune.training.distribute import shard_data
 from domain_tune.training.losses import LOSSES
-from domain_tune.training.optimizers import make_optimizer
+from domain_tune.training.optimizers import make_optimizer, sparse_table_access
 from domain_tune.training.state_io import load_variables, save_variables
 
 MONITORS = ("val_loss", "loss")
@@ -287,7 +287,7 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
 
 def compile_siamese(encoder, options):
     # a dense optimizer updates whole tables: keep them out of copy-on-read mode
-    use_sparse_reads(encoder, options.optimizer != "adam")
+    use_sparse_reads(encoder, sparse_table_access(options.optimizer))
     model = SiameseModel(encoder, loss=options.loss, name="siamese")
     model.compile(
         optimizer=make_optimizer(options.optimizer, options.learning_rate, options.beta_1,
@@ -320,7 +320,7 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
     os.makedirs(state_dir, exist_ok=True)
     interrupt = _Interrupt()
     state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt,
-                          sparse=options.optimizer != "adam")
+                          sparse=sparse_table_access(options.optimizer))
     first_epoch = 0
     if resume:
         if TrainingState.saved_epoch(state_dir) is None:

@@ -81,6 +81,16 @@ class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
         self.assign_sub(variable, tf.IndexedSlices(update, unique))
 
 
+def sparse_table_access(name):
+    """Whether training with optimizer ``name`` may read and update tables sparsely.
+
+    Only ``adam`` updates a whole embedding table every step; for it the table
+    must stay out of TensorFlow's copy-on-read mode (see
+    :func:`domain_tune.models.layers.use_sparse_reads`).
+    """
+    return name != "adam"
+
+
 def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}")

@@ -39,6 +39,7 @@ from domain_tune.seeding import seed_everything
 from domain_tune.training import run_dir
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
+from domain_tune.training.optimizers import sparse_table_access
 from domain_tune.training.state_io import row_fingerprints
 
 
@@ -135,7 +136,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             base = load_model(job.model)
             # with a dense optimizer the table must never be read sparsely (see
             # layers.use_sparse_reads), not even by the evaluations before training
-            use_sparse_reads(base, job.fit.optimizer != "adam")
+            use_sparse_reads(base, sparse_table_access(job.fit.optimizer))
             base_matrix = similarity_matrix(base, texts)
             sts_before = _sts(base, sts_data)
             encoder, added = prepare_encoder(base, job.embeddings,

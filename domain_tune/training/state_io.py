@@ -29,9 +29,22 @@ CHUNK_BYTES = 16 * 2**20
 FORMAT = "domain-tune variables 1"
 
 
-def _read_rows(variable, start, stop):
-    value = tf_variable(variable)
-    return tf.gather(value, tf.range(start, stop)).numpy()
+def _row_blocks(variable, chunk_bytes):
+    """``(start, stop)`` row ranges of about ``chunk_bytes`` each, or ``None`` for a
+    variable small enough (or without rows) to handle at once."""
+    shape = tuple(int(d) for d in variable.shape)
+    if not shape:
+        return None
+    itemsize = np.dtype(tf.as_dtype(variable.dtype).as_numpy_dtype).itemsize
+    row_bytes = max(itemsize * int(np.prod(shape[1:], dtype=np.int64)), 1)
+    if shape[0] * row_bytes <= chunk_bytes:
+        return None
+    rows = max(1, chunk_bytes // row_bytes)
+    return [(start, min(start + rows, shape[0])) for start in range(0, shape[0], rows)]
+
+
+def _gather(variable, start, stop):
+    return tf.gather(tf_variable(variable), tf.range(start, stop))
 
 
 def row_fingerprints(variable, chunk_bytes=CHUNK_BYTES):
@@ -40,12 +53,9 @@ def row_fingerprints(variable, chunk_bytes=CHUNK_BYTES):
     For checking that rows did not change (rows whose fingerprints differ
     changed) without keeping a copy of the table.
     """
-    rows_total, width = (int(d) for d in variable.shape)
-    itemsize = np.dtype(tf.as_dtype(tf_variable(variable).dtype).as_numpy_dtype).itemsize
-    rows = max(1, chunk_bytes // max(width * itemsize, 1))
-    parts = [tf.fingerprint(tf.gather(tf_variable(variable), tf.range(start, min(start + rows, rows_total)))).numpy()
-             for start in range(0, rows_total, rows)]
-    return np.concatenate(parts) if parts else np.zeros((0, 8), np.uint8)
+    blocks = _row_blocks(variable, chunk_bytes) or [(0, int(variable.shape[0]))]
+    parts = [tf.fingerprint(_gather(variable, a, b)).numpy() for a, b in blocks]
+    return np.concatenate(parts)
 
 
 def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
@@ -60,16 +70,13 @@ def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
             f.attrs["format"] = FORMAT
             f.attrs["count"] = len(variables)
             for i, v in enumerate(variables):
-                shape = tuple(int(d) for d in v.shape)
-                dtype = np.dtype(tf.as_dtype(tf_variable(v).dtype).as_numpy_dtype)
-                row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-                ds = f.create_dataset(f"{i:05d}", shape=shape, dtype=dtype)
+                dtype = np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
+                ds = f.create_dataset(f"{i:05d}", shape=tuple(v.shape), dtype=dtype)
                 ds.attrs["path"] = str(getattr(v, "path", v.name))
-                if sparse and len(shape) >= 1 and shape[0] * row_bytes > chunk_bytes:
-                    rows = max(1, chunk_bytes // max(row_bytes, 1))
-                    for start in range(0, shape[0], rows):
-                        stop = min(start + rows, shape[0])
-                        ds[start:stop] = _read_rows(v, start, stop)
+                blocks = _row_blocks(v, chunk_bytes) if sparse else None
+                if blocks:
+                    for start, stop in blocks:
+                        ds[start:stop] = _gather(v, start, stop).numpy()
                 else:
                     # np.asarray of the read aliases the variable's buffer (.numpy() copies)
                     ds[...] = np.asarray(tf.convert_to_tensor(tf_variable(v)))
@@ -81,14 +88,9 @@ def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
 
 def _assign(variable, ds, sparse, chunk_bytes):
     value = tf_variable(variable)
-    shape = ds.shape
-    row_bytes = ds.dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-    if sparse and len(shape) >= 1 and shape[0] * row_bytes > chunk_bytes and hasattr(
-        value, "scatter_update"
-    ):
-        rows = max(1, chunk_bytes // max(row_bytes, 1))
-        for start in range(0, shape[0], rows):
-            stop = min(start + rows, shape[0])
+    blocks = _row_blocks(variable, chunk_bytes) if sparse else None
+    if blocks and hasattr(value, "scatter_update"):
+        for start, stop in blocks:
             value.scatter_update(tf.IndexedSlices(ds[start:stop], tf.range(start, stop)))
     else:
         variable.assign(ds[...])
