@@ -287,6 +287,12 @@ def _default_out():
 @click.option("--optimizer", type=click.Choice(["adam", "lazy-adam"]), default="adam",
               show_default=True,
               help="lazy-adam updates only the embedding rows of the batch (10x cheaper step).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "linear", "cosine"]),
+              default="constant", show_default=True,
+              help="After warm-up: keep the learning rate, or decay it (linear, cosine) to 0 "
+              "at the last step.")
+@click.option("--warmup", type=float, default=0.0, show_default=True,
+              help="Fraction of all steps over which the learning rate rises from 0.")
 @click.option("--bucket/--no-bucket", default=True, show_default=True,
               help="Group pairs of similar length into batches (less padding, 3-4x faster).")
 @click.option("--validation-split", type=float, default=0.2, show_default=True)
@@ -330,16 +336,18 @@ def _default_out():
 @needs_tensorflow
 def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
-              bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
+              lr_schedule, warmup, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
               as_json):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
     A shared-weight siamese model embeds both texts; their angular similarity
-    1 - arccos(cos)/pi is trained with MSE against the score.  The defaults
-    reproduce the article's recipe (Adam 1e-5, batch 8, 20 epochs, early
-    stopping on val_loss with patience 3).  STS-B dev and validation metrics
+    1 - arccos(cos)/pi is trained with MSE against the score (see --loss for
+    ranking losses; an optional 'negative' column holds hard negatives for
+    them, as `pairs esco --hard-negatives` writes).  The defaults reproduce
+    the article's recipe (Adam 1e-5, batch 8, 20 epochs, early stopping on
+    val_loss with patience 3).  STS-B dev and validation metrics
     are printed before and after; the run directory holds the tuned model
     (model.keras, saved_model/), history.csv, metrics.json, similarity.png and
     a model card.
@@ -359,7 +367,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         fit=FitOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                        beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clipnorm=clipnorm,
                        optimizer=optimizer, patience=patience, min_delta=min_delta,
-                       monitor=monitor, seed=seed, loss=loss, bucket_by_length=bucket),
+                       monitor=monitor, seed=seed, loss=loss, bucket_by_length=bucket,
+                       lr_schedule=lr_schedule, warmup=warmup),
         embeddings=EmbeddingOptions(strategy=embeddings, add_vocab=add_vocab,
                                     max_new_pieces=max_new_pieces, new_rows=new_rows,
                                     freeze_encoder=freeze_encoder),
@@ -444,6 +453,8 @@ def _pairs_options(f):
                      help="Seed of the hold-out split and of the sampled pairs."),
         click.option("--negatives", type=int, default=1, show_default=True,
                      help="Unrelated pairs per positive pair."),
+        click.option("--synonym-pairs", "synonyms", type=int, default=0, show_default=True,
+                     help="Positive pairs of two alternative labels of one concept, per concept."),
         click.option("--related", type=int, default=3, show_default=True,
                      help="Related pairs (same group) drawn per concept."),
         click.option("--positive-cosine", type=float, default=1.0, show_default=True,
@@ -459,6 +470,13 @@ def _pairs_options(f):
                      help="Keep only concepts whose group starts with one of these "
                      "comma-separated prefixes (e.g. 25,35)."),
         click.option("--max-pairs", type=int, help="Keep a random subset of this many training pairs."),
+        click.option("--hard-negatives", is_flag=True,
+                     help="Mine a hard negative for each positive pair with --mining-model (a "
+                     "'negative' column, read by the in-batch losses)."),
+        click.option("--mining-model", default="use-m3", show_default=True, metavar="MODEL",
+                     help="Model that ranks the candidates for --hard-negatives."),
+        click.option("--mining-depth", type=int, default=10, show_default=True,
+                     help="Draw each hard negative from this many best-ranked candidates."),
         overwrite_option,
         json_option,
     ]
@@ -497,11 +515,13 @@ def _column_options(defaults):
 
 
 def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, holdout, seed,
-                negatives, related, positive_cosine, related_cosine, unrelated_cosine,
-                descriptions, only_groups, max_pairs):
+                negatives, synonyms, related, positive_cosine, related_cosine, unrelated_cosine,
+                descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth):
     from domain_tune.datasets import taxonomy as tx
 
     _refuse_existing(out, overwrite)
+    if mining_depth < 1:
+        raise BadInputError(f"--mining-depth must be at least 1 (got {mining_depth})")
     if not descriptions:
         columns = dict(columns, description_column=None)
     taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))
@@ -511,8 +531,15 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
         taxonomy, holdout=holdout, seed=seed, negatives=negatives, related=related,
         cosines={"positive": positive_cosine, "related": related_cosine,
                  "unrelated": unrelated_cosine},
-        descriptions=descriptions, max_pairs=max_pairs,
+        descriptions=descriptions, max_pairs=max_pairs, synonyms=synonyms,
     )
+    if hard_negatives:
+        from domain_tune._env import import_tensorflow
+        from domain_tune.datasets.mining import add_hard_negatives
+
+        import_tensorflow()
+        add_hard_negatives(pairset, _load(mining_model), mining_model, mining_depth, seed,
+                           progress=not as_json)
     tx.write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
                    command=_command_line())
     s = pairset.stats
@@ -522,9 +549,11 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
         k = s["pairs"]
         click.echo(
             f"Wrote {s['train_pairs']:,} training pairs ({k['positive']:,} positive, "
-            f"{k['related']:,} related, {k['unrelated']:,} unrelated"
+            + (f"{k['synonym']:,} synonym, " if synonyms else "")
+            + f"{k['related']:,} related, {k['unrelated']:,} unrelated"
             + (f", {k['description'] + k['description_unrelated']:,} with descriptions"
                if descriptions else "")
+            + (f", {s['hard_negatives']:,} hard negatives" if hard_negatives else "")
             + f"), {s['queries']:,} held-out queries ({s['heldout_concepts']:,} of "
             f"{s['concepts']:,} concepts) and a corpus of {s['corpus']:,} labels to {out}."
         )

@@ -45,12 +45,16 @@ RECIPE = {
     "batch_size": 64,
     "learning_rate": 1e-4,
     "optimizer": "lazy-adam",
+    "lr_schedule": "constant",
+    "warmup": 0.0,
     "loss": "in-batch-symmetric",
     "embeddings": "trainable",
     "add_vocab": None,
     "negatives": 1,
+    "synonym_pairs": 0,
     "related": 3,
     "descriptions": False,
+    "hard_negatives": False,
     "holdout": 0.2,
     "validation_split": 0.05,
     "seed": 0,
@@ -89,6 +93,10 @@ def main():
         command += ["--max-pairs", str(args.max_pairs)]
     if args.descriptions:
         command += ["--descriptions"]
+    if args.synonym_pairs:
+        command += ["--synonym-pairs", str(args.synonym_pairs)]
+    if args.hard_negatives:
+        command += ["--hard-negatives"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     train_csv = os.path.join(pairs_dir, "train.csv")
     data = read_retrieval_set(os.path.join(pairs_dir, "heldout_queries.csv"),
@@ -109,7 +117,8 @@ def main():
         validation_split=args.validation_split,
         fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, optimizer=args.optimizer,
-                       loss=args.loss, seed=args.seed, patience=args.epochs),
+                       loss=args.loss, seed=args.seed, patience=args.epochs,
+                       lr_schedule=args.lr_schedule, warmup=args.warmup),
         embeddings=EmbeddingOptions(strategy=args.embeddings, add_vocab=args.add_vocab),
         verbose=2,
     )

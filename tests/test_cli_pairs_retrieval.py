@@ -61,6 +61,34 @@ def test_pairs_taxonomy_generic(tmp_path):
     assert "--id-column id" in (out / "README.md").read_text(encoding="utf-8")
 
 
+def test_pairs_with_hard_negatives(toy_path, tmp_path, tiny_model_dir):
+    out = tmp_path / "pairs"
+    result = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--hard-negatives",
+                 "--mining-model", tiny_model_dir, "--mining-depth", 2, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    train = pd.read_csv(out / "train.csv", keep_default_na=False)
+    assert list(train.columns) == ["base", "ref", "similarity", "negative"]
+    positive = train[train.similarity >= 0.99]
+    assert info["hard_negatives"] == len(positive) > 0
+    assert (train[train.similarity < 0.99].negative == "").all()
+    # a negative is another training concept's preferred label, never the pair's own
+    refs = set(positive.ref)
+    assert set(positive.negative) <= refs and (positive.negative != positive.ref).all()
+    heldout = set(pd.read_csv(out / "heldout_queries.csv").conceptUri)
+    corpus = pd.read_csv(out / "corpus.csv")
+    assert not set(corpus[corpus.conceptUri.isin(heldout)].label) & set(positive.negative)
+    assert info["params"]["hard_negatives"] == {"model": str(tiny_model_dir), "depth": 2}
+    assert "`base,ref,similarity,negative`" in (out / "README.md").read_text(encoding="utf-8")
+    # the file trains with an in-batch loss, which reads the negatives
+    run_out = tmp_path / "run"
+    trained = run("train", out / "train.csv", "--model", tiny_model_dir, "--out", run_out,
+                  "--epochs", 1, "--loss", "in-batch", "--no-sts", "--json")
+    assert trained.exit_code == 0, trained.output
+    metrics = json.loads(trained.stdout)
+    assert 0 < metrics["hard_negatives"] <= info["hard_negatives"]
+
+
 def test_pairs_taxonomy_requires_its_columns(tmp_path, toy_path):
     result = run("pairs", "taxonomy", toy_path, "--out", tmp_path / "o")
     assert result.exit_code == 2
@@ -110,6 +138,10 @@ def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_model_dir):
          "--related-cosine must be between -1 and 1"),
         ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--only-groups", "7"],
          "--only-groups 7"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--hard-negatives",
+                            "--mining-depth", "0"], "--mining-depth must be at least 1"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--hard-negatives",
+                            "--mining-model", "no-such-model"], "unknown model"),
         ({"t.csv": "TOY", "out": "keep me"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"],
          "already exists"),
         ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/no/such/out"],

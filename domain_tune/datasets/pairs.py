@@ -1,5 +1,12 @@
 """Scored text pairs (``base,ref,similarity``): read, validate, split.
 
+An optional ``negative`` column gives a *hard negative* for a positive pair:
+a text that looks like ``ref`` but must rank below it for ``base`` (for
+instance another concept's label that the base model confuses with it; see
+:mod:`domain_tune.datasets.mining`).  The in-batch losses add the negatives
+of a batch to its candidates; an empty cell means none.  The score losses
+(``mse``, ``cosent``) ignore the column.
+
 Scores are targets for angular similarity and must lie in [0, 1], or in the
 range given by ``score_range`` (for instance STS-style 0-5), which is then
 rescaled linearly to [0, 1].  Every problem is a :class:`BadInputError`
@@ -18,6 +25,7 @@ from domain_tune.errors import BadInputError, DomainTuneWarning
 
 DEFAULT_TEXT_COLUMNS = ("base", "ref")
 DEFAULT_SCORE_COLUMN = "similarity"
+NEGATIVE_COLUMN = "negative"
 LONG_TEXT_CHARS = 2000
 
 
@@ -27,13 +35,15 @@ class Pairs:
     ref: list
     similarity: np.ndarray
     path: str = ""
+    negative: list = None  # a hard negative per pair ("" for none), or None
 
     def __len__(self):
         return len(self.similarity)
 
     def take(self, idx):
+        negative = None if self.negative is None else [self.negative[i] for i in idx]
         return Pairs([self.base[i] for i in idx], [self.ref[i] for i in idx],
-                     self.similarity[idx], self.path)
+                     self.similarity[idx], self.path, negative)
 
 
 class PairsWarning(DomainTuneWarning):
@@ -106,7 +116,11 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
             f"{path}: {int(long.sum())} texts longer than {LONG_TEXT_CHARS} characters "
             f"(rows {_rows(long.values)}); kept", PairsWarning, stacklevel=2,
         )
-    return Pairs(a.tolist(), b.tolist(), scores.astype(np.float32), str(path))
+    negative = None
+    if NEGATIVE_COLUMN in frame.columns and NEGATIVE_COLUMN not in wanted:
+        negative = frame[NEGATIVE_COLUMN].astype(str).str.strip()
+        negative = negative.tolist() if (negative != "").any() else None
+    return Pairs(a.tolist(), b.tolist(), scores.astype(np.float32), str(path), negative)
 
 
 def split_pairs(pairs, validation_split, seed):

@@ -71,7 +71,7 @@ DEFAULT_NEGATIVES = 1
 DEFAULT_RELATED = 3
 DEFAULT_COSINES = {"positive": 1.0, "related": 0.7, "unrelated": 0.0}
 
-KINDS = ("positive", "related", "unrelated", "description", "description_unrelated")
+KINDS = ("positive", "synonym", "related", "unrelated", "description", "description_unrelated")
 
 
 def angular_score(cos):
@@ -266,7 +266,7 @@ class PairSet:
     params: dict
 
 
-def _check_params(holdout, seed, negatives, related, cosines, max_pairs):
+def _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms=0):
     if not isinstance(holdout, (int, float)) or not 0.0 <= holdout <= 1.0:
         raise BadInputError(f"--holdout must be a fraction between 0 and 1 (got {holdout})")
     if seed < 0:
@@ -275,6 +275,8 @@ def _check_params(holdout, seed, negatives, related, cosines, max_pairs):
         raise BadInputError(f"--negatives must be 0 or more (got {negatives})")
     if related < 0:
         raise BadInputError(f"--related must be 0 or more (got {related})")
+    if synonyms < 0:
+        raise BadInputError(f"--synonym-pairs must be 0 or more (got {synonyms})")
     if max_pairs is not None and max_pairs < 1:
         raise BadInputError(f"--max-pairs must be at least 1 (got {max_pairs})")
     for name, value in cosines.items():
@@ -314,7 +316,7 @@ def _sample_others(rng, candidates, i, groups, k):
 
 def build_pairs(
     taxonomy, holdout=DEFAULT_HOLDOUT, seed=DEFAULT_SEED, negatives=DEFAULT_NEGATIVES,
-    related=DEFAULT_RELATED, cosines=None, descriptions=False, max_pairs=None,
+    related=DEFAULT_RELATED, cosines=None, descriptions=False, max_pairs=None, synonyms=0,
 ):
     """Score pairs of ``taxonomy`` labels for training and hold out concepts for evaluation.
 
@@ -326,7 +328,7 @@ def build_pairs(
     pairs.  Deterministic for a given taxonomy and ``seed``.
     """
     cosines = {**DEFAULT_COSINES, **(cosines or {})}
-    _check_params(holdout, seed, negatives, related, cosines, max_pairs)
+    _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms)
     if descriptions and not any(taxonomy.descriptions):
         raise BadInputError(
             f"--descriptions: taxonomy {taxonomy.path} has no descriptions (see --description-column)"
@@ -334,6 +336,7 @@ def build_pairs(
     id_col = _output_id_column(taxonomy.id_column)
     scores = {k: angular_score(v) for k, v in cosines.items()}
     rng = np.random.default_rng([seed, 2])
+    syn_rng = np.random.default_rng([seed, 3])  # its own stream: other pairs do not change
     n = len(taxonomy)
 
     # who owns which label key (preferred and alternative labels)
@@ -369,6 +372,11 @@ def build_pairs(
             pairs.append((alt, label, "positive"))
             for j in _sample_others(rng, train_idx, i, groups, negatives):
                 pairs.append((alt, taxonomy.labels[j], "unrelated"))
+        alts = unambiguous(i)
+        if synonyms and len(alts) > 1:
+            couples = [(a, b) for x, a in enumerate(alts) for b in alts[x + 1 :]]
+            for k in syn_rng.permutation(len(couples))[:synonyms]:
+                pairs.append((*couples[k], "synonym"))
         if related and groups[i]:
             mates = [j for j in by_group[groups[i]] if j != i]
             if mates:
@@ -400,6 +408,7 @@ def build_pairs(
         kept = kept[:max_pairs]
     score_of = {
         "positive": scores["positive"], "description": scores["positive"],
+        "synonym": scores["positive"],
         "related": scores["related"],
         "unrelated": scores["unrelated"], "description_unrelated": scores["unrelated"],
     }
@@ -431,7 +440,7 @@ def build_pairs(
     params = {
         "holdout": holdout, "seed": seed, "negatives": negatives, "related": related,
         "cosines": cosines, "scores": scores, "descriptions": bool(descriptions),
-        "max_pairs": max_pairs,
+        "max_pairs": max_pairs, "synonyms": synonyms,
     }
     return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params)
 
@@ -476,12 +485,14 @@ def render_readme(pairset, source=None, attribution=None, command=None):
     if command:
         lines += ["Made with:", "", "```bash", command, "```", ""]
     cos, sc = p["cosines"], p["scores"]
+    mined = p.get("hard_negatives")
     lines += [
         "## Files",
         "",
         "| file | columns | rows |",
         "| --- | --- | --- |",
-        f"| `train.csv` | `base,ref,similarity` | {s['train_pairs']:,} |",
+        f"| `train.csv` | `base,ref,similarity{',negative' if mined else ''}` "
+        f"| {s['train_pairs']:,} |",
         f"| `heldout_queries.csv` | `query,{id_col}` | {s['queries']:,} |",
         f"| `corpus.csv` | `label,{id_col}` | {s['corpus']:,} |",
         "",
@@ -493,6 +504,13 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         "| --- | --- | --- | --- |",
         f"| alternative label, its preferred label | {cos['positive']:g} | {sc['positive']:.4f} "
         f"| {s['pairs']['positive']:,} |",
+    ]
+    if p.get("synonyms"):
+        lines += [
+            f"| two alternative labels of one concept | {cos['positive']:g} | "
+            f"{sc['positive']:.4f} | {s['pairs']['synonym']:,} |",
+        ]
+    lines += [
         f"| preferred labels of two concepts of one group | {cos['related']:g} | {sc['related']:.4f} "
         f"| {s['pairs']['related']:,} |",
         f"| alternative label, preferred label of a concept of another group | {cos['unrelated']:g} "
@@ -508,10 +526,21 @@ def render_readme(pairset, source=None, attribution=None, command=None):
     lines += [
         "",
         f"Parameters: hold-out {p['holdout']:g}, seed {p['seed']}, {p['negatives']} unrelated "
-        f"pair(s) per positive, up to {p['related']} related pair(s) per concept, description pairs "
+        f"pair(s) per positive, up to {p['related']} related pair(s) "
+        + (f"and {p['synonyms']} synonym pair(s) " if p.get("synonyms") else "")
+        + "per concept, description pairs "
         f"{'on' if p['descriptions'] else 'off'}"
         + (f", at most {p['max_pairs']:,} pairs" if p["max_pairs"] else "") + ".",
         "",
+    ]
+    if mined:
+        lines += [
+            f"Hard negatives: {s['hard_negatives']:,} positive pairs have a `negative`, a training",
+            f"concept's preferred label drawn from the {mined['depth']} that `{mined['model']}` ranks",
+            "highest for the pair's `base`, other than its own (read by the in-batch losses).",
+            "",
+        ]
+    lines += [
         "## Counts",
         "",
         f"- concepts: {s['concepts']:,}; held out: {s['heldout_concepts']:,}; "

@@ -62,7 +62,11 @@ def _per_step_logs(logs):
 
 @keras.saving.register_keras_serializable(package="domain_tune")
 class SiameseModel(keras.Model):
-    """``{"base": strings, "ref": strings}`` -> angular similarity per pair."""
+    """``{"base": strings, "ref": strings}`` -> angular similarity per pair.
+
+    An optional ``"negative"`` input (hard negatives, ``""`` for none) goes
+    through the same encoder call and into the in-batch losses.
+    """
 
     def __init__(self, encoder, loss="mse", **kwargs):
         super().__init__(**kwargs)
@@ -86,7 +90,7 @@ class SiameseModel(keras.Model):
         self._symbolic_build(data_batch=batch)
         self._state_built = True
 
-    def pair_loss_value(self, x, y, similarity, base_emb, ref_emb):
+    def pair_loss_value(self, x, y, similarity, emb):
         """The pair loss, divided by the replicas in sync (their gradients are summed).
 
         Computed here rather than by ``compile(loss=...)``: Keras 3's compiled
@@ -96,9 +100,12 @@ class SiameseModel(keras.Model):
         """
         from domain_tune.training import losses
 
+        negatives = {}
+        if "negative" in emb:
+            negatives = {"negative_emb": emb["negative"], "negative_texts": x["negative"]}
         value = losses.get(self.pair_loss)(
-            ops.cast(y, "float32"), ops.cast(similarity, "float32"), base_emb, ref_emb, x["ref"],
-            x["base"],
+            ops.cast(y, "float32"), ops.cast(similarity, "float32"), emb["base"], emb["ref"],
+            x["ref"], x["base"], **negatives,
         )
         return value / _replicas()
 
@@ -107,8 +114,8 @@ class SiameseModel(keras.Model):
 
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            similarity, a, b = self._forward(x, training=True)
-            loss = self.pair_loss_value(x, y, similarity, a, b)
+            similarity, emb = self._forward(x, training=True)
+            loss = self.pair_loss_value(x, y, similarity, emb)
             scaled = self.optimizer.scale_loss(loss)
         self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
         grads = tape.gradient(scaled, self.trainable_weights)
@@ -119,8 +126,8 @@ class SiameseModel(keras.Model):
         import tensorflow as tf
 
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        similarity, a, b = self._forward(x, training=False)
-        loss = self.pair_loss_value(x, y, similarity, a, b)
+        similarity, emb = self._forward(x, training=False)
+        loss = self.pair_loss_value(x, y, similarity, emb)
         self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
         return _per_step_logs(self.compute_metrics(x, y, similarity))
 
@@ -130,10 +137,12 @@ class SiameseModel(keras.Model):
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _forward(self, inputs, training=False):
-        base, ref = inputs["base"], inputs["ref"]
-        n = ops.shape(base)[0]
-        emb = self.encoder(ops.concatenate([base, ref], axis=0), training=training)
-        return self.similarity(emb[:n], emb[n:]), emb[:n], emb[n:]
+        """``(similarity, {"base", "ref"[, "negative"]: embeddings})``, one encoder call."""
+        names = [k for k in ("base", "ref", "negative") if k in inputs]
+        n = ops.shape(inputs["base"])[0]
+        out = self.encoder(ops.concatenate([inputs[k] for k in names], axis=0), training=training)
+        emb = {k: out[i * n : (i + 1) * n] for i, k in enumerate(names)}
+        return self.similarity(emb["base"], emb["ref"]), emb
 
     def call(self, inputs, training=False):
         return self._forward(inputs, training)[0]

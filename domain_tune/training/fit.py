@@ -28,7 +28,9 @@ from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.siamese import SiameseModel
 from domain_tune.training.distribute import shard_data
 from domain_tune.training.losses import LOSSES
-from domain_tune.training.optimizers import make_optimizer, sparse_table_access
+from domain_tune.training.optimizers import (
+    SCHEDULES, learning_rate, make_optimizer, sparse_table_access,
+)
 from domain_tune.training.state_io import load_variables, save_variables
 
 MONITORS = ("val_loss", "loss")
@@ -51,6 +53,8 @@ class FitOptions:
     monitor: str = "val_loss"
     seed: int = 42
     loss: str = "mse"
+    lr_schedule: str = "constant"  # after warm-up: constant, linear or cosine decay to 0
+    warmup: float = 0.0  # fraction of all training steps spent warming up from 0
     bucket_by_length: bool = True
     jit_compile: bool = False
 
@@ -67,6 +71,9 @@ class FitOptions:
             (self.min_delta >= 0, "--min-delta must be >= 0"),
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
             (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),
+            (self.lr_schedule in SCHEDULES,
+             f"--lr-schedule must be one of {', '.join(SCHEDULES)}"),
+            (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the steps in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -80,14 +87,16 @@ class NonFiniteLoss(RuntimeError):
 # --- data ----------------------------------------------------------------------
 
 
-def _pair_tensors(pairs):
-    return (tf.constant(pairs.base, tf.string), tf.constant(pairs.ref, tf.string),
-            tf.constant(pairs.similarity, tf.float32))
+def _gather(pairs):
+    """``indices -> ({"base", "ref"[, "negative"]}, similarity)`` over ``pairs``."""
+    texts = {"base": pairs.base, "ref": pairs.ref}
+    if pairs.negative is not None:
+        texts["negative"] = pairs.negative
+    texts = {k: tf.constant(v, tf.string) for k, v in texts.items()}
+    sim = tf.constant(pairs.similarity, tf.float32)
 
-
-def _gather(base, ref, sim):
     def fn(idx):
-        return {"base": tf.gather(base, idx), "ref": tf.gather(ref, idx)}, tf.gather(sim, idx)
+        return {k: tf.gather(v, idx) for k, v in texts.items()}, tf.gather(sim, idx)
 
     return fn
 
@@ -124,7 +133,8 @@ def epoch_batches(lengths, batch_size, seed, epoch, bucket=True):
 
 
 def pair_lengths(pairs):
-    return [max(len(a), len(b)) for a, b in zip(pairs.base, pairs.ref)]
+    columns = [pairs.base, pairs.ref] + ([pairs.negative] if pairs.negative is not None else [])
+    return [max(map(len, texts)) for texts in zip(*columns)]
 
 
 def train_dataset(pairs, batch_size, seed, first_epoch, epochs, bucket=True):
@@ -132,19 +142,19 @@ def train_dataset(pairs, batch_size, seed, first_epoch, epochs, bucket=True):
     lengths = pair_lengths(pairs)
     batches = [b for e in range(first_epoch, epochs)
                for b in epoch_batches(lengths, batch_size, seed, e, bucket)]
-    steps = math.ceil(len(pairs) / batch_size)
+    steps = steps_per_epoch(len(pairs), batch_size)
     flat = np.concatenate(batches).astype(np.int64)
     limits = np.cumsum([len(b) for b in batches]).astype(np.int64)
     ragged = tf.RaggedTensor.from_row_limits(flat, limits)
     ds = shard_data(tf.data.Dataset.from_tensor_slices(ragged))
-    return ds.map(_gather(*_pair_tensors(pairs)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+    return ds.map(_gather(pairs), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
     ), steps
 
 
 def eval_dataset(pairs, batch_size):
     idx = shard_data(tf.data.Dataset.range(len(pairs)).batch(batch_size))
-    return idx.map(_gather(*_pair_tensors(pairs))).prefetch(tf.data.AUTOTUNE)
+    return idx.map(_gather(pairs)).prefetch(tf.data.AUTOTUNE)
 
 
 # --- state -----------------------------------------------------------------------
@@ -285,12 +295,23 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
 # --- fit -----------------------------------------------------------------------------
 
 
-def compile_siamese(encoder, options):
+def steps_per_epoch(n_pairs, batch_size):
+    return math.ceil(n_pairs / batch_size)
+
+
+def compile_siamese(encoder, options, n_pairs=None):
+    """The siamese model of ``encoder``, compiled for ``options``.
+
+    ``n_pairs`` (the number of training pairs) sets the length of a
+    learning-rate schedule, and is required with one.
+    """
     # a dense optimizer updates whole tables: keep them out of copy-on-read mode
     use_sparse_reads(encoder, sparse_table_access(options.optimizer))
     model = SiameseModel(encoder, loss=options.loss, name="siamese")
+    total = (options.epochs * steps_per_epoch(n_pairs, options.batch_size)) if n_pairs else None
+    rate = learning_rate(options.learning_rate, options.lr_schedule, options.warmup, total)
     model.compile(
-        optimizer=make_optimizer(options.optimizer, options.learning_rate, options.beta_1,
+        optimizer=make_optimizer(options.optimizer, rate, options.beta_1,
                                  options.beta_2, options.epsilon, options.clipnorm),
         metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
                  keras.metrics.MeanAbsolutePercentageError(name="mape")],

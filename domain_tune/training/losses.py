@@ -19,9 +19,16 @@
   ``base`` texts of the batch; bases of the same ``ref``, synonyms of each
   other, are not counted as negatives).
 
-Each takes ``(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts)`` and returns the
-mean over the (per-replica) batch; the caller divides by the number of
-replicas for ``tf.distribute``.
+Hard negatives (the optional ``negative`` column of a pairs file) join the
+candidates of both in-batch losses in the ``base -> ref`` direction: every
+positive's ``base`` must rank its ``ref`` above all refs *and* all hard
+negatives of the batch.  An empty negative, or one equal to the anchor's own
+``ref``, is left out.
+
+Each takes ``(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts)``
+(and, for the in-batch losses, ``negative_emb`` / ``negative_texts``) and
+returns the mean over the (per-replica) batch; the caller divides by the
+number of replicas for ``tf.distribute``.
 """
 
 import tensorflow as tf
@@ -33,21 +40,24 @@ IN_BATCH_SCALE = 20.0
 POSITIVE = 0.99
 
 
-def mse(y_true, y_pred, *unused):
+def mse(y_true, y_pred, *unused, **ignored):
     return ops.mean(ops.square(y_true - y_pred))
 
 
 def _ranking_ce(anchor, candidates, same, scale):
     """Cross-entropy of each anchor's own candidate among all candidates of the batch.
 
-    ``same[i, j]`` (i != j) marks candidates that are not negatives of anchor
-    ``i`` (the same text, or a synonym); they are left out of its softmax.
+    Anchor ``i``'s own candidate is column ``i``; ``candidates`` may have more
+    rows than ``anchor`` (hard negatives after the batch's own).  ``same[i, j]``
+    (j != i) marks candidates that are not negatives of anchor ``i`` (the same
+    text, or a synonym); they are left out of its softmax.
     """
     a = tf.math.l2_normalize(tf.cast(anchor, tf.float32), axis=1)
     b = tf.math.l2_normalize(tf.cast(candidates, tf.float32), axis=1)
     logits = scale * tf.matmul(a, b, transpose_b=True)
-    n = tf.shape(logits)[0]
-    logits = tf.where(same & ~tf.eye(n, dtype=tf.bool), tf.cast(-1e9, logits.dtype), logits)
+    n, m = tf.shape(logits)[0], tf.shape(logits)[1]
+    own = tf.eye(n, m, dtype=tf.bool)
+    logits = tf.where(same & ~own, tf.cast(-1e9, logits.dtype), logits)
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(n), logits=logits)
 
 
@@ -56,14 +66,23 @@ def _positive_mean(ce, y_true):
     return tf.reduce_sum(ce * positive) / tf.maximum(tf.reduce_sum(positive), 1.0)
 
 
-def in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts=None, scale=IN_BATCH_SCALE):
+def in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts=None, scale=IN_BATCH_SCALE,
+             negative_emb=None, negative_texts=None):
     same = tf.equal(ref_texts[:, None], ref_texts[None, :])
-    return _positive_mean(_ranking_ce(base_emb, ref_emb, same, scale), y_true)
+    candidates = ref_emb
+    if negative_emb is not None:
+        # a negative that is empty or the anchor's own ref is no negative
+        not_negative = (tf.equal(negative_texts, "")[None, :]
+                        | tf.equal(ref_texts[:, None], negative_texts[None, :]))
+        same = tf.concat([same, not_negative], axis=1)
+        candidates = tf.concat([ref_emb, negative_emb], axis=0)
+    return _positive_mean(_ranking_ce(base_emb, candidates, same, scale), y_true)
 
 
 def in_batch_symmetric(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts,
-                       scale=IN_BATCH_SCALE):
-    forward = in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, scale=scale)
+                       scale=IN_BATCH_SCALE, negative_emb=None, negative_texts=None):
+    forward = in_batch(y_true, y_pred, base_emb, ref_emb, ref_texts, scale=scale,
+                       negative_emb=negative_emb, negative_texts=negative_texts)
     # ref -> base: other bases of the same ref are its synonyms, not negatives
     same = (tf.equal(ref_texts[:, None], ref_texts[None, :])
             | tf.equal(base_texts[:, None], base_texts[None, :])
@@ -72,7 +91,7 @@ def in_batch_symmetric(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts,
     return (forward + backward) / 2.0
 
 
-def cosent(y_true, y_pred, *unused, scale=COSENT_SCALE):
+def cosent(y_true, y_pred, *unused, scale=COSENT_SCALE, **ignored):
     diff = scale * (y_pred[None, :] - y_pred[:, None])  # s_j - s_i at [i, j]
     worse = ops.cast(y_true[:, None] > y_true[None, :], diff.dtype)  # pairs with y_i > y_j
     diff = diff - (1.0 - worse) * 1e12

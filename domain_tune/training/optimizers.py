@@ -1,4 +1,4 @@
-"""Optimizers for the recipe: Adam (the article's) and LazyAdam.
+"""Optimizers for the recipe: Adam (the article's) and LazyAdam; learning-rate schedules.
 
 Keras' Adam turns the sparse gradient of the embedding table
 (``tf.IndexedSlices``, only the batch's rows) into a dense update of all
@@ -97,3 +97,51 @@ def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):
     cls = LazyAdam if name == "lazy-adam" else Adam
     return cls(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                clipnorm=clipnorm or None)
+
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@keras.saving.register_keras_serializable(package="domain_tune")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then ``kind`` decay to 0 at ``total_steps``.
+
+    ``kind`` is ``constant`` (no decay), ``linear`` or ``cosine``.  The step is
+    the optimizer's ``iterations``, which a resumed run restores, so the
+    schedule continues where it stopped.
+    """
+
+    def __init__(self, peak, total_steps, warmup_steps=0, kind="linear"):
+        if kind not in SCHEDULES:
+            raise ValueError(f"kind must be one of {SCHEDULES}")
+        self.peak = float(peak)
+        self.total_steps = int(max(1, total_steps))
+        self.warmup_steps = int(max(0, min(warmup_steps, self.total_steps)))
+        self.kind = kind
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = (step + 1.0) / max(self.warmup_steps, 1)
+        span = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = tf.clip_by_value((step - self.warmup_steps) / span, 0.0, 1.0)
+        if self.kind == "linear":
+            decay = 1.0 - progress
+        elif self.kind == "cosine":
+            decay = 0.5 * (1.0 + tf.cos(3.141592653589793 * progress))
+        else:
+            decay = tf.ones_like(progress)
+        factor = tf.where(step < self.warmup_steps, warm, decay)
+        return self.peak * factor
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "kind": self.kind}
+
+
+def learning_rate(peak, schedule="constant", warmup=0.0, total_steps=None):
+    """A float for a constant rate without warm-up, else a :class:`WarmupDecay`."""
+    if schedule == "constant" and warmup == 0:
+        return peak
+    if not total_steps:
+        raise ValueError("a learning-rate schedule needs the number of training steps")
+    return WarmupDecay(peak, total_steps, round(warmup * total_steps), schedule)

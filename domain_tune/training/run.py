@@ -87,6 +87,10 @@ def _read_data(job):
     return split_pairs(pairs, job.validation_split, job.fit.seed)
 
 
+def _count_negatives(pairs):
+    return 0 if pairs.negative is None else sum(1 for n in pairs.negative if n)
+
+
 def _sts(model, data):
     if data is None:
         return None
@@ -142,7 +146,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             encoder, added = prepare_encoder(base, job.embeddings,
                                              train_pairs.base + train_pairs.ref, job.fit.seed)
             del base
-            siamese = compile_siamese(encoder, job.fit)
+            siamese = compile_siamese(encoder, job.fit, len(train_pairs))
         frozen_before = _frozen_rows(encoder)
         val_before = evaluate(siamese, val_pairs)
         echo(_table_row("before", sts_before, val_before))
@@ -163,7 +167,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
         del siamese
         gc.collect()
         with strategy.scope():
-            siamese = compile_siamese(encoder, job.fit)  # never trained: for evaluation
+            siamese = compile_siamese(encoder, job.fit, len(train_pairs))  # never trained: for evaluation
         val_after = evaluate(siamese, val_pairs)
         echo(_table_row("after", sts_after, val_after))
         metrics = {
@@ -175,6 +179,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             "stopped_early": state.stopped_early,
             "train_pairs": len(train_pairs),
             "val_pairs": len(val_pairs) if val_pairs is not None else 0,
+            "hard_negatives": _count_negatives(train_pairs),
             "replicas": strategy.num_replicas_in_sync,
             "embeddings": embeddings,
             "data_sha256": sha256(job.pairs_path),
@@ -280,12 +285,12 @@ def model_card(job, m):
     return f"""# Tuned sentence encoder: {os.path.basename(os.path.normpath(job.out))}
 
 Fine-tuned from `{job.model}` with domain-tune on scored pairs (siamese model, angular
-similarity, MSE).
+similarity, loss `{job.fit.loss}`).
 
 ## Data
 
 - pairs: `{job.pairs_path}` (sha256 `{m['data_sha256']}`)
-- training pairs: {m['train_pairs']}, validation pairs: {m['val_pairs']}
+- training pairs: {m['train_pairs']}, validation pairs: {m['val_pairs']}; hard negatives: {m['hard_negatives']}
   ({'file ' + job.validation_file if job.validation_file else f'{job.validation_split:g} of the pairs, seed {job.fit.seed}'})
 
 ## Results

@@ -105,6 +105,27 @@ def test_pairs_follow_the_scheme(toy):
     assert not (ps.train["base"].str.casefold() == ps.train["ref"].str.casefold()).any()
 
 
+def test_synonym_pairs(toy):
+    plain = tx.build_pairs(toy, holdout=0.0, seed=3)
+    ps = tx.build_pairs(toy, holdout=0.0, seed=3, synonyms=2)
+    owner = {a: i for i in range(len(toy)) for a in toy.synonyms[i]}
+    extra = ps.train.merge(plain.train, how="left", indicator=True)
+    extra = extra[extra["_merge"] == "left_only"]
+    assert len(extra) == ps.stats["pairs"]["synonym"] > 0
+    per_concept = {}
+    for base, ref, sim in extra[["base", "ref", "similarity"]].itertuples(index=False):
+        assert sim == 1.0 and owner[base] == owner[ref]  # two labels of one concept
+        assert not SHARED & {tx.label_key(base), tx.label_key(ref)}
+        per_concept[owner[base]] = per_concept.get(owner[base], 0) + 1
+    assert max(per_concept.values()) == 2  # at most --synonym-pairs per concept
+    assert per_concept[0] == 2  # data scientist: 3 unshared alternative labels, 3 couples
+    # without synonym pairs nothing else changes
+    assert ps.stats["pairs"]["positive"] == plain.stats["pairs"]["positive"]
+    assert "two alternative labels of one concept" in tx.render_readme(ps)
+    with pytest.raises(BadInputError, match="--synonym-pairs"):
+        tx.build_pairs(toy, synonyms=-1)
+
+
 def test_custom_cosines_and_no_negatives(toy):
     ps = tx.build_pairs(toy, holdout=0.0, negatives=0, related=1,
                         cosines={"positive": 0.9, "related": 0.5})
@@ -117,7 +138,8 @@ def test_custom_cosines_and_no_negatives(toy):
 @pytest.mark.parametrize("holdout", [0.2, 0.25, 0.5])
 @pytest.mark.parametrize("seed", range(6))
 def test_holdout_leaks_nothing(toy, holdout, seed):
-    ps = tx.build_pairs(toy, holdout=holdout, seed=seed, negatives=2, related=3, descriptions=True)
+    ps = tx.build_pairs(toy, holdout=holdout, seed=seed, negatives=2, related=3, descriptions=True,
+                        synonyms=2)
     assert len(ps.heldout_ids) == round(holdout * 12)
     in_train = texts_of(ps.train)
     for cid in ps.heldout_ids:
@@ -201,7 +223,7 @@ def test_generic_columns_and_separator(tmp_path):
     t = tx.read_taxonomy(path, "id", "name", "syn", "family", separator="|")
     assert t.synonyms == [["py", "python3"], ["rustlang"], ["bread making", "pastry"]]
     ps = tx.build_pairs(t, holdout=0.0, negatives=1)
-    assert ps.stats["pairs"] == {"positive": 5, "related": 1, "unrelated": 5,
+    assert ps.stats["pairs"] == {"positive": 5, "synonym": 0, "related": 1, "unrelated": 5,
                                  "description": 0, "description_unrelated": 0}
     assert list(ps.queries.columns) == ["query", "id"]
     assert tx.unescape_separator("\\n") == "\n"

@@ -204,3 +204,99 @@ def test_symmetric_in_batch_loss_values():
     row0 = np.log(np.exp([1, 1 / np.sqrt(2)]).sum()) - 1  # column 1 (a synonym) left out
     row1 = np.log(np.exp([1, 1 / np.sqrt(2)]).sum()) - 1  # column 0 left out
     assert masked == pytest.approx((fwd + (row0 + row1) / 2) / 2, rel=1e-5)
+
+
+def test_in_batch_loss_with_hard_negatives():
+    import tensorflow as tf
+
+    from domain_tune.training.losses import in_batch, in_batch_symmetric
+
+    a = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    b = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    refs, bases = tf.constant(["x", "y"]), tf.constant(["p", "q"])
+    y = tf.constant([1.0, 1.0])
+    neg = tf.constant([[0.6, 0.8], [0.0, -1.0]])
+    # candidates: the two refs, then the two negatives; scale 1
+    logits = np.array([[1, 0, 0.6, 0], [0, 1, 0.8, -1]])
+    expected = np.mean([np.log(np.exp(r).sum()) - r[i] for i, r in enumerate(logits)])
+    value = float(in_batch(y, None, a, b, refs, scale=1.0, negative_emb=neg,
+                           negative_texts=tf.constant(["n1", "n2"])))
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert value > float(in_batch(y, None, a, b, refs, scale=1.0))  # negatives make it harder
+    # an empty negative, or one that is some anchor's own ref, is no negative of that anchor
+    masked = float(in_batch(y, None, a, b, refs, scale=1.0, negative_emb=neg,
+                            negative_texts=tf.constant(["", "x"])))
+    row0 = np.log(np.exp([1, 0]).sum()) - 1  # "" left out; "x" is row 0's own ref
+    row1 = np.log(np.exp([0, 1, -1]).sum()) - 1  # "" left out
+    assert masked == pytest.approx((row0 + row1) / 2, rel=1e-5)
+    # the symmetric loss passes them to its base -> ref half only
+    sym = float(in_batch_symmetric(y, None, a, b, refs, bases, scale=1.0, negative_emb=neg,
+                                   negative_texts=tf.constant(["n1", "n2"])))
+    backward = float(in_batch(y, None, b, a, bases, scale=1.0))
+    assert sym == pytest.approx((expected + backward) / 2, rel=1e-5)
+
+
+def with_negatives(pairs):
+    """``pairs`` plus a hard negative (another pair's ref) for each positive."""
+    negative = [pairs.ref[(i + 1) % len(pairs)] if s >= 0.99 else ""
+                for i, s in enumerate(pairs.similarity)]
+    return Pairs(pairs.base, pairs.ref, pairs.similarity, pairs.path, negative)
+
+
+@pytest.mark.parametrize("loss", ["mse", "in-batch-symmetric"])
+def test_training_with_hard_negatives(sp_model_path, tmp_path, loss):
+    pairs = with_negatives(toy_pairs())
+    assert sum(bool(n) for n in pairs.negative) > 5
+    opts = FitOptions(epochs=4, loss=loss, **FAST)
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    before = evaluate(model, pairs)["loss"]
+    fit(model, pairs, None, opts, str(tmp_path), verbose=0)
+    assert evaluate(model, pairs)["loss"] < before
+    batch = next(iter(train_dataset(pairs, 8, 0, 0, 1)[0]))[0]
+    assert sorted(batch) == ["base", "negative", "ref"]
+    # the negatives count in the in-batch loss, not in mse
+    plain = evaluate(model, Pairs(pairs.base, pairs.ref, pairs.similarity))["loss"]
+    assert (evaluate(model, pairs)["loss"] > plain) == (loss != "mse")
+
+
+WARM = [1 / 3, 2 / 3, 1.0]  # warm-up: 3 of 10 steps, (step + 1) / 3
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("constant", WARM + [1.0] * 7),
+    ("linear", WARM + [1 - k / 7 for k in range(7)]),  # reaches 0 at step 10, after the last
+    ("cosine", WARM + [0.5 * (1 + np.cos(np.pi * k / 7)) for k in range(7)]),
+])
+def test_warmup_then_decay(kind, expected):
+    from domain_tune.training.optimizers import WarmupDecay, learning_rate
+
+    schedule = learning_rate(2.0, kind, warmup=0.3, total_steps=10)
+    assert isinstance(schedule, WarmupDecay) and schedule.warmup_steps == 3
+    got = [float(schedule(step)) for step in range(10)]
+    np.testing.assert_allclose(got, 2.0 * np.array(expected), atol=1e-6)
+    again = WarmupDecay.from_config(schedule.get_config())
+    assert float(again(7)) == pytest.approx(got[7])
+    assert learning_rate(2.0) == 2.0  # constant, no warm-up: a plain float
+
+
+def test_schedule_follows_the_optimizer_steps(sp_model_path, tmp_path):
+    pairs = toy_pairs(40)
+    opts = FitOptions(epochs=2, lr_schedule="linear", warmup=0.25, **FAST)
+    with pytest.raises(ValueError, match="number of training steps"):
+        compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts, len(pairs))
+    fit(model, pairs, None, opts, str(tmp_path), verbose=0)
+    optimizer = model.optimizer
+    assert int(optimizer.iterations) == 10  # 2 epochs of 5 batches
+    assert float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0 at the end
+    # warm-up: round(0.25 * 10) = 2 steps; step 4 is 2 of the 8 decay steps in
+    assert float(optimizer._learning_rate(4)) == pytest.approx(FAST["learning_rate"] * 6 / 8)
+
+
+def test_bad_schedule_options():
+    from domain_tune.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--warmup"):
+        FitOptions(warmup=1.0).validate()
+    with pytest.raises(BadInputError, match="--lr-schedule"):
+        FitOptions(lr_schedule="step").validate()

@@ -1,0 +1,79 @@
+"""Hard-negative mining: which candidate each positive pair gets, on hand-made embeddings."""
+
+import numpy as np
+import pytest
+
+from domain_tune.datasets.mining import mine_negatives
+from domain_tune.errors import BadInputError
+
+# 2-d directions: the angle of each text on the unit circle (degrees)
+ANGLES = {
+    "line cook": 0, "cook": 5, "chef": 10, "prep cook": 3, "sous chef": 12,
+    "baker": 40, "pastry baker": 38, "welder": 180, "pipe welder": 178, "bricklayer": 200,
+}
+
+
+def embed(texts):
+    rad = np.deg2rad([ANGLES[t.lower()] for t in texts])
+    return np.stack([np.cos(rad), np.sin(rad)], axis=1)
+
+
+def test_nearest_non_positive_candidate_with_depth_1():
+    base = ["line cook", "prep cook", "pastry baker", "pipe welder", "line cook"]
+    ref = ["chef", "cook", "baker", "welder", "bricklayer"]
+    sim = [1.0, 1.0, 1.0, 1.0, 0.5]
+    neg = mine_negatives(base, ref, sim, embed, depth=1)
+    # candidates: chef, cook, baker, welder (refs of positives); bricklayer is no candidate
+    assert neg == ["cook", "chef", "chef", "baker", ""]
+
+
+def test_positives_of_the_same_base_and_the_base_itself_are_never_negatives():
+    base = ["line cook", "line cook", "Chef"]
+    ref = ["cook", "chef", "sous chef"]
+    sim = [1.0, 1.0, 1.0]
+    for seed in range(5):
+        neg = mine_negatives(base, ref, sim, embed, depth=3, seed=seed)
+        assert neg[0] == neg[1] and neg[0] not in ("cook", "chef")  # both rows: one anchor
+        assert neg[2] not in ("sous chef", "chef")  # "Chef" is the candidate "chef" (case-folded)
+
+
+def test_depth_draws_among_the_best_and_the_seed_decides():
+    base, ref = ["line cook", "welder"], ["prep cook", "baker"]
+    sim = [1.0, 1.0]
+    extra = {"cook", "chef", "sous chef", "pastry baker", "pipe welder"}
+    base += sorted(extra)
+    ref += ["bricklayer"] * len(extra)
+    sim += [0.5] * len(extra)
+    draws = {mine_negatives(base, ref, sim, embed, depth=1, seed=s)[0] for s in range(10)}
+    assert draws == {"baker"}  # the only other candidate
+    assert mine_negatives(base, ref, sim, embed, depth=2, seed=3) == \
+        mine_negatives(base, ref, sim, embed, depth=2, seed=3)
+
+
+def test_sampling_stays_within_depth():
+    names = ["cook", "chef", "sous chef", "baker", "welder", "bricklayer"]
+    base = ["line cook"] + [n for n in names if n != "cook"]
+    ref = ["cook"] + names[1:][::-1]  # every name is a ref of some positive
+    sim = [1.0] * len(base)
+    seen = {mine_negatives(base, ref, sim, embed, depth=2, seed=s)[0] for s in range(30)}
+    assert seen == {"chef", "sous chef"}  # the two nearest to "line cook" after "cook"
+
+
+@pytest.mark.parametrize("sim, depth, message", [
+    ([0.5, 0.7], 3, "no positive pairs"),
+    ([1.0, 1.0], 0, "--depth must be at least 1"),
+])
+def test_bad_input(sim, depth, message):
+    with pytest.raises(BadInputError, match=message):
+        mine_negatives(["cook", "chef"], ["baker", "welder"], sim, embed, depth=depth)
+
+
+def test_a_single_distinct_ref_cannot_be_mined():
+    with pytest.raises(BadInputError, match="fewer than two distinct candidate texts"):
+        mine_negatives(["cook", "chef"], ["baker", "Baker"], [1.0, 1.0], embed)
+
+
+def test_candidates_given():
+    base, ref, sim = ["line cook", "prep cook"], ["chef", "cook"], [1.0, 1.0]
+    neg = mine_negatives(base, ref, sim, embed, depth=1, candidates=["welder", "baker", "cook"])
+    assert neg == ["cook", "baker"]  # "cook" is a positive of "prep cook" only

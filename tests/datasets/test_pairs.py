@@ -1,0 +1,35 @@
+"""Reading pairs files: the optional hard-negative column."""
+
+import numpy as np
+
+from domain_tune.datasets.pairs import read_pairs, split_pairs
+
+
+def test_negative_column_is_read_and_follows_splits(tmp_path):
+    path = tmp_path / "p.csv"
+    rows = [f"alt {i},label {i},1.0,label {i + 1}" for i in range(8)] + ["alt 0,label 5,0.5,"]
+    path.write_text("base,ref,similarity,negative\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs.negative[:2] == ["label 1", "label 2"] and pairs.negative[-1] == ""
+    train, val = split_pairs(pairs, 0.25, seed=0)
+    for part in (train, val):
+        for base, neg in zip(part.base, part.negative):
+            i = int(base.split()[1])
+            assert neg in ("", f"label {i + 1}")
+    assert len(train.negative) == 7 and len(val.negative) == 2
+
+
+def test_no_or_blank_negative_column_means_none(tmp_path):
+    plain = tmp_path / "plain.csv"
+    plain.write_text("base,ref,similarity\na,b,1\n", encoding="utf-8")
+    blank = tmp_path / "blank.csv"
+    blank.write_text("base,ref,similarity,negative\na,b,1,\nc,d,0.5, \n", encoding="utf-8")
+    assert read_pairs(plain).negative is None and read_pairs(blank).negative is None
+
+
+def test_a_text_column_named_negative_is_not_a_hard_negative(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("base,negative,score\na,b,1\n", encoding="utf-8")
+    pairs = read_pairs(path, ("base", "negative"), "score")
+    assert pairs.ref == ["b"] and pairs.negative is None
+    np.testing.assert_array_equal(pairs.similarity, [1.0])
