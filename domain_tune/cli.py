@@ -538,8 +538,7 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
         from domain_tune.datasets.mining import add_hard_negatives
 
         import_tensorflow()
-        add_hard_negatives(pairset, _load(mining_model), mining_model, mining_depth, seed,
-                           progress=not as_json)
+        add_hard_negatives(pairset, mining_model, mining_depth, seed, progress=not as_json)
     tx.write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
                    command=_command_line())
     s = pairset.stats
@@ -624,6 +623,49 @@ def pairs_taxonomy_cmd(path, out, overwrite, as_json, separator, attribution, **
     """
     columns = {k: kwargs.pop(k) for k in _ESCO_COLUMNS}
     _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, **kwargs)
+
+
+@main.command("mine-negatives")
+@click.argument("pairs", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(), help="Pairs CSV to write.")
+@model_option
+@click.option("--depth", type=int, default=10, show_default=True,
+              help="Draw each negative from this many best-ranked candidates.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--text-columns", default="base,ref", show_default=True, callback=_column_pair,
+              help="The two text columns.")
+@click.option("--score-column", default="similarity", show_default=True)
+@click.option("--score-range", type=(float, float), default=(0.0, 1.0), show_default=True,
+              help="Range of the scores (rescaled to [0, 1]); positives score >= 0.99 of it.")
+@overwrite_option
+@json_option
+@needs_tensorflow
+def mine_negatives_cmd(pairs, out, model, depth, seed, text_columns, score_column, score_range,
+                       overwrite, as_json):
+    """Add a hard negative to each positive pair of a pairs file.
+
+    For each positive pair (score >= 0.99), --model ranks the refs of all
+    positive pairs for its base and one of the --depth best that is not a
+    positive of that base becomes its 'negative'.  The in-batch losses of
+    `train` rank the ref above it.  Other columns are kept.
+
+    \b
+    Example:
+      domain-tune mine-negatives pairs.csv --out pairs_hn.csv
+      domain-tune train pairs_hn.csv --loss in-batch-symmetric
+    """
+    from domain_tune.datasets.mining import mine_pairs_file
+
+    _refuse_existing(out, overwrite)
+    if depth < 1:
+        raise BadInputError(f"--depth must be at least 1 (got {depth})")
+    info = mine_pairs_file(pairs, out, _load(model), depth, seed, text_columns, score_column,
+                           score_range, progress=not as_json)
+    if as_json:
+        _print_json({"out": out, "model": model, **info})
+    else:
+        click.echo(f"Wrote {info['pairs']:,} pairs with {info['hard_negatives']:,} hard negatives "
+                   f"(of {info['positive']:,} positive pairs) to {out}.")
 
 
 @main.command("eval-retrieval")

@@ -142,6 +142,8 @@ def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_model_dir):
                             "--mining-depth", "0"], "--mining-depth must be at least 1"),
         ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--hard-negatives",
                             "--mining-model", "no-such-model"], "unknown model"),
+        ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--hard-negatives",
+                            "--holdout", "1"], "no training pairs to mine for"),
         ({"t.csv": "TOY", "out": "keep me"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"],
          "already exists"),
         ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/no/such/out"],
@@ -194,3 +196,44 @@ def test_shipped_sample_is_what_its_command_makes(tmp_path):
     assert run(*args).exit_code == 0
     made = (tmp_path / "sample" / "train.csv").read_bytes()
     assert made == (ROOT / "data" / "esco_pairs_sample.csv").read_bytes()
+
+
+def test_mine_negatives_on_any_pairs_file(tmp_path, tiny_model_dir):
+    src = tmp_path / "pairs.csv"
+    src.write_text("id,a,b,score\n1,line cook,cook,5\n2,head chef,chef,5\n3,pipe welder,welder,4.99\n"
+                   "4,line cook,welder,1\n5,sous chef,chef,5\n", encoding="utf-8")
+    out = tmp_path / "hn.csv"
+    result = run("mine-negatives", src, "--out", out, "--model", tiny_model_dir, "--text-columns",
+                 "a,b", "--score-column", "score", "--score-range", 0, 5, "--depth", 1, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info == {"out": str(out), "model": str(tiny_model_dir), "pairs": 5, "positive": 4,
+                    "hard_negatives": 4}
+    mined = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert list(mined.columns) == ["id", "a", "b", "score", "negative"]
+    pd.testing.assert_frame_equal(mined.drop(columns="negative"),
+                                  pd.read_csv(src, keep_default_na=False, dtype=str))
+    assert mined.negative.tolist()[3] == ""  # not a positive pair
+    for a, b, neg in mined[mined.negative != ""][["a", "b", "negative"]].itertuples(index=False):
+        assert neg in {"cook", "chef", "welder"} and neg != b
+    # what it writes is what train reads
+    from domain_tune.datasets.pairs import read_pairs
+
+    assert read_pairs(out, ("a", "b"), "score", (0, 5)).negative == mined.negative.tolist()
+
+
+@pytest.mark.parametrize("content, extra, message", [
+    ("base,ref,similarity\na,b,0.5\n", [], "no positive pairs"),
+    ("base,ref,similarity\na,b,1\n", ["--depth", "0"], "--depth must be at least 1"),
+    ("base,ref\na,b\n", [], "has no column 'similarity'"),
+    ("base,negative,similarity\na,b,1\n", ["--text-columns", "base,negative"],
+     "the column 'negative' is where the negatives go"),
+])
+def test_mine_negatives_bad_input(tmp_path, tiny_model_dir, content, extra, message):
+    src = tmp_path / "p.csv"
+    src.write_text(content, encoding="utf-8")
+    result = run("mine-negatives", src, "-o", tmp_path / "out.csv", "-m", tiny_model_dir, *extra)
+    assert result.exit_code == 2, result.output
+    assert message in error_line(result)
+    assert not os.path.exists(tmp_path / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]

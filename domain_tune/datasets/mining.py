@@ -90,14 +90,24 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
     return negative
 
 
-def add_hard_negatives(pairset, model, model_name, depth=DEFAULT_DEPTH, seed=0, progress=False):
-    """Add a ``negative`` column to ``pairset.train`` (a taxonomy :class:`PairSet`), mined with ``model``."""
+def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progress=False):
+    """Add a ``negative`` column to ``pairset.train`` (a taxonomy :class:`PairSet`).
+
+    ``model_spec`` is anything :func:`~domain_tune.models.loading.load_model`
+    takes; it is loaded only when there is something to mine.
+    """
     from domain_tune.embedding import unique_encode
+    from domain_tune.models.loading import load_model
 
     train = pairset.train
+    if not len(train):
+        raise BadInputError("--hard-negatives: there are no training pairs to mine for (--holdout 1?)")
     heldout = set(pairset.heldout_ids)
     corpus = pairset.corpus
     labels = corpus.iloc[:, 0][~corpus.iloc[:, 1].isin(heldout)].tolist()  # training concepts
+    if depth < 1:
+        raise BadInputError(f"--mining-depth must be at least 1 (got {depth})")
+    model = load_model(model_spec)
     negative = mine_negatives(
         train["base"].tolist(), train["ref"].tolist(), train["similarity"].to_numpy(),
         lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
@@ -105,5 +115,45 @@ def add_hard_negatives(pairset, model, model_name, depth=DEFAULT_DEPTH, seed=0, 
     )
     pairset.train = train.assign(negative=negative)
     pairset.stats["hard_negatives"] = sum(1 for n in negative if n)
-    pairset.params["hard_negatives"] = {"model": model_name, "depth": depth}
+    pairset.params["hard_negatives"] = {"model": str(model_spec), "depth": depth}
     return pairset
+
+
+def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=("base", "ref"),
+                    score_column="similarity", score_range=(0.0, 1.0), progress=False):
+    """Copy the pairs file ``path`` to ``out`` with a ``negative`` column mined by ``model``.
+
+    The pairs are validated as ``train`` reads them; every column of the file
+    is kept (an existing ``negative`` column is replaced).  ``out`` is written
+    whole or not at all.  Returns ``{"pairs", "positive", "hard_negatives"}``.
+    """
+    import os
+    import tempfile
+
+    import pandas as pd
+
+    from domain_tune.datasets.pairs import NEGATIVE_COLUMN, read_pairs
+    from domain_tune.embedding import unique_encode
+
+    if NEGATIVE_COLUMN in (*text_columns, score_column):
+        raise BadInputError(f"the column {NEGATIVE_COLUMN!r} is where the negatives go; "
+                            "rename that text or score column")
+    pairs = read_pairs(path, text_columns, score_column, score_range)
+    negative = mine_negatives(
+        pairs.base, pairs.ref, pairs.similarity,
+        lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
+        depth=depth, seed=seed,
+    )
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    frame[NEGATIVE_COLUMN] = negative
+    out = os.path.abspath(out)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return {"pairs": len(pairs), "positive": int((pairs.similarity >= POSITIVE).sum()),
+            "hard_negatives": sum(1 for n in negative if n)}
