@@ -87,6 +87,18 @@ def test_pairs_with_hard_negatives(toy_path, tmp_path, tiny_model_dir):
     assert trained.exit_code == 0, trained.output
     metrics = json.loads(trained.stdout)
     assert 0 < metrics["hard_negatives"] <= info["hard_negatives"]
+    # a validation file without negatives is fine; mse does not read them at all
+    val = tmp_path / "val.csv"
+    train.drop(columns="negative").head(6).to_csv(val, index=False)
+    trained = run("train", out / "train.csv", "--model", tiny_model_dir, "--out", tmp_path / "run2",
+                  "--epochs", 1, "--loss", "in-batch-symmetric", "--validation-file", val,
+                  "--no-sts", "--json")
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["hard_negatives"] == info["hard_negatives"]
+    trained = run("train", out / "train.csv", "--model", tiny_model_dir, "--out", tmp_path / "run3",
+                  "--epochs", 1, "--no-sts", "--json")
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["hard_negatives"] == 0
 
 
 def test_pairs_taxonomy_requires_its_columns(tmp_path, toy_path):

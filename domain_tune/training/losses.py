@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras import ops
 
 LOSSES = ("mse", "cosent", "in-batch", "in-batch-symmetric")
+READS_NEGATIVES = ("in-batch", "in-batch-symmetric")  # the others ignore a 'negative' column
 COSENT_SCALE = 20.0
 IN_BATCH_SCALE = 20.0
 POSITIVE = 0.99

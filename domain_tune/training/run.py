@@ -39,6 +39,7 @@ from domain_tune.seeding import seed_everything
 from domain_tune.training import run_dir
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
+from domain_tune.training.losses import READS_NEGATIVES
 from domain_tune.training.optimizers import sparse_table_access
 from domain_tune.training.state_io import row_fingerprints
 
@@ -80,10 +81,15 @@ class TrainingFailed(RuntimeError):
 
 
 def _read_data(job):
-    pairs = read_pairs(job.pairs_path, job.text_columns, job.score_column, job.score_range)
+    def read(path):
+        pairs = read_pairs(path, job.text_columns, job.score_column, job.score_range)
+        if job.fit.loss not in READS_NEGATIVES:
+            pairs.negative = None  # not read by the loss: not worth encoding
+        return pairs
+
+    pairs = read(job.pairs_path)
     if job.validation_file:
-        val = read_pairs(job.validation_file, job.text_columns, job.score_column, job.score_range)
-        return pairs, val
+        return pairs, read(job.validation_file)
     return split_pairs(pairs, job.validation_split, job.fit.seed)
 
 
