@@ -520,8 +520,6 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     from domain_tune.datasets import taxonomy as tx
 
     _refuse_existing(out, overwrite)
-    if mining_depth < 1:
-        raise BadInputError(f"--mining-depth must be at least 1 (got {mining_depth})")
     if not descriptions:
         columns = dict(columns, description_column=None)
     taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))
@@ -535,9 +533,10 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     )
     if hard_negatives:
         from domain_tune._env import import_tensorflow
+
+        import_tensorflow()  # quietly, before the mining module imports it
         from domain_tune.datasets.mining import add_hard_negatives
 
-        import_tensorflow()
         add_hard_negatives(pairset, mining_model, mining_depth, seed, progress=not as_json)
     tx.write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
                    command=_command_line())

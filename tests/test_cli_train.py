@@ -251,3 +251,19 @@ def test_two_runs_at_once_into_different_dirs(tmp_path, tiny_model_dir, pairs_cs
     for name in ("one", "two"):
         assert (tmp_path / name / "model.keras").exists()
         assert not (tmp_path / f"{name}.lock").exists()
+
+
+def test_in_batch_loss_warns_when_validation_has_no_positive(tmp_path, tiny_model_dir):
+    src = tmp_path / "p.csv"
+    rows = [f"alt {i},label {i},1.0" for i in range(8)]
+    val = tmp_path / "val.csv"
+    val.write_text("base,ref,similarity\nalt 1,label 2,0.5\nalt 3,label 4,0.5\n", encoding="utf-8")
+    src.write_text("base,ref,similarity\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    args = ["train", src, "-m", tiny_model_dir, "--epochs", 1, "--no-sts", "-q",
+            "--validation-file", val]
+    result = run(*args, "--loss", "in-batch", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert "hold no positive pair" in result.stderr and "--monitor loss" in result.stderr
+    for extra in (["--loss", "mse"], ["--loss", "in-batch", "--monitor", "loss"]):
+        result = run(*args, *extra, "--out", tmp_path / extra[-1])
+        assert result.exit_code == 0 and "hold no positive pair" not in result.stderr

@@ -24,15 +24,11 @@ import numpy as np
 
 from domain_tune.datasets.taxonomy import label_key
 from domain_tune.errors import BadInputError
+from domain_tune.evaluation.retrieval import normalize_rows
 
 DEFAULT_DEPTH = 10
 POSITIVE = 0.99
 CHUNK = 2048  # anchors scored at once
-
-
-def _normalize(x):
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
 def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, candidates=None):
@@ -68,8 +64,8 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
     if len(candidates) < 2:
         raise BadInputError("fewer than two distinct candidate texts: nothing to mine")
 
-    a = _normalize(embed(anchors))
-    c = _normalize(embed(candidates))
+    a = normalize_rows(embed(anchors))
+    c = normalize_rows(embed(candidates))
     keep = min(len(candidates), depth + max(len(e) for e in excluded))
     rng = np.random.default_rng([seed, 2])
     chosen = np.full(len(anchors), -1)

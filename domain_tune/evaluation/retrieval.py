@@ -24,7 +24,8 @@ CHUNK = 1024  # queries scored at once (fewer for a large corpus)
 MAX_CELLS = 1 << 24  # query x corpus similarities held at once (64 MB of float32)
 
 
-def _normalize(x):
+def normalize_rows(x):
+    """Rows scaled to unit length (float32); zero rows stay zero."""
     x = np.asarray(x, dtype=np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
@@ -48,8 +49,8 @@ def gold_ranks(query_embeddings, gold, corpus_embeddings, corpus_ids, chunk=CHUN
     each corpus row.  Raises :class:`BadInputError` for a correct id that is
     not in the corpus.
     """
-    q = _normalize(query_embeddings)
-    c = _normalize(corpus_embeddings)
+    q = normalize_rows(query_embeddings)
+    c = normalize_rows(corpus_embeddings)
     if len(q) != len(gold):
         raise ValueError("query_embeddings and gold must have the same length")
     if len(c) != len(corpus_ids):

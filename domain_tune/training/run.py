@@ -21,12 +21,13 @@ import platform
 import shutil
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from domain_tune.datasets.pairs import (
-    DEFAULT_SCORE_COLUMN, DEFAULT_TEXT_COLUMNS, read_pairs, sha256, split_pairs,
+    DEFAULT_SCORE_COLUMN, DEFAULT_TEXT_COLUMNS, PairsWarning, read_pairs, sha256, split_pairs,
 )
 from domain_tune.datasets.sts import load_split
 from domain_tune.errors import BadInputError, TrainingInterrupted
@@ -39,7 +40,7 @@ from domain_tune.seeding import seed_everything
 from domain_tune.training import run_dir
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
-from domain_tune.training.losses import READS_NEGATIVES
+from domain_tune.training.losses import POSITIVE, READS_NEGATIVES
 from domain_tune.training.optimizers import sparse_table_access
 from domain_tune.training.state_io import row_fingerprints
 
@@ -89,8 +90,17 @@ def _read_data(job):
 
     pairs = read(job.pairs_path)
     if job.validation_file:
-        return pairs, read(job.validation_file)
-    return split_pairs(pairs, job.validation_split, job.fit.seed)
+        train, val = pairs, read(job.validation_file)
+    else:
+        train, val = split_pairs(pairs, job.validation_split, job.fit.seed)
+    if (job.fit.loss in READS_NEGATIVES and job.fit.monitor == "val_loss" and val is not None
+            and not (val.similarity >= POSITIVE).any()):
+        warnings.warn(
+            f"the validation pairs hold no positive pair (score >= {POSITIVE}), so the "
+            f"{job.fit.loss} loss is 0 on them and early stopping cannot judge the epochs; "
+            "use --monitor loss or more positive pairs", PairsWarning, stacklevel=2,
+        )
+    return train, val
 
 
 def _count_negatives(pairs):
