@@ -127,3 +127,13 @@ def test_there_are_enough_cases():
     commands = {c[2].split()[0] for c in CASES}
     assert commands == {"train", "embed", "eval-sts", "eval-retrieval", "pairs", "plot-similarity",
                         "export"}
+
+
+def test_bad_input_with_the_default_out_creates_no_runs_folder(tmp_path, monkeypatch):
+    """Without --out a run goes to runs/<timestamp>; bad data must not leave runs/ behind."""
+    (tmp_path / "p.csv").write_text("base,ref,similarity\na,b,2\n")
+    monkeypatch.chdir(tmp_path)
+    result = run("train", "p.csv", "--no-sts")
+    assert result.exit_code == 2
+    assert "outside [0, 1]" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["p.csv"]

@@ -53,6 +53,17 @@ def test_train_tiny_end_to_end(tmp_path, tiny_model_dir, pairs_csv):
     assert plotted.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_default_out_is_a_timestamped_folder_under_runs(tmp_path, monkeypatch, tiny_model_dir,
+                                                       pairs_csv):
+    monkeypatch.chdir(tmp_path)
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--epochs", 1, "--no-sts",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    (name,) = os.listdir(tmp_path / "runs")
+    assert json.loads(result.stdout)["out"] == os.path.join("runs", name)
+    assert set(os.listdir(tmp_path / "runs" / name)) == RUN_FILES
+
+
 def test_existing_out_is_refused_and_untouched(tmp_path, tiny_model_dir, pairs_csv):
     out = tmp_path / "run"
     out.mkdir()

@@ -28,8 +28,8 @@ def check_out(out, overwrite=False, resume=False):
     parent = os.path.dirname(os.path.abspath(out))
     if os.path.exists(out) and not overwrite:
         raise BadInputError(f"--out {out} already exists; pass --overwrite to replace it")
-    if not os.path.isdir(parent) and os.path.basename(parent) == "runs":
-        os.makedirs(parent, exist_ok=True)  # the default runs/<timestamp>
+    if not os.path.lexists(parent) and os.path.basename(parent) == "runs":
+        return out  # the default runs/<timestamp>: created once the data has been read
     if not os.path.lexists(parent):
         raise BadInputError(f"--out {out}: directory {parent} does not exist")
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
@@ -54,8 +54,12 @@ def _pid_alive(pid):
 
 @contextlib.contextmanager
 def locked(out):
-    """Hold ``DIR.lock`` for the duration; refuse if a live process holds it."""
+    """Hold ``DIR.lock`` for the duration; refuse if a live process holds it.
+
+    Creates the parent folder if it is missing (the default ``runs/``).
+    """
     path = lock_path(out)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
