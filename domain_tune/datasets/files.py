@@ -1,6 +1,12 @@
-"""Checks shared by every reader: the file exists, is a file, is UTF-8 text."""
+"""Checks shared by every reader: the file exists, is a file, is UTF-8 text;
+and one CSV reader (delimiter sniffed, one-line errors) for pairs, taxonomies,
+queries, corpora and text columns."""
 
+import csv
 import os
+import warnings
+
+import pandas as pd
 
 from domain_tune.errors import BadInputError
 
@@ -31,3 +37,67 @@ def utf8_error(path, exc):
     return BadInputError(
         f"{path} is not valid UTF-8 (byte offset {exc.start}); re-save it as UTF-8"
     )
+
+
+DELIMITERS = (",", "\t", ";")
+
+
+def delimiter(path):
+    """The field delimiter of a CSV: tab for ``.tsv``; else the one its header line uses.
+
+    A header with commas is comma-separated; one with no comma but tabs (or
+    semicolons, as spreadsheets in many locales write them) uses that.
+    """
+    if os.fspath(path).lower().endswith(".tsv"):
+        return "\t"
+    with open(path, "rb") as f:
+        header = f.readline(_SNIFF).decode("utf-8", errors="replace")
+    counts = {d: header.count(d) for d in DELIMITERS}
+    return "," if counts[","] else max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+
+
+def _long_row(path, sep):
+    """1-based line number and field count of the first row longer than the header."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = csv.reader(f, delimiter=sep)
+            width = len(next(rows, []))
+            for row in rows:
+                if len(row) > width:
+                    return rows.line_num, len(row), width
+    except (UnicodeDecodeError, csv.Error):
+        pass
+    return None
+
+
+def parse_error(path, what, sep, exc):
+    """A one-line BadInputError for a CSV that pandas could not parse."""
+    long = _long_row(path, sep)
+    if long:
+        line, n, width = long
+        return BadInputError(
+            f"{what} {path}: line {line} has {n} fields but the header has {width}; "
+            "quote texts that contain the delimiter"
+        )
+    return BadInputError(f"{what} {path}: not a readable CSV ({str(exc).splitlines()[0]})")
+
+
+def read_csv(path, what="file", **kwargs):
+    """Read a validated CSV as strings (empty cells as ``""``), its delimiter sniffed.
+
+    Every failure is a one-line :class:`BadInputError`: not UTF-8, not parseable,
+    or a row with more fields than the header (which pandas would otherwise
+    read by shifting that row's fields onto an index).
+    """
+    sep = delimiter(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
+                               index_col=False, **kwargs)
+    except UnicodeDecodeError as e:
+        raise utf8_error(path, e) from e
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as e:
+        raise parse_error(path, what, sep, e) from e
+    except pd.errors.EmptyDataError as e:
+        raise BadInputError(f"{what} {path} is empty") from e

@@ -126,8 +126,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     import os
     import tempfile
 
-    import pandas as pd
-
+    from domain_tune.datasets.files import read_csv
     from domain_tune.datasets.pairs import NEGATIVE_COLUMN, read_pairs
     from domain_tune.embedding import unique_encode
 
@@ -140,7 +139,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
         lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
         depth=depth, seed=seed,
     )
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    frame = read_csv(path, "pairs file")
     frame[NEGATIVE_COLUMN] = negative
     out = os.path.abspath(out)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from domain_tune.datasets.files import check_text_file, utf8_error
+from domain_tune.datasets.files import check_text_file, read_csv
 from domain_tune.errors import BadInputError, DomainTuneWarning
 
 DEFAULT_TEXT_COLUMNS = ("base", "ref")
@@ -73,12 +73,7 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
         raise BadInputError(f"--score-range {lo:g} {hi:g}: the upper bound must exceed the lower")
     if len(text_columns) != 2:
         raise BadInputError("--text-columns needs exactly two column names, e.g. base,ref")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise utf8_error(path, e) from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise BadInputError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+    frame = read_csv(path, "pairs file")
     wanted = list(text_columns) + [score_column]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:

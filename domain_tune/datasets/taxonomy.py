@@ -48,7 +48,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from domain_tune.datasets.files import check_text_file, utf8_error
+from domain_tune.datasets.files import check_text_file, read_csv
 from domain_tune.errors import BadInputError
 from domain_tune.outputs import atomic_directory
 
@@ -97,10 +97,6 @@ def unescape_separator(separator):
 # --- reading ----------------------------------------------------------------
 
 
-def _sep(path):
-    return "\t" if str(path).lower().endswith(".tsv") else ","
-
-
 def read_csv_columns(path, columns, what="file", options=None):
     """Read ``columns`` of a CSV as strings (empty cells as ``""``), validating the file.
 
@@ -110,14 +106,7 @@ def read_csv_columns(path, columns, what="file", options=None):
     """
     path = check_text_file(path, what)
     options = options or {}
-    try:
-        frame = pd.read_csv(
-            path, sep=_sep(path), dtype=str, keep_default_na=False, encoding="utf-8",
-        )
-    except UnicodeDecodeError as e:
-        raise utf8_error(path, e) from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise BadInputError(f"{what} {path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+    frame = read_csv(path, what)
     header = [str(c) for c in frame.columns]
     for column in columns:
         if column not in header:

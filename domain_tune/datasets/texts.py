@@ -9,7 +9,7 @@ import os
 
 import pandas as pd
 
-from domain_tune.datasets.files import check_text_file, utf8_error
+from domain_tune.datasets.files import check_text_file, delimiter, parse_error, read_csv, utf8_error
 from domain_tune.errors import BadInputError
 
 CHUNK = 8192
@@ -35,13 +35,7 @@ def _read_lines(path, chunk):
 
 
 def _csv_reader(path, column, chunk):
-    sep = "\t" if path.lower().endswith(".tsv") else ","
-    try:
-        header = pd.read_csv(path, sep=sep, nrows=0, encoding="utf-8").columns
-    except UnicodeDecodeError as e:
-        raise utf8_error(path, e) from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise BadInputError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+    header = read_csv(path, "input", nrows=0).columns
     if column is None:
         if len(header) != 1:
             raise BadInputError(f"{path} has {len(header)} columns; choose one with --column")
@@ -50,17 +44,17 @@ def _csv_reader(path, column, chunk):
         raise BadInputError(
             f"{path} has no column {column!r} (columns: {', '.join(map(str, header))})"
         )
+    sep = delimiter(path)
     try:
-        reader = pd.read_csv(
-            path, sep=sep, usecols=[column], dtype=str, keep_default_na=False,
-            chunksize=chunk, encoding="utf-8",
-        )
+        # all columns, not usecols: a row split by an unquoted delimiter must fail, not be cut
+        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk,
+                             encoding="utf-8", index_col=False)
         for frame in reader:
             yield frame[column].tolist()
     except UnicodeDecodeError as e:
         raise utf8_error(path, e) from e
     except pd.errors.ParserError as e:
-        raise BadInputError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from e
+        raise parse_error(path, "input", sep, e) from e
 
 
 def text_chunks(path, column=None, chunk=CHUNK):

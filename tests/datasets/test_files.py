@@ -1,0 +1,56 @@
+"""The shared CSV reader: delimiter sniffing and one-line errors for malformed rows."""
+
+import pytest
+
+from domain_tune.datasets.files import delimiter, read_csv
+from domain_tune.datasets.pairs import read_pairs
+from domain_tune.datasets.texts import text_chunks
+from domain_tune.errors import BadInputError
+
+
+@pytest.mark.parametrize("name, content, sep", [
+    ("p.csv", "base,ref,similarity\na;x,b,1\n", ","),
+    ("p.csv", "base;ref;similarity\na;b;1\n", ";"),
+    ("p.csv", "base\tref\tsimilarity\na\tb\t1\n", "\t"),
+    ("p.txt", "base\tref\tsimilarity\na\tb\t1\n", "\t"),
+    ("p.tsv", "base,ref\tsimilarity\n", "\t"),  # the extension wins
+    ("p.csv", "text\nnurse\n", ","),
+    ("p.csv", "\ufeffbase;ref;similarity\r\na;b;1\r\n", ";"),
+])
+def test_delimiter_is_sniffed_from_the_header(tmp_path, name, content, sep):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert delimiter(path) == sep
+
+
+@pytest.mark.parametrize("content", [
+    "base;ref;similarity\nnurse;staff nurse;1\nchef;cook;0.5\n",
+    "base\tref\tsimilarity\nnurse\tstaff nurse\t1\nchef\tcook\t0.5\n",
+    "\ufeffbase,ref,similarity\r\nnurse,staff nurse,1\r\nchef,cook,0.5\r\n",
+])
+def test_pairs_in_any_common_dialect_read_the_same(tmp_path, content):
+    path = tmp_path / "p.csv"
+    path.write_text(content, encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs.base == ["nurse", "chef"] and pairs.ref == ["staff nurse", "cook"]
+    assert pairs.similarity.tolist() == [1.0, 0.5]
+
+
+def test_a_row_longer_than_the_header_names_its_line(tmp_path):
+    # pandas would otherwise shift the first row onto an index: base 'b', ref '1', score 'x'
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity\nchef, head,cook,1\nnurse,staff nurse,1\n")
+    with pytest.raises(BadInputError, match=r"line 2 has 4 fields but the header has 3"):
+        read_pairs(path)
+    path.write_text("base,ref,similarity\nnurse,staff nurse,1\nchef, head,cook,1\n")
+    with pytest.raises(BadInputError, match=r"line 3 has 4 fields but the header has 3"):
+        read_csv(path, "pairs file")
+
+
+def test_a_text_column_split_by_an_unquoted_comma_fails_instead_of_being_cut(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text\nnurse\nchef, head\n")
+    with pytest.raises(BadInputError, match=r"line 3 has 2 fields but the header has 1"):
+        list(text_chunks(str(path)))
+    path.write_text('text\nnurse\n"chef, head"\n')
+    assert [t for chunk in text_chunks(str(path)) for t in chunk] == ["nurse", "chef, head"]
