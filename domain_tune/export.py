@@ -8,11 +8,13 @@ carries ``variables`` and ``trainable_variables`` so that
 ``hub.KerasLayer(dir, trainable=True)`` can fine-tune it further.
 """
 
+import os
 from unittest import mock
 
 import tensorflow as tf
 from keras.src.saving import saving_lib
 
+from domain_tune.models.loading import KERAS_FILE
 from domain_tune.outputs import atomic_directory
 
 
@@ -26,6 +28,12 @@ def save_keras(model, path):
     """
     with mock.patch.object(saving_lib, "is_memory_sufficient", lambda model: False):
         model.save(path)
+
+
+def save_model_dir(model, directory):
+    """``directory/model.keras`` and ``directory/saved_model/``: what ``--model DIR`` loads."""
+    save_keras(model, os.path.join(directory, KERAS_FILE))
+    export_saved_model(model, os.path.join(directory, "saved_model"))
 
 
 def hub_module(model):

@@ -92,6 +92,14 @@ CASES = [
     # export
     ("export-exists", {"x/keep": "x"}, "export --out {d}/x -m {model}", "already exists"),
     ("export-model", {}, "export --out {d}/x -m nothing", "unknown model"),
+    # interpolate
+    ("interpolate-model", {}, "interpolate -m {d}/nothing --base {model} --out {d}/x",
+     "unknown model"),
+    ("interpolate-alpha", {}, "interpolate -m {model} --base {model} --alpha 1.5 --out {d}/x",
+     "--alpha"),
+    ("interpolate-architecture", {}, "interpolate -m {model} --out {d}/x", "token tables differ"),
+    ("interpolate-pairs-file", {"p.csv": PAIRS}, "interpolate -m {d}/p.csv --base {model} --out {d}/x",
+     "must be a .keras"),
 ]
 
 
@@ -126,7 +134,7 @@ def test_there_are_enough_cases():
     assert len(CASES) >= 20
     commands = {c[2].split()[0] for c in CASES}
     assert commands == {"train", "embed", "eval-sts", "eval-retrieval", "pairs", "plot-similarity",
-                        "export"}
+                        "export", "interpolate"}
 
 
 def test_bad_input_with_the_default_out_creates_no_runs_folder(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ from domain_tune.datasets.pairs import (
 from domain_tune.datasets.sts import load_split
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.evaluation.sts import evaluate_sts
-from domain_tune.export import export_saved_model, save_keras
+from domain_tune.export import save_model_dir
 from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
@@ -259,8 +259,7 @@ def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
     pd.DataFrame(state.history).to_csv(os.path.join(work, "history.csv"), index=False)
     with open(os.path.join(work, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
-    save_keras(encoder, os.path.join(work, "model.keras"))
-    export_saved_model(encoder, os.path.join(work, "saved_model"))
+    save_model_dir(encoder, work)
     plot_heatmaps(
         [base_matrix, similarity_matrix(encoder, texts)],
         [f"base: {job.model}", f"tuned: {os.path.basename(job.out)}"],
