@@ -123,14 +123,10 @@ def _load(model):
     return load_model(model)
 
 
-def _refuse_existing(path, overwrite):
-    if os.path.exists(path) and not overwrite:
-        raise BadInputError(f"--out {path} already exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise BadInputError(f"--out {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise BadInputError(f"--out {path}: directory {parent} is not writable")
+def _refuse_existing(path, overwrite, kind="file"):
+    from domain_tune.outputs import check_out
+
+    check_out(path, overwrite, kind)
 
 
 def _print_json(obj):
@@ -239,7 +235,7 @@ def export_cmd(model, out, overwrite):
     """
     from domain_tune.export import export_saved_model
 
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, overwrite, "dir")
     export_saved_model(_load(model), out, overwrite=overwrite)
     click.echo(f"Exported {model} to {out} (SavedModel, signature serving_default: inputs -> outputs).")
 
@@ -274,7 +270,7 @@ def interpolate_cmd(model, base, alpha, out, overwrite, sts_dir, as_json):
     from domain_tune.models.interpolation import interpolate, model_card
     from domain_tune.outputs import atomic_directory
 
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, overwrite, "dir")
     sts = None
     if sts_dir is not None:
         from domain_tune.datasets.sts import load_split
@@ -587,7 +583,7 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
                 descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth):
     from domain_tune.datasets import taxonomy as tx
 
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, overwrite, "dir")
     if not descriptions:
         columns = dict(columns, description_column=None)
     taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))

@@ -7,6 +7,37 @@ import tempfile
 from domain_tune.errors import BadInputError
 
 
+def check_out(out, overwrite=False, kind="file"):
+    """Refuse an ``--out`` that cannot be written, before any work is done.
+
+    ``kind`` is what will be written there, ``"file"`` or ``"dir"``.  Refused:
+    an existing ``out`` without ``overwrite``; an existing one of the other
+    kind; a missing parent folder; a parent where no file can be created
+    (read-only, permissions, a pseudo file system such as ``/proc``), found by
+    creating and removing a probe file.
+    """
+    path = os.fspath(out)
+    if os.path.lexists(path):
+        if not overwrite:
+            raise BadInputError(f"--out {path} already exists; pass --overwrite to replace it")
+        if kind == "file" and os.path.isdir(path):
+            raise BadInputError(f"--out {path} is a directory; name a file")
+        if kind == "dir" and not os.path.isdir(path):
+            raise BadInputError(f"--out {path} is a file; name a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.lexists(parent):
+        raise BadInputError(f"--out {path}: directory {parent} does not exist")
+    if not os.path.isdir(parent):
+        raise BadInputError(f"--out {path}: cannot write in {parent} (not a directory)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".domain-tune-probe-", dir=parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise BadInputError(f"--out {path}: cannot write in {parent} ({e.strerror})") from None
+    return path
+
+
 def atomic_directory(out, overwrite, write):
     """Call ``write(tmp_dir)`` on a fresh directory beside ``out``, then move it to ``out``.
 
@@ -14,12 +45,8 @@ def atomic_directory(out, overwrite, write):
     directory is removed and an existing ``out`` is left as it was.  An
     existing ``out`` is refused unless ``overwrite``.
     """
-    out = os.path.abspath(os.fspath(out))
-    if os.path.lexists(out) and not overwrite:
-        raise BadInputError(f"--out {out} already exists; pass --overwrite to replace it")
+    out = os.path.abspath(check_out(out, overwrite, kind="dir"))
     parent = os.path.dirname(out)
-    if not os.path.isdir(parent):
-        raise BadInputError(f"--out {out}: directory {parent} does not exist")
     tmp = tempfile.mkdtemp(prefix=f"{os.path.basename(out)}.tmp-", dir=parent)
     old = None
     try:

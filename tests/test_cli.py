@@ -112,3 +112,17 @@ def test_eval_sts_json_on_part_of_dev(sts_dir):
                              "--similarity", "angular").stdout)
     assert angular["similarity"] == "angular"
     assert angular["spearman"] == pytest.approx(data["spearman"], abs=1e-9)  # monotone map
+
+
+@pytest.mark.parametrize("folder", ["my model", "modèle ü", "-dash", "汉字"])
+def test_a_saved_model_in_any_folder_name_is_a_model(tmp_path, tiny_model_dir, folder):
+    exported = tmp_path / folder
+    assert run("export", "--model", tiny_model_dir, "--out", exported).exit_code == 0
+    texts = tmp_path / "t.txt"
+    texts.write_text("nurse\nchef\n", encoding="utf-8")
+    outs = []
+    for model, name in ((exported, "a.npy"), (tiny_model_dir, "b.npy")):
+        result = run("embed", texts, "--model", model, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        outs.append(np.load(tmp_path / name))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)

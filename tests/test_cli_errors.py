@@ -92,6 +92,9 @@ CASES = [
     # export
     ("export-exists", {"x/keep": "x"}, "export --out {d}/x -m {model}", "already exists"),
     ("export-model", {}, "export --out {d}/x -m nothing", "unknown model"),
+    ("export-onto-file", {"x": "mine"}, "export --out {d}/x -m {model} --overwrite", "is a file"),
+    ("embed-onto-dir", {"t.txt": TEXTS, "e.npy/keep": "x"},
+     "embed {d}/t.txt --out {d}/e.npy -m {model} --overwrite", "is a directory"),
     # interpolate
     ("interpolate-model", {}, "interpolate -m {d}/nothing --base {model} --out {d}/x",
      "unknown model"),
@@ -145,3 +148,26 @@ def test_bad_input_with_the_default_out_creates_no_runs_folder(tmp_path, monkeyp
     assert result.exit_code == 2
     assert "outside [0, 1]" in error_line(result)
     assert sorted(os.listdir(tmp_path)) == ["p.csv"]
+
+
+UNWRITABLE = "/proc/domain-tune-out"  # no file can be created in /proc, even by root
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc as an unwritable folder")
+@pytest.mark.parametrize("command", [
+    "embed {d}/t.txt --out {o}.npy -m {model}",
+    "export --out {o} -m {model}",
+    "interpolate -m {model} --base {model} --out {o}",
+    "plot-similarity --out {o}.png -m {model}",
+    "train {d}/p.csv --out {o} -m {model} --no-sts",
+    "mine-negatives {d}/p.csv --out {o}.csv -m {model}",
+    "pairs taxonomy {d}/t.csv --id-column id --label-column label --synonyms-column syn --out {o}",
+])
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tiny_model_dir, command):
+    (tmp_path / "t.txt").write_text(TEXTS)
+    (tmp_path / "p.csv").write_text(PAIRS)
+    (tmp_path / "t.csv").write_text("id,label,syn\n1,nurse,staff nurse\n")
+    args = command.format(d=tmp_path, o=UNWRITABLE, model=tiny_model_dir).split()
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "cannot write in /proc" in error_line(result)

@@ -89,7 +89,13 @@ def from_saved_model(path):
         raise BadInputError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from e
     encoder = SavedModelEncoder(path, endpoint=_string_endpoint(loaded), name="saved_model")
     inputs = keras.Input(shape=(), dtype="string", name="inputs")
-    return keras.Model(inputs, encoder(inputs), name=os.path.basename(os.path.normpath(path)))
+    return keras.Model(inputs, encoder(inputs), name=_scope_name(path))
+
+
+def _scope_name(path):
+    """The folder name made a valid TensorFlow name scope (ASCII letters, digits, ``._-``)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(os.path.normpath(path)))
+    return name if re.match(r"[A-Za-z0-9.]", name) else "saved_model" + name
 
 
 def from_hub(handle):

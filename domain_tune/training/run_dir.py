@@ -13,6 +13,7 @@ import os
 import shutil
 
 from domain_tune.errors import BadInputError
+from domain_tune import outputs
 
 
 def partial_dir(out):
@@ -26,14 +27,11 @@ def lock_path(out):
 def check_out(out, overwrite=False, resume=False):
     out = os.path.normpath(out)
     parent = os.path.dirname(os.path.abspath(out))
-    if os.path.exists(out) and not overwrite:
-        raise BadInputError(f"--out {out} already exists; pass --overwrite to replace it")
     if not os.path.lexists(parent) and os.path.basename(parent) == "runs":
-        return out  # the default runs/<timestamp>: created once the data has been read
-    if not os.path.lexists(parent):
-        raise BadInputError(f"--out {out}: directory {parent} does not exist")
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise BadInputError(f"--out {out}: cannot write in {parent}")
+        if os.path.isdir(os.path.dirname(parent)):
+            outputs.check_out(parent, kind="dir")  # the folder runs/ can be made there
+            return out  # the default runs/<timestamp>: created once the data has been read
+    outputs.check_out(out, overwrite, kind="dir")
     if resume and not os.path.isdir(partial_dir(out)):
         raise BadInputError(f"--resume: no interrupted run at {partial_dir(out)}")
     if not resume and os.path.isdir(partial_dir(out)) and not overwrite:
