@@ -61,7 +61,11 @@ class DomainTuneGroup(click.Group):
         except Exception as e:  # an internal error: one line unless debugging
             if os.environ.get(DEBUG_VAR):
                 raise
-            _fail(f"{type(e).__name__}: {e} (set {DEBUG_VAR}=1 to see the traceback)", 1)
+            if type(e).__name__ == "ResourceExhaustedError":  # TensorFlow's out of memory
+                _fail("out of memory (TensorFlow ResourceExhaustedError): lower --batch-size, or "
+                      "shorten or drop the longest texts", 1)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            _fail(f"{type(e).__name__}: {first} (set {DEBUG_VAR}=1 to see the traceback)", 1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

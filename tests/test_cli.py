@@ -126,3 +126,24 @@ def test_a_saved_model_in_any_folder_name_is_a_model(tmp_path, tiny_model_dir, f
         assert result.exit_code == 0, result.output
         outs.append(np.load(tmp_path / name))
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+
+def test_internal_errors_are_one_short_line(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from domain_tune import cli
+
+    def oom(model):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating\n  File x, line 1")
+
+    monkeypatch.setattr(cli, "_load", oom)
+    result = run("export", "--out", tmp_path / "x")
+    assert result.exit_code == 1
+    assert error_line(result).startswith("Error: out of memory")
+    monkeypatch.setattr(cli, "_load", lambda model: (_ for _ in ()).throw(
+        RuntimeError("first line\nGraph execution error:\n  File y")))
+    result = run("export", "--out", tmp_path / "x")
+    assert result.exit_code == 1
+    assert error_line(result) == ("Error: RuntimeError: first line "
+                                  "(set DOMAIN_TUNE_DEBUG=1 to see the traceback)")
+    assert not (tmp_path / "x").exists()

@@ -70,6 +70,20 @@ def _long_row(path, sep):
     return None
 
 
+def _check_header(path, what, sep):
+    """Refuse a header that names a column twice (pandas would rename one ``name.1``)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f, delimiter=sep), [])
+    except (UnicodeDecodeError, csv.Error):
+        return  # left to the parser's own error
+    seen = set()
+    for name in (h.strip() for h in header):
+        if name and name in seen:
+            raise BadInputError(f"{what} {path}: the header names the column {name!r} twice")
+        seen.add(name)
+
+
 def parse_error(path, what, sep, exc):
     """A one-line BadInputError for a CSV that pandas could not parse."""
     long = _long_row(path, sep)
@@ -90,6 +104,7 @@ def read_csv(path, what="file", **kwargs):
     read by shifting that row's fields onto an index).
     """
     sep = delimiter(path)
+    _check_header(path, what, sep)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from domain_tune.datasets.files import check_text_file, read_csv
+from domain_tune.datasets.files import check_text_file, delimiter, read_csv
 from domain_tune.errors import BadInputError, DomainTuneWarning
 
 DEFAULT_TEXT_COLUMNS = ("base", "ref")
@@ -73,6 +73,10 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
         raise BadInputError(f"--score-range {lo:g} {hi:g}: the upper bound must exceed the lower")
     if len(text_columns) != 2:
         raise BadInputError("--text-columns needs exactly two column names, e.g. base,ref")
+    if text_columns[0] == text_columns[1]:
+        raise BadInputError(f"--text-columns names {text_columns[0]!r} twice; a pair needs two columns")
+    if score_column in text_columns:
+        raise BadInputError(f"--score-column {score_column!r} is also a text column")
     frame = read_csv(path, "pairs file")
     wanted = list(text_columns) + [score_column]
     missing = [c for c in wanted if c not in frame.columns]
@@ -88,6 +92,8 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     if empty.any():
         raise BadInputError(f"{path}: empty text in rows {_rows(empty.values)}")
     raw = frame[score_column].str.strip()
+    if delimiter(path) == ";":  # spreadsheets that separate with ';' write decimal commas
+        raw = raw.str.replace(",", ".", regex=False)
     scores = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(scores)
     if bad.any():

@@ -44,11 +44,13 @@ import collections
 import dataclasses
 import math
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from domain_tune.datasets.files import check_text_file, read_csv
+from domain_tune.datasets.pairs import PairsWarning
 from domain_tune.errors import BadInputError
 from domain_tune.outputs import atomic_directory
 
@@ -271,6 +273,12 @@ def _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonym
     for name, value in cosines.items():
         if not -1.0 <= value <= 1.0:  # also refuses NaN
             raise BadInputError(f"--{name}-cosine must be between -1 and 1 (got {value})")
+    pos, rel, unrel = cosines["positive"], cosines["related"], cosines["unrelated"]
+    if not (unrel < pos and unrel <= rel <= pos):
+        raise BadInputError(
+            f"the cosine targets must order positive > unrelated with related between them "
+            f"(got positive {pos:g}, related {rel:g}, unrelated {unrel:g})"
+        )
 
 
 def choose_heldout(ids, fraction, seed):
@@ -426,6 +434,17 @@ def build_pairs(
         "queries": len(queries),
         "corpus": len(corpus),
     }
+    if not kept and len(train_idx):
+        warnings.warn(
+            f"{taxonomy.path}: no training pairs: the training concepts have no alternative labels "
+            "and no group of two or more (see --synonyms-column, --group-column)",
+            PairsWarning, stacklevel=2,
+        )
+    if queries.empty and heldout.any():
+        warnings.warn(
+            f"{taxonomy.path}: the {int(heldout.sum())} held-out concepts have no alternative label "
+            "to query with; heldout_queries.csv is empty", PairsWarning, stacklevel=2,
+        )
     params = {
         "holdout": holdout, "seed": seed, "negatives": negatives, "related": related,
         "cosines": cosines, "scores": scores, "descriptions": bool(descriptions),

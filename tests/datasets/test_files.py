@@ -25,6 +25,7 @@ def test_delimiter_is_sniffed_from_the_header(tmp_path, name, content, sep):
 
 @pytest.mark.parametrize("content", [
     "base;ref;similarity\nnurse;staff nurse;1\nchef;cook;0.5\n",
+    "base;ref;similarity\nnurse;staff nurse;1,0\nchef;cook;0,5\n",  # decimal commas
     "base\tref\tsimilarity\nnurse\tstaff nurse\t1\nchef\tcook\t0.5\n",
     "\ufeffbase,ref,similarity\r\nnurse,staff nurse,1\r\nchef,cook,0.5\r\n",
 ])
@@ -54,3 +55,22 @@ def test_a_text_column_split_by_an_unquoted_comma_fails_instead_of_being_cut(tmp
         list(text_chunks(str(path)))
     path.write_text('text\nnurse\n"chef, head"\n')
     assert [t for chunk in text_chunks(str(path)) for t in chunk] == ["nurse", "chef, head"]
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("base,base,similarity\na,b,1\n")
+    with pytest.raises(BadInputError, match="names the column 'base' twice"):
+        read_pairs(path)
+    path.write_text("title;title\nx;y\n")
+    with pytest.raises(BadInputError, match="names the column 'title' twice"):
+        list(text_chunks(str(path), "title"))
+
+
+def test_text_and_score_columns_must_be_distinct(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity\na,b,1\n")
+    with pytest.raises(BadInputError, match="names 'base' twice"):
+        read_pairs(path, text_columns=("base", "base"))
+    with pytest.raises(BadInputError, match="also a text column"):
+        read_pairs(path, score_column="ref")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from domain_tune.datasets import taxonomy as tx
+from domain_tune.datasets.pairs import PairsWarning
 from domain_tune.errors import BadInputError
 
 ESCO_HEADER = ["conceptType", "conceptUri", "iscoGroup", "preferredLabel", "altLabels", "description"]
@@ -238,6 +239,8 @@ def test_bad_holdout(toy, holdout):
 @pytest.mark.parametrize("kwargs, option", [
     ({"negatives": -1}, "--negatives"), ({"related": -2}, "--related"),
     ({"max_pairs": 0}, "--max-pairs"), ({"seed": -1}, "--seed"), ({"cosines": {"related": 1.5}}, "--related-cosine"),
+    ({"cosines": {"positive": 0.1, "unrelated": 0.5}}, "must order positive > unrelated"),
+    ({"cosines": {"related": -0.5}}, "related between"),
 ])
 def test_bad_parameters(toy, kwargs, option):
     with pytest.raises(BadInputError, match=option):
@@ -327,3 +330,15 @@ def test_real_esco_counts():
             assert tx.label_key(esco.labels[i]) not in in_train
             assert not {tx.label_key(a) for a in esco.synonyms[i]} & in_train
     assert np.isin(ps.train.similarity.unique(), [1.0, tx.angular_score(0.7), 0.5]).all()
+
+
+def test_a_taxonomy_that_yields_nothing_to_train_or_query_warns(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,label,syn,group\n" + "".join(f"{i},label {i},,{i}\n" for i in range(10)))
+    taxonomy = tx.read_taxonomy(path, id_column="id", label_column="label",
+                                synonyms_column="syn", group_column="group")
+    with pytest.warns(PairsWarning) as caught:
+        ps = tx.build_pairs(taxonomy, holdout=0.2)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "no training pairs" in messages and "heldout_queries.csv is empty" in messages
+    assert ps.train.empty and ps.queries.empty
