@@ -1,0 +1,34 @@
+"""Heatmap labels stay readable: long texts are shortened, missing glyphs are reported."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from domain_tune import plotting
+from domain_tune.plotting import PlotWarning, plot_heatmaps, shorten
+
+
+def test_shorten():
+    assert shorten("  data\nscientist ", 40) == "data scientist"
+    assert shorten("a" * 50, 10) == "a" * 9 + "\u2026"
+    assert shorten("/very/long/path/to/runs/esco", 10, keep="end") == "\u2026runs/esco"
+    assert len(shorten("x" * 1000, plotting.LABEL_CHARS)) == plotting.LABEL_CHARS
+
+
+def test_a_very_long_text_does_not_blow_up_the_figure(tmp_path):
+    texts = ["nurse", "chef", "a" * 5000]
+    mat = np.eye(3)
+    short, long = tmp_path / "s.png", tmp_path / "l.png"
+    plot_heatmaps([mat], ["m"], ["nurse", "chef", "baker"], short)
+    plot_heatmaps([mat], ["m"], texts, long)
+    w_short, h_short = Image.open(short).size
+    w_long, h_long = Image.open(long).size
+    assert w_long < 2 * w_short and h_long < 2 * h_short
+
+
+def test_characters_without_a_glyph_are_reported_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(plotting, "FALLBACK_FONTS", ())  # DejaVu Sans only: no CJK glyphs
+    with pytest.warns(PlotWarning, match="5 characters have no glyph") as caught:
+        plot_heatmaps([np.eye(2)], ["m"], ["数据科学家", "nurse"], tmp_path / "c.png")
+    assert len(caught) == 1
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
