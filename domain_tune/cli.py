@@ -133,6 +133,10 @@ def _refuse_existing(path, overwrite, kind="file"):
     check_out(path, overwrite, kind)
 
 
+def _count(n, noun):
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _print_json(obj):
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
@@ -173,7 +177,7 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     if as_json:
         _print_json(info)
     else:
-        click.echo(f"Wrote {info['texts']} embeddings of dimension {info['dim']} to {out}.")
+        click.echo(f"Wrote {_count(info['texts'], 'embedding')} of dimension {info['dim']} to {out}.")
 
 
 @main.command("eval-sts")
@@ -454,7 +458,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         _print_json(metrics)
     else:
         click.echo(
-            f"Done in {metrics['seconds']:.0f} s: {metrics['epochs_run']} epochs "
+            f"Done in {metrics['seconds']:.0f} s: {_count(metrics['epochs_run'], 'epoch')} "
             f"(best {metrics['best_epoch']}), model in {metrics['out']}"
         )
 

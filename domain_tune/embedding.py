@@ -8,12 +8,13 @@ it is traced once whatever the batch or text lengths.
 
 import json
 import os
+import warnings
 import weakref
 
 import numpy as np
 import tensorflow as tf
 
-from domain_tune.errors import BadInputError
+from domain_tune.errors import BadInputError, DomainTuneWarning
 from domain_tune.progress import progress_bar
 
 DEFAULT_BATCH_SIZE = 256
@@ -86,11 +87,13 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
     tmp = f"{out_path}.tmp-{os.getpid()}"
     dim = None
     row = 0
+    blank = []
     try:
         with progress_bar(n_texts, "Embedding", enabled=progress) as bar:
             sink = None
             for chunk in chunks:
                 emb = encode(model, chunk, batch_size=batch_size)
+                blank.extend(row + k + 1 for k, t in enumerate(chunk) if not str(t).strip())
                 if sink is None:
                     dim = emb.shape[1]
                     sink = _open_sink(fmt, tmp, n_texts, dim)
@@ -107,7 +110,16 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return {"texts": row, "dim": dim, "out": out_path, "format": fmt}
+    if blank:
+        shown = ", ".join(map(str, blank[:5])) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
+        what = "1 blank text (text" if len(blank) == 1 else f"{len(blank)} blank texts (texts"
+        warnings.warn(f"{what} {shown}) embedded as the empty string, one row each, so that rows "
+                      "stay aligned with the input", EmbedWarning, stacklevel=2)
+    return {"texts": row, "dim": dim, "out": out_path, "format": fmt, "blank": len(blank)}
+
+
+class EmbedWarning(DomainTuneWarning):
+    """Input that was embedded, but probably not as meant."""
 
 
 def _open_sink(fmt, path, n, dim):

@@ -25,6 +25,7 @@ def test_embed_formats(tmp_path, tiny_model_dir, ext):
     out = tmp_path / f"out{ext}"
     result = run("embed", src, "--out", out, "--model", tiny_model_dir, "--batch-size", 2)
     assert result.exit_code == 0, result.output
+    assert "Warning: 1 blank text (text 3) embedded as the empty string" in result.stderr
     if ext == ".npy":
         arr = np.load(out)
         assert arr.shape == (4, 8)

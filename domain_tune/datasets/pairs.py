@@ -59,9 +59,10 @@ def sha256(path):
 
 
 def _rows(mask, limit=5):
+    """``"row 2"`` or ``"rows 2, 5, 9"``: rows counted as a spreadsheet does (the header is row 1)."""
     rows = (np.flatnonzero(mask) + 2).tolist()  # +1 header, +1 one-based
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return ", ".join(map(str, rows[:limit])) + more
+    return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows[:limit])) + more
 
 
 def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCORE_COLUMN,
@@ -90,7 +91,7 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     a, b = (frame[c].astype(str) for c in text_columns)
     empty = (a.str.strip() == "") | (b.str.strip() == "")
     if empty.any():
-        raise BadInputError(f"{path}: empty text in rows {_rows(empty.values)}")
+        raise BadInputError(f"{path}: empty text in {_rows(empty.values)}")
     raw = frame[score_column].str.strip()
     if delimiter(path) == ";":  # spreadsheets that separate with ';' write decimal commas
         raw = raw.str.replace(",", ".", regex=False)
@@ -98,24 +99,24 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     bad = ~np.isfinite(scores)
     if bad.any():
         raise BadInputError(
-            f"{path}: column {score_column!r} is not a finite number in rows {_rows(bad)}"
+            f"{path}: column {score_column!r} is not a finite number in {_rows(bad)}"
         )
     out = (scores < lo) | (scores > hi)
     if out.any():
         raise BadInputError(
-            f"{path}: {score_column!r} outside [{lo:g}, {hi:g}] in rows {_rows(out)}"
+            f"{path}: {score_column!r} outside [{lo:g}, {hi:g}] in {_rows(out)}"
             + ("; use --score-range LO HI for other scales" if (lo, hi) == (0.0, 1.0) else "")
         )
     scores = (scores - lo) / (hi - lo)
     dup = pd.DataFrame({"a": a, "b": b}).duplicated().to_numpy()
     if dup.any():
-        warnings.warn(f"{path}: {int(dup.sum())} duplicate pairs (rows {_rows(dup)}); kept",
+        warnings.warn(f"{path}: {int(dup.sum())} duplicate pairs ({_rows(dup)}); kept",
                       PairsWarning, stacklevel=2)
     long = (a.str.len() > LONG_TEXT_CHARS) | (b.str.len() > LONG_TEXT_CHARS)
     if long.any():
         warnings.warn(
             f"{path}: {int(long.sum())} texts longer than {LONG_TEXT_CHARS} characters "
-            f"(rows {_rows(long.values)}); kept", PairsWarning, stacklevel=2,
+            f"({_rows(long.values)}); kept", PairsWarning, stacklevel=2,
         )
     negative = None
     if NEGATIVE_COLUMN in frame.columns and NEGATIVE_COLUMN not in wanted:

@@ -183,7 +183,7 @@ def read_taxonomy(
 
     ids, labels, synonyms, groups, descriptions, cleanup = [], [], [], [], [], []
     seen = {}
-    for row, rec in enumerate(frame.itertuples(index=False), 1):
+    for row, rec in enumerate(frame.itertuples(index=False), 2):  # the header is row 1
         rec = dict(zip(frame.columns, rec))
         cid = rec[id_column].strip()
         if not cid:
@@ -612,7 +612,7 @@ def read_retrieval_set(
             empty = np.flatnonzero(frame[col].str.strip().eq("").to_numpy())
             if len(empty):
                 raise BadInputError(
-                    f"{what} {path}: row {empty[0] + 1} has an empty {col}"
+                    f"{what} {path}: row {empty[0] + 2} has an empty {col}"
                     + (f" ({len(empty)} rows in all)" if len(empty) > 1 else "")
                 )
     queries, query_ids = q[query_column].tolist(), q[id_column].str.strip().tolist()
@@ -627,6 +627,6 @@ def read_retrieval_set(
     if missing:
         raise BadInputError(
             f"queries {queries_path}: {len(missing)} row(s) have a {id_column} that is not in corpus "
-            f"{corpus_path} (first: row {rows[missing[0]] + 1}, {query_ids[missing[0]]!r})"
+            f"{corpus_path} (first: row {rows[missing[0]] + 2}, {query_ids[missing[0]]!r})"
         )
     return RetrievalSet(queries, query_ids, c[label_column].tolist(), corpus_ids)

@@ -252,8 +252,8 @@ def test_bad_parameters(toy, kwargs, option):
     ("", "is empty"),
     (",".join(ESCO_HEADER) + "\n", "has a header but no rows"),
     ("conceptUri,preferredLabel,iscoGroup\nc1,cook,5120\n", "has no column 'altLabels' (--synonyms-column)"),
-    ("conceptUri,preferredLabel,altLabels,iscoGroup\nc1,cook,,5120\nc1,chef,,5120\n", "appears in rows 1 and 2"),
-    ("conceptUri,preferredLabel,altLabels,iscoGroup\nc1,,x,5120\n", "row 1 has an empty preferredLabel"),
+    ("conceptUri,preferredLabel,altLabels,iscoGroup\nc1,cook,,5120\nc1,chef,,5120\n", "appears in rows 2 and 3"),
+    ("conceptUri,preferredLabel,altLabels,iscoGroup\nc1,,x,5120\n", "row 2 has an empty preferredLabel"),
 ])
 def test_bad_taxonomy_files(tmp_path, content, message):
     path = tmp_path / "t.csv"
@@ -305,10 +305,10 @@ def test_read_retrieval_set(tmp_path):
     assert tx.read_retrieval_set(tmp_path / "q.csv", tmp_path / "c.csv", limit=1).queries == [
         "chef de cuisine"]
     (tmp_path / "bad.csv").write_text("query,conceptUri\nx,c9\ny,c77\n", encoding="utf-8")
-    with pytest.raises(BadInputError, match="row 2, 'c77'"):
+    with pytest.raises(BadInputError, match="row 3, 'c77'"):
         tx.read_retrieval_set(tmp_path / "bad.csv", tmp_path / "c.csv")
     (tmp_path / "empty_cell.csv").write_text('query,conceptUri\n" ",c9\n', encoding="utf-8")
-    with pytest.raises(BadInputError, match="row 1 has an empty query"):
+    with pytest.raises(BadInputError, match="row 2 has an empty query"):
         tx.read_retrieval_set(tmp_path / "empty_cell.csv", tmp_path / "c.csv")
     with pytest.raises(BadInputError, match=r"no column 'title' \(--label-column\)"):
         tx.read_retrieval_set(tmp_path / "q.csv", tmp_path / "c.csv", label_column="title")
