@@ -278,6 +278,8 @@ def interpolate_cmd(model, base, alpha, out, overwrite, sts_dir, as_json):
     from domain_tune.models.interpolation import interpolate, model_card
     from domain_tune.outputs import atomic_directory
 
+    if os.path.normpath(model) == os.path.normpath(base):
+        raise BadInputError(f"--model and --base are both {model}; interpolating would change nothing")
     _refuse_existing(out, overwrite, "dir")
     sts = None
     if sts_dir is not None:

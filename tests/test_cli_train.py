@@ -278,3 +278,11 @@ def test_in_batch_loss_warns_when_validation_has_no_positive(tmp_path, tiny_mode
     for extra in (["--loss", "mse"], ["--loss", "in-batch", "--monitor", "loss"]):
         result = run(*args, *extra, "--out", tmp_path / extra[-1])
         assert result.exit_code == 0 and "hold no positive pair" not in result.stderr
+
+
+def test_no_validation_split_says_what_early_stopping_watches(tmp_path, tiny_model_dir, pairs_csv):
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", tmp_path / "r",
+                 "--epochs", 5, "--validation-split", 0, "--no-sts", "-q", "--json")
+    assert result.exit_code == 0, result.output
+    assert "early stopping watches the training loss" in result.stderr
+    assert json.loads(result.stdout)["val_pairs"] == 0

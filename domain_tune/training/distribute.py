@@ -57,6 +57,11 @@ def cluster_spec():
 def make_strategy(name="none", cpu_replicas=None):
     if name not in STRATEGIES:
         raise BadInputError(f"--distribute must be one of {', '.join(STRATEGIES)}")
+    if name == "none" and cpu_replicas and cpu_replicas > 1:
+        raise BadInputError(
+            f"--cpu-replicas {cpu_replicas} needs --distribute mirrored (or multi-worker); "
+            "without a strategy one replica trains"
+        )
     if name == "multi-worker":
         cluster_spec()
         configure_devices(cpu_replicas)

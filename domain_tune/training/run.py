@@ -100,6 +100,9 @@ def _read_data(job):
             f"{job.fit.loss} loss is 0 on them and early stopping cannot judge the epochs; "
             "use --monitor loss or more positive pairs", PairsWarning, stacklevel=2,
         )
+    if val is None and job.fit.monitor == "val_loss" and job.fit.patience < job.fit.epochs:
+        warnings.warn("no validation pairs (--validation-split 0): early stopping watches the "
+                      "training loss", PairsWarning, stacklevel=2)
     return train, val
 
 
@@ -165,7 +168,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             siamese = compile_siamese(encoder, job.fit, len(train_pairs))
         frozen_before = _frozen_rows(encoder)
         val_before = evaluate(siamese, val_pairs)
-        echo(_table_row("before", sts_before, val_before))
+        if sts_before or val_before:
+            echo(_table_row("before", sts_before, val_before))
         tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
         state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
                     resume=job.resume, callbacks=[tensorboard, *job.callbacks],
@@ -185,7 +189,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
         with strategy.scope():
             siamese = compile_siamese(encoder, job.fit, len(train_pairs))  # never trained: for evaluation
         val_after = evaluate(siamese, val_pairs)
-        echo(_table_row("after", sts_after, val_after))
+        if sts_after or val_after:
+            echo(_table_row("after", sts_after, val_after))
         metrics = {
             "sts": {"split": "dev", "before": sts_before, "after": sts_after}
             if sts_data is not None else None,
