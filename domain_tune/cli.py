@@ -231,8 +231,9 @@ def eval_sts_cmd(model, split, sts_dir, similarity, limit, batch_size, as_json):
 @model_option
 @click.option("--out", "-o", required=True, type=click.Path(), help="Directory to create.")
 @overwrite_option
+@json_option
 @needs_tensorflow
-def export_cmd(model, out, overwrite):
+def export_cmd(model, out, overwrite, as_json):
     """Write a TF Hub-style SavedModel (strings in, embeddings out).
 
     Load it with only TensorFlow and tensorflow_text:
@@ -245,7 +246,12 @@ def export_cmd(model, out, overwrite):
 
     _refuse_existing(out, overwrite, "dir")
     export_saved_model(_load(model), out, overwrite=overwrite)
-    click.echo(f"Exported {model} to {out} (SavedModel, signature serving_default: inputs -> outputs).")
+    if as_json:
+        _print_json({"out": out, "model": model, "signature": "serving_default",
+                     "inputs": "inputs", "outputs": "outputs"})
+    else:
+        click.echo(f"Exported {model} to {out} (SavedModel, signature serving_default: "
+                   "inputs -> outputs).")
 
 
 @main.command("interpolate")
@@ -321,8 +327,8 @@ def _sts_pearson(model, data):
 def _read_texts_file(path):
     from domain_tune.datasets.texts import count_texts, text_chunks
 
-    count_texts(path)
-    texts = [t for chunk in text_chunks(path) for t in chunk if t.strip()]
+    count_texts(path, what="--texts")
+    texts = [t for chunk in text_chunks(path, what="--texts") for t in chunk if t.strip()]
     if len(texts) < 2:
         raise BadInputError(f"--texts {path}: need at least 2 non-empty lines")
     return texts
@@ -475,8 +481,9 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
 @click.option("--out", "-o", default="similarity.png", show_default=True, type=click.Path(),
               help="PNG file to write.")
 @overwrite_option
+@json_option
 @needs_tensorflow
-def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite):
+def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite, as_json):
     """Heatmap of pairwise similarity of texts under one or two models.
 
     \b
@@ -492,8 +499,15 @@ def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite):
     models = [(model, _load(model))]
     if compare:
         models.append((compare, _load(compare)))
-    plot_similarity(models, texts, out, metric)
-    click.echo(f"Wrote {out}")
+    from domain_tune.plotting import DEFAULT_TEXTS
+
+    texts = list(texts or DEFAULT_TEXTS)
+    matrices = plot_similarity(models, texts, out, metric)
+    if as_json:
+        _print_json({"out": out, "metric": metric, "texts": texts,
+                     "similarity": {name: m.round(6).tolist() for (name, _), m in zip(models, matrices)}})
+    else:
+        click.echo(f"Wrote {out}")
 
 
 # --- taxonomy pairs and retrieval ---
@@ -709,6 +723,7 @@ def pairs_taxonomy_cmd(path, out, overwrite, as_json, separator, attribution, **
               help="The two text columns.")
 @click.option("--score-column", default="similarity", show_default=True)
 @click.option("--score-range", type=(float, float), default=(0.0, 1.0), show_default=True,
+              metavar="LO HI",
               help="Range of the scores (rescaled to [0, 1]); positives score >= 0.99 of it.")
 @overwrite_option
 @json_option

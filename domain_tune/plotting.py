@@ -97,12 +97,16 @@ def plot_heatmaps(matrices, titles, texts, out_path, metric="angular"):
 
 
 def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular"):
-    """``models``: list of ``(title, model)``; writes the side-by-side PNG."""
+    """``models``: list of ``(title, model)``; writes the side-by-side PNG.
+
+    Returns the similarity matrices drawn, one per model, in order.
+    """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}")
     texts = list(texts or DEFAULT_TEXTS)
     matrices = [similarity_matrix(model, texts, metric) for _, model in models]
-    return plot_heatmaps(matrices, [title for title, _ in models], texts, out_path, metric)
+    plot_heatmaps(matrices, [title for title, _ in models], texts, out_path, metric)
+    return matrices
 
 
 def plot_history(histories, out_path, title="Loss per epoch"):

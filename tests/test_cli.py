@@ -148,3 +148,24 @@ def test_internal_errors_are_one_short_line(tmp_path, monkeypatch):
     assert error_line(result) == ("Error: RuntimeError: first line "
                                   "(set DOMAIN_TUNE_DEBUG=1 to see the traceback)")
     assert not (tmp_path / "x").exists()
+
+
+def test_every_command_that_reports_has_json():
+    for name, command in main.commands.items():
+        commands = command.commands.values() if hasattr(command, "commands") else [command]
+        for c in commands:
+            assert "as_json" in {p.name for p in c.params}, c.name
+
+
+def test_plot_json_holds_the_matrices_drawn(tmp_path, tiny_model_dir):
+    texts = tmp_path / "t.txt"
+    texts.write_text("nurse\nchef\npilot\n", encoding="utf-8")
+    result = run("plot-similarity", "-m", tiny_model_dir, "--texts", texts, "--metric", "cosine",
+                 "--out", tmp_path / "p.png", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (matrix,) = report["similarity"].values()
+    assert report["texts"] == ["nurse", "chef", "pilot"] and np.shape(matrix) == (3, 3)
+    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-5)
+    exported = run("export", "-m", tiny_model_dir, "--out", tmp_path / "x", "--json")
+    assert json.loads(exported.stdout)["signature"] == "serving_default"

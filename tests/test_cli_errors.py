@@ -88,6 +88,8 @@ CASES = [
      "pairs esco {d}/occ.csv --out {d}/p --holdout 1.5", "--holdout"),
     # plot-similarity
     ("plot-png", {}, "plot-similarity --out {d}/s.jpg -m {model}", "PNG"),
+    ("plot-texts-missing", {}, "plot-similarity --texts {d}/no.txt --out {d}/s.png -m {model}",
+     "--texts"),
     ("plot-texts", {"t.txt": "one\n"}, "plot-similarity --texts {d}/t.txt --out {d}/s.png -m {model}",
      "at least 2"),
     ("plot-compare", {}, "plot-similarity --compare nothing --out {d}/s.png -m {model}", "unknown model"),

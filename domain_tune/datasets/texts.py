@@ -57,17 +57,17 @@ def _csv_reader(path, column, chunk):
         raise parse_error(path, "input", sep, e) from e
 
 
-def text_chunks(path, column=None, chunk=CHUNK):
-    """Yield lists of texts from ``path``; validates the file first."""
-    check_text_file(path, "input")
+def text_chunks(path, column=None, chunk=CHUNK, what="input"):
+    """Yield lists of texts from ``path``; validates the file first (``what`` names it in errors)."""
+    check_text_file(path, what)
     if is_csv(path, column):
         return _csv_reader(path, column, chunk)
     return _read_lines(path, chunk)
 
 
-def count_texts(path, column=None):
+def count_texts(path, column=None, what="input"):
     """Number of texts :func:`text_chunks` will yield (raises on bad input)."""
-    n = sum(len(c) for c in text_chunks(path, column))
+    n = sum(len(c) for c in text_chunks(path, column, what=what))
     if n == 0:
-        raise BadInputError(f"input {path} holds no texts")
+        raise BadInputError(f"{what} {path} holds no texts")
     return n

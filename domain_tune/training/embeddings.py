@@ -40,7 +40,7 @@ class EmbeddingOptions:
         if self.max_new_pieces < 1:
             raise BadInputError("--max-new-pieces must be at least 1")
         if self.add_vocab and self.add_vocab != "auto":
-            count_texts(self.add_vocab)  # exists, UTF-8, not empty
+            count_texts(self.add_vocab, what="--add-vocab")  # exists, UTF-8, not empty
 
     @property
     def changes_encoder(self):
@@ -48,7 +48,7 @@ class EmbeddingOptions:
 
 
 def read_terms(path):
-    terms = [t.strip() for chunk in text_chunks(path) for t in chunk]
+    terms = [t.strip() for chunk in text_chunks(path, what="--add-vocab") for t in chunk]
     return [t for t in terms if t]
 
 
