@@ -9,6 +9,7 @@ Where the data comes from, in order: ``--sts-dir``, ``$DOMAIN_TUNE_STS_DIR``,
 or a cached download of the canonical archive.
 """
 
+import contextlib
 import dataclasses
 import os
 import tarfile
@@ -46,7 +47,19 @@ def cache_dir():
 def download(timeout=20):
     """Download and unpack the canonical archive into :func:`cache_dir`."""
     target = cache_dir()
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+    parent = os.path.dirname(target)
+    created = not os.path.isdir(parent)
+    os.makedirs(parent, exist_ok=True)
+    try:
+        return _download_into(target, timeout)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)  # leave no empty cache folder behind
+        raise
+
+
+def _download_into(target, timeout):
     with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as tmp:
         archive = os.path.join(tmp, "Stsbenchmark.tar.gz")
         try:
