@@ -164,7 +164,7 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     Example:
       domain-tune embed titles.csv --column title --out titles.npy
     """
-    from domain_tune.datasets.texts import count_texts, text_chunks
+    from domain_tune.datasets.texts import count_texts, is_csv, text_chunks
     from domain_tune.embedding import embed_to_file, output_format
 
     output_format(out)
@@ -172,7 +172,9 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     n = count_texts(input_path, column)
     encoder = _load(model)
     start = time.perf_counter()
-    info = embed_to_file(encoder, text_chunks(input_path, column), n, out, batch_size=batch_size)
+    numbering = ("row", 2) if is_csv(input_path, column) else ("line", 1)
+    info = embed_to_file(encoder, text_chunks(input_path, column), n, out, batch_size=batch_size,
+                         numbering=numbering)
     info.update({"model": model, "seconds": round(time.perf_counter() - start, 3)})
     if as_json:
         _print_json(info)
@@ -258,7 +260,8 @@ def export_cmd(model, out, overwrite, as_json):
 @click.option("--model", "-m", required=True, metavar="MODEL",
               help="The tuned model: a run directory or .keras file.")
 @click.option("--base", default=DEFAULT_MODEL, show_default=True, metavar="MODEL",
-              help="The model it was tuned from.")
+              help="The pretrained model the tuning started from (for a run tuned from "
+              "another run, still the first one's base).")
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.8, show_default=True,
               help="Weight of the tuned model (1: tuned, 0: base).")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Directory to create.")
@@ -499,13 +502,11 @@ def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite, as_j
     models = [(model, _load(model))]
     if compare:
         models.append((compare, _load(compare)))
-    from domain_tune.plotting import DEFAULT_TEXTS
-
-    texts = list(texts or DEFAULT_TEXTS)
-    matrices = plot_similarity(models, texts, out, metric)
+    drawn = plot_similarity(models, texts, out, metric)
     if as_json:
-        _print_json({"out": out, "metric": metric, "texts": texts,
-                     "similarity": {name: m.round(6).tolist() for (name, _), m in zip(models, matrices)}})
+        _print_json({"out": out, "metric": metric, "texts": drawn["texts"],
+                     "similarity": [{"model": name, "matrix": m.round(6).tolist()}
+                                    for (name, _), m in zip(models, drawn["matrices"])]})
     else:
         click.echo(f"Wrote {out}")
 
@@ -752,8 +753,9 @@ def mine_negatives_cmd(pairs, out, model, depth, seed, text_columns, score_colum
     if as_json:
         _print_json({"out": out, "model": model, **info})
     else:
-        click.echo(f"Wrote {info['pairs']:,} pairs with {info['hard_negatives']:,} hard negatives "
-                   f"(of {info['positive']:,} positive pairs) to {out}.")
+        click.echo(f"Wrote {_count(info['pairs'], 'pair')} with "
+                   f"{_count(info['hard_negatives'], 'hard negative')} "
+                   f"(of {_count(info['positive'], 'positive pair')}) to {out}.")
 
 
 @main.command("eval-retrieval")

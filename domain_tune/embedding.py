@@ -77,12 +77,16 @@ def output_format(path):
     return OUTPUT_FORMATS[ext]
 
 
-def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZE, progress=True):
+def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZE, progress=True,
+                  numbering=("line", 1)):
     """Embed an iterable of text chunks into ``out_path`` (.npy, .csv or .jsonl).
 
     Memory stays bounded by one chunk.  The file appears only when complete:
     it is written beside the target under a temporary name and renamed.
+    ``numbering`` names the input's texts in warnings: ``("line", 1)`` for a
+    text file, ``("row", 2)`` for a CSV column (the header is row 1).
     """
+    unit, first = numbering
     fmt = output_format(out_path)
     tmp = f"{out_path}.tmp-{os.getpid()}"
     dim = None
@@ -93,7 +97,7 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
             sink = None
             for chunk in chunks:
                 emb = encode(model, chunk, batch_size=batch_size)
-                blank.extend(row + k + 1 for k, t in enumerate(chunk) if not str(t).strip())
+                blank.extend(row + k + first for k, t in enumerate(chunk) if not str(t).strip())
                 if sink is None:
                     dim = emb.shape[1]
                     sink = _open_sink(fmt, tmp, n_texts, dim)
@@ -112,7 +116,7 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
         raise
     if blank:
         shown = ", ".join(map(str, blank[:5])) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
-        what = "1 blank text (text" if len(blank) == 1 else f"{len(blank)} blank texts (texts"
+        what = f"1 blank text ({unit}" if len(blank) == 1 else f"{len(blank)} blank texts ({unit}s"
         warnings.warn(f"{what} {shown}) embedded as the empty string, one row each, so that rows "
                       "stay aligned with the input", EmbedWarning, stacklevel=2)
     return {"texts": row, "dim": dim, "out": out_path, "format": fmt, "blank": len(blank)}

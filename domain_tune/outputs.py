@@ -11,19 +11,28 @@ def check_out(out, overwrite=False, kind="file"):
     """Refuse an ``--out`` that cannot be written, before any work is done.
 
     ``kind`` is what will be written there, ``"file"`` or ``"dir"``.  Refused:
-    an existing ``out`` without ``overwrite``; an existing one of the other
-    kind; a missing parent folder; a parent where no file can be created
+    the current folder or one that holds it (``--overwrite`` would delete it);
+    an unexpanded ``~``; an existing one of the other kind; an existing
+    ``out`` without ``overwrite``; a missing parent folder; a parent where no file can be created
     (read-only, permissions, a pseudo file system such as ``/proc``), found by
     creating and removing a probe file.
     """
     path = os.fspath(out)
+    if path.startswith("~"):
+        raise BadInputError(f"--out {path}: '~' was not expanded; write the full path")
+    full = os.path.realpath(path)
+    here = os.path.realpath(os.getcwd())
+    if full == here or here.startswith(full.rstrip(os.sep) + os.sep):
+        raise BadInputError(
+            f"--out {path} is the current folder or holds it; name a new folder or file"
+        )
     if os.path.lexists(path):
-        if not overwrite:
-            raise BadInputError(f"--out {path} already exists; pass --overwrite to replace it")
         if kind == "file" and os.path.isdir(path):
             raise BadInputError(f"--out {path} is a directory; name a file")
-        if kind == "dir" and not os.path.isdir(path):
+        if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
             raise BadInputError(f"--out {path} is a file; name a directory")
+        if not overwrite:
+            raise BadInputError(f"--out {path} already exists; pass --overwrite to replace it")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.lexists(parent):
         raise BadInputError(f"--out {path}: directory {parent} does not exist")

@@ -82,6 +82,9 @@ def plot_heatmaps(matrices, titles, texts, out_path, metric="angular"):
                 warnings.simplefilter("always")
                 fig.savefig(tmp, dpi=130)
             missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+            for w in caught:  # the others as they were
+                if "missing from font" not in str(w.message):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             if missing:
                 warnings.warn(
                     f"{len(missing)} characters have no glyph in the installed fonts and show as "
@@ -99,14 +102,14 @@ def plot_heatmaps(matrices, titles, texts, out_path, metric="angular"):
 def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular"):
     """``models``: list of ``(title, model)``; writes the side-by-side PNG.
 
-    Returns the similarity matrices drawn, one per model, in order.
+    Returns ``{"texts": [...], "matrices": [one per model, in order]}``.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}")
     texts = list(texts or DEFAULT_TEXTS)
     matrices = [similarity_matrix(model, texts, metric) for _, model in models]
     plot_heatmaps(matrices, [title for title, _ in models], texts, out_path, metric)
-    return matrices
+    return {"texts": texts, "matrices": matrices}
 
 
 def plot_history(histories, out_path, title="Loss per epoch"):

@@ -25,7 +25,7 @@ def test_embed_formats(tmp_path, tiny_model_dir, ext):
     out = tmp_path / f"out{ext}"
     result = run("embed", src, "--out", out, "--model", tiny_model_dir, "--batch-size", 2)
     assert result.exit_code == 0, result.output
-    assert "Warning: 1 blank text (text 3) embedded as the empty string" in result.stderr
+    assert "Warning: 1 blank text (line 3) embedded as the empty string" in result.stderr
     if ext == ".npy":
         arr = np.load(out)
         assert arr.shape == (4, 8)
@@ -164,8 +164,13 @@ def test_plot_json_holds_the_matrices_drawn(tmp_path, tiny_model_dir):
                  "--out", tmp_path / "p.png", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    (matrix,) = report["similarity"].values()
-    assert report["texts"] == ["nurse", "chef", "pilot"] and np.shape(matrix) == (3, 3)
-    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-5)
+    (entry,) = report["similarity"]
+    assert entry["model"] == str(tiny_model_dir)
+    assert report["texts"] == ["nurse", "chef", "pilot"] and np.shape(entry["matrix"]) == (3, 3)
+    np.testing.assert_allclose(np.diag(entry["matrix"]), 1.0, atol=1e-5)
+    same = run("plot-similarity", "-m", tiny_model_dir, "--compare", tiny_model_dir, "--texts",
+               texts, "--out", tmp_path / "q.png", "--json")
+    first, second = json.loads(same.stdout)["similarity"]  # one entry per model, even the same
+    assert first["matrix"] == second["matrix"]
     exported = run("export", "-m", tiny_model_dir, "--out", tmp_path / "x", "--json")
     assert json.loads(exported.stdout)["signature"] == "serving_default"

@@ -99,6 +99,12 @@ CASES = [
     ("export-onto-file", {"x": "mine"}, "export --out {d}/x -m {model} --overwrite", "is a file"),
     ("embed-onto-dir", {"t.txt": TEXTS, "e.npy/keep": "x"},
      "embed {d}/t.txt --out {d}/e.npy -m {model} --overwrite", "is a directory"),
+    ("embed-onto-dir-no-overwrite", {"t.txt": TEXTS, "e.npy/keep": "x"},
+     "embed {d}/t.txt --out {d}/e.npy -m {model}", "is a directory"),
+    ("export-cwd", {}, "export --out . --overwrite -m {model}", "is the current folder"),
+    ("train-parent-of-cwd", {"p.csv": PAIRS}, "train {d}/p.csv --out .. --overwrite --no-sts",
+     "holds it"),
+    ("embed-tilde", {"t.txt": TEXTS}, "embed {d}/t.txt --out ~/e.npy -m {model}", "not expanded"),
     # interpolate
     ("interpolate-model", {}, "interpolate -m {d}/nothing --base {model} --out {d}/x",
      "unknown model"),
@@ -144,6 +150,15 @@ def test_there_are_enough_cases():
     commands = {c[2].split()[0] for c in CASES}
     assert commands == {"train", "embed", "eval-sts", "eval-retrieval", "pairs", "plot-similarity",
                         "export", "interpolate"}
+
+
+def test_resume_without_a_run_is_refused_before_reading_anything(tmp_path, monkeypatch):
+    (tmp_path / "p.csv").write_text(PAIRS)
+    monkeypatch.chdir(tmp_path)
+    result = run("train", "p.csv", "--out", "runs/x", "--resume", "--no-sts")
+    assert result.exit_code == 2
+    assert "--resume: no interrupted run" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["p.csv"]
 
 
 def test_bad_input_with_the_default_out_creates_no_runs_folder(tmp_path, monkeypatch):

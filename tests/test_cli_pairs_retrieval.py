@@ -157,7 +157,7 @@ def test_eval_retrieval_on_tiny_model(tmp_path, toy_path, tiny_model_dir):
         ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out", "--hard-negatives",
                             "--holdout", "1"], "no training pairs to mine for"),
         ({"t.csv": "TOY", "out": "keep me"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/out"],
-         "already exists"),
+         "is a file; name a directory"),
         ({"t.csv": "TOY"}, ["pairs", "esco", "{tmp}/t.csv", "-o", "{tmp}/no/such/out"],
          "does not exist"),
         ({"c.csv": "label,conceptUri\ncook,c1\n"},

@@ -43,20 +43,32 @@ DELIMITERS = (",", "\t", ";")
 
 
 def delimiter(path):
-    """The field delimiter of a CSV: tab for ``.tsv``; else the one its header line uses.
+    """The field delimiter of a CSV: tab for ``.tsv``; else the one that splits its header best.
 
-    A header with commas is comma-separated; one with no comma but tabs (or
-    semicolons, as spreadsheets in many locales write them) uses that.
+    Each of comma, tab and semicolon (as spreadsheets in many locales write
+    CSV) splits the header line as a CSV reader would (quotes respected); the
+    one giving the most fields wins.  A tie is settled by :class:`csv.Sniffer`
+    on the first lines, then in favour of the comma.
     """
     if os.fspath(path).lower().endswith(".tsv"):
         return "\t"
     with open(path, "rb") as f:
-        header = f.readline(_SNIFF).decode("utf-8", errors="replace")
-    counts = {d: header.count(d) for d in DELIMITERS}
-    return "," if counts[","] else max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+        sample = f.read(_SNIFF).decode("utf-8-sig", errors="replace")
+    lines = sample.splitlines()[:20] or [""]
+    fields = {d: len(next(csv.reader([lines[0]], delimiter=d), [])) for d in DELIMITERS}
+    most = max(fields.values())
+    tied = [d for d in DELIMITERS if fields[d] == most]
+    if len(tied) == 1:
+        return tied[0]
+    if most > 1:
+        try:
+            return csv.Sniffer().sniff("\n".join(lines), delimiters="".join(tied)).delimiter
+        except csv.Error:
+            pass
+    return tied[0]  # DELIMITERS starts with the comma
 
 
-def _long_row(path, sep):
+def long_row(path, sep):
     """1-based line number and field count of the first row longer than the header."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
@@ -86,14 +98,15 @@ def _check_header(path, what, sep):
 
 def parse_error(path, what, sep, exc):
     """A one-line BadInputError for a CSV that pandas could not parse."""
-    long = _long_row(path, sep)
+    long = long_row(path, sep)
     if long:
         line, n, width = long
         return BadInputError(
             f"{what} {path}: line {line} has {n} fields but the header has {width}; "
             "quote texts that contain the delimiter"
         )
-    return BadInputError(f"{what} {path}: not a readable CSV ({str(exc).splitlines()[0]})")
+    reason = str(exc).splitlines()[0] if exc is not None and str(exc) else "malformed"
+    return BadInputError(f"{what} {path}: not a readable CSV ({reason})")
 
 
 def read_csv(path, what="file", **kwargs):

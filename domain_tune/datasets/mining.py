@@ -126,7 +126,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     import os
     import tempfile
 
-    from domain_tune.datasets.files import read_csv
+    from domain_tune.datasets.files import delimiter, read_csv
     from domain_tune.datasets.pairs import NEGATIVE_COLUMN, read_pairs
     from domain_tune.embedding import unique_encode
 
@@ -144,8 +144,10 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     out = os.path.abspath(out)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
     try:
+        # the input's dialect (a .tsv --out: tabs), scores as they were written
+        sep = "\t" if out.lower().endswith(".tsv") else delimiter(path)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            frame.to_csv(f, index=False)
+            frame.to_csv(f, index=False, sep=sep)
         os.replace(tmp, out)
     except BaseException:
         os.unlink(tmp)

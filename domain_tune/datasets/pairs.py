@@ -93,7 +93,7 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     if empty.any():
         raise BadInputError(f"{path}: empty text in {_rows(empty.values)}")
     raw = frame[score_column].str.strip()
-    if delimiter(path) == ";":  # spreadsheets that separate with ';' write decimal commas
+    if delimiter(path) != ",":  # spreadsheets that separate with ';' write decimal commas
         raw = raw.str.replace(",", ".", regex=False)
     scores = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(scores)

@@ -163,8 +163,8 @@ def read_taxonomy(
     """Read a taxonomy CSV: one concept per row, alternative labels split on ``separator``.
 
     Every id must be present and unique and every concept must have a
-    preferred label; errors name the file, the row (counted from 1 after the
-    header) and the column.
+    preferred label; errors name the file, the row (as a spreadsheet counts:
+    the header is row 1) and the column.
     """
     if not separator:
         raise BadInputError("--separator must not be empty")
@@ -442,8 +442,9 @@ def build_pairs(
         )
     if queries.empty and heldout.any():
         warnings.warn(
-            f"{taxonomy.path}: the {int(heldout.sum())} held-out concepts have no alternative label "
-            "to query with; heldout_queries.csv is empty", PairsWarning, stacklevel=2,
+            f"{taxonomy.path}: no held-out concept has an alternative label to query with "
+            f"({int(heldout.sum())} held out); heldout_queries.csv is empty", PairsWarning,
+            stacklevel=2,
         )
     params = {
         "holdout": holdout, "seed": seed, "negatives": negatives, "related": related,
@@ -626,7 +627,8 @@ def read_retrieval_set(
     missing = [k for k, cid in enumerate(query_ids) if cid not in known]
     if missing:
         raise BadInputError(
-            f"queries {queries_path}: {len(missing)} row(s) have a {id_column} that is not in corpus "
+            f"queries {queries_path}: {len(missing)} {'row has' if len(missing) == 1 else 'rows have'} "
+            f"a {id_column} that is not in corpus "
             f"{corpus_path} (first: row {rows[missing[0]] + 2}, {query_ids[missing[0]]!r})"
         )
     return RetrievalSet(queries, query_ids, c[label_column].tolist(), corpus_ids)

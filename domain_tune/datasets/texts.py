@@ -9,7 +9,9 @@ import os
 
 import pandas as pd
 
-from domain_tune.datasets.files import check_text_file, delimiter, parse_error, read_csv, utf8_error
+from domain_tune.datasets.files import (
+    check_text_file, delimiter, long_row, parse_error, read_csv, utf8_error,
+)
 from domain_tune.errors import BadInputError
 
 CHUNK = 8192
@@ -45,8 +47,9 @@ def _csv_reader(path, column, chunk):
             f"{path} has no column {column!r} (columns: {', '.join(map(str, header))})"
         )
     sep = delimiter(path)
+    if long_row(path, sep):  # a text split by an unquoted delimiter must fail, not be cut
+        raise parse_error(path, "input", sep, None)
     try:
-        # all columns, not usecols: a row split by an unquoted delimiter must fail, not be cut
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk,
                              encoding="utf-8", index_col=False)
         for frame in reader:

@@ -28,6 +28,15 @@ def _check(encoder, role):
         )
 
 
+def _extends(base, tuned):
+    """True if ``tuned``'s pieces are ``base``'s followed by added ones."""
+    from domain_tune.models.vocabulary import parse_model_proto
+
+    old = [p.piece for p in parse_model_proto(base.tokenizer.proto).pieces]
+    new = [p.piece for p in parse_model_proto(tuned.tokenizer.proto).pieces]
+    return len(new) > len(old) and new[: len(old)] == old
+
+
 def _table(layer):
     pretrained, new = split_table(layer)
     return pretrained if new is None else np.concatenate([pretrained, new], axis=0)
@@ -42,7 +51,8 @@ def _mix(base, tuned, alpha):
 def interpolate(base, tuned, alpha):
     """Set ``tuned``'s weights to ``alpha * tuned + (1 - alpha) * base``, in place.
 
-    Returns ``tuned`` and a dict of what was mixed: ``weights`` (count),
+    Returns ``tuned`` and a dict of what was mixed: ``weights`` (weight
+    tensors; the token table counts once),
     ``token_rows`` (rows of the token table mixed) and ``kept_rows`` (tuned
     rows with no counterpart in ``base``).  Raises :class:`BadInputError` when
     the encoders differ in architecture or vocabulary.
@@ -58,8 +68,10 @@ def interpolate(base, tuned, alpha):
             f"the token tables differ (base {base_table.shape}, tuned {tuned_table.shape}): "
             "was the tuned model trained from this base?"
         )
-    if len(base_table) == len(tuned_table) and base.tokenizer.proto != tuned.tokenizer.proto:
-        raise BadInputError("the base and tuned models use different vocabularies")
+    if base.tokenizer.proto != tuned.tokenizer.proto and not _extends(base, tuned):
+        raise BadInputError(
+            "the tuned model's vocabulary does not extend the base's: was it trained from this base?"
+        )
     mixed = {"weights": 0, "token_rows": len(base_table),
              "kept_rows": len(tuned_table) - len(base_table)}
     for layer in new.layers:
@@ -82,7 +94,7 @@ def interpolate(base, tuned, alpha):
         embedding.set_new_rows(table[embedding.pretrained_rows :])
     else:
         embedding.embeddings.assign(table)
-    mixed["weights"] += len(embedding.weights)
+    mixed["weights"] += 1  # the token table (its added rows, if any, kept)
     return tuned, mixed
 
 

@@ -27,13 +27,13 @@ def lock_path(out):
 def check_out(out, overwrite=False, resume=False):
     out = os.path.normpath(out)
     parent = os.path.dirname(os.path.abspath(out))
+    if resume and not os.path.isdir(partial_dir(out)):
+        raise BadInputError(f"--resume: no interrupted run at {partial_dir(out)}")
     if not os.path.lexists(parent) and os.path.basename(parent) == "runs":
         if os.path.isdir(os.path.dirname(parent)):
             outputs.check_out(parent, kind="dir")  # the folder runs/ can be made there
             return out  # the default runs/<timestamp>: created once the data has been read
     outputs.check_out(out, overwrite, kind="dir")
-    if resume and not os.path.isdir(partial_dir(out)):
-        raise BadInputError(f"--resume: no interrupted run at {partial_dir(out)}")
     if not resume and os.path.isdir(partial_dir(out)) and not overwrite:
         raise BadInputError(
             f"an interrupted run is at {partial_dir(out)}; pass --resume to continue it "

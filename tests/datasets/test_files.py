@@ -16,6 +16,9 @@ from domain_tune.errors import BadInputError
     ("p.tsv", "base,ref\tsimilarity\n", "\t"),  # the extension wins
     ("p.csv", "text\nnurse\n", ","),
     ("p.csv", "\ufeffbase;ref;similarity\r\na;b;1\r\n", ";"),
+    ("p.csv", '"name, full";score\nx;1\n', ";"),  # a quoted comma is no delimiter
+    ("p.txt", '"a,b"\tc\nx\ty\n', "\t"),
+    ("p.csv", "Titel, deutsch;Wert\nKoch;1\nArzt;2\n", ";"),  # a tie: the rows decide
 ])
 def test_delimiter_is_sniffed_from_the_header(tmp_path, name, content, sep):
     path = tmp_path / name
@@ -48,10 +51,15 @@ def test_a_row_longer_than_the_header_names_its_line(tmp_path):
         read_csv(path, "pairs file")
 
 
-def test_a_text_column_split_by_an_unquoted_comma_fails_instead_of_being_cut(tmp_path):
+@pytest.mark.parametrize("content, line", [
+    ("text\nnurse\nchef, head\n", 3),
+    ("text\nchef, head\nnurse\n", 2),  # the first row too (pandas only warns there)
+])
+def test_a_text_column_split_by_an_unquoted_comma_fails_instead_of_being_cut(tmp_path, content,
+                                                                              line):
     path = tmp_path / "t.csv"
-    path.write_text("text\nnurse\nchef, head\n")
-    with pytest.raises(BadInputError, match=r"line 3 has 2 fields but the header has 1"):
+    path.write_text(content)
+    with pytest.raises(BadInputError, match=rf"line {line} has 2 fields but the header has 1"):
         list(text_chunks(str(path)))
     path.write_text('text\nnurse\n"chef, head"\n')
     assert [t for chunk in text_chunks(str(path)) for t in chunk] == ["nurse", "chef, head"]
@@ -74,3 +82,24 @@ def test_text_and_score_columns_must_be_distinct(tmp_path):
         read_pairs(path, text_columns=("base", "base"))
     with pytest.raises(BadInputError, match="also a text column"):
         read_pairs(path, score_column="ref")
+
+
+def test_mined_pairs_keep_the_input_dialect_and_train_reads_them(tmp_path, monkeypatch):
+    import numpy as np
+
+    import domain_tune.embedding as embedding
+    from domain_tune.datasets.mining import mine_pairs_file
+
+    vectors = {"nurse": [1, 0, 0], "staff nurse": [1, 0.1, 0], "chef": [0, 1, 0],
+               "cook": [0, 1, 0.1]}
+    monkeypatch.setattr(embedding, "unique_encode", lambda model, texts, **kw: np.array(
+        [vectors[t] for t in texts], dtype="float32"))  # mining only embeds
+    path = tmp_path / "p.csv"
+    path.write_text("base;ref;similarity\nnurse;staff nurse;1,0\nchef;cook;1,0\n"
+                    "chef;nurse;0,5\n", encoding="utf-8")
+    for name in ("m.csv", "m.tsv"):
+        mine_pairs_file(str(path), str(tmp_path / name), None, depth=5, seed=0)
+        again = read_pairs(tmp_path / name)
+        assert again.similarity.tolist() == [1.0, 1.0, 0.5]
+        assert again.negative[:2] == ["cook", "staff nurse"]
+    assert (tmp_path / "m.csv").read_text().splitlines()[0] == "base;ref;similarity;negative"

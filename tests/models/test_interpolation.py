@@ -44,12 +44,17 @@ def test_every_weight_is_the_weighted_mean(pair, alpha):
     base, tuned = pair
     b, t = _weights(base), _weights(tuned)
     assert not np.allclose(b["table"], t["table"])
+    every_b = {v.path: np.array(v) for v in base.weights}  # all of the model, not only layers
+    every_t = {v.path: np.array(v) for v in tuned.weights}
     merged, mixed = interpolate(base, tuned, alpha)
     m = _weights(merged)
-    assert m.keys() == b.keys() and mixed["weights"] == len(b)
+    assert m.keys() == b.keys() and mixed["weights"] == len(b) == len(every_b)
     for key in b:
         np.testing.assert_allclose(m[key], alpha * t[key] + (1 - alpha) * b[key], rtol=1e-6,
                                    atol=1e-7, err_msg=key)
+    for v in merged.weights:
+        expected = alpha * every_t[v.path] + (1 - alpha) * every_b[v.path]
+        np.testing.assert_allclose(np.array(v), expected, rtol=1e-6, atol=1e-7, err_msg=v.path)
     assert mixed["token_rows"] == len(b["table"]) and mixed["kept_rows"] == 0
     if alpha == 0.0:  # the base itself, end to end
         np.testing.assert_allclose(merged(TEXTS).numpy(), base(TEXTS).numpy(), atol=1e-6)
@@ -68,6 +73,16 @@ def test_added_domain_rows_keep_their_tuned_values(pair):
     np.testing.assert_array_equal(after[rows:], before[rows:])
     np.testing.assert_allclose(after[:rows], 0.5 * (before[:rows] + _weights(base)["table"]),
                                rtol=1e-6, atol=1e-7)
+
+
+def test_a_vocabulary_that_does_not_extend_the_base_is_refused(pair):
+    base, tuned = pair
+    other_base, _ = extend_encoder(base, ["podiatrist"])
+    other_tuned, _ = extend_encoder(tuned, ["wiredrawing", "kubernetes"])
+    other_base(TEXTS), other_tuned(TEXTS)
+    with pytest.raises(BadInputError, match="does not extend the base"):
+        interpolate(other_base, other_tuned, 0.5)
+    interpolate(base, other_tuned, 0.5)  # the unextended base is its prefix: fine
 
 
 def test_models_of_another_architecture_or_format_are_refused(pair, sp_model_path, tmp_path):
