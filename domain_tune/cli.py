@@ -283,9 +283,7 @@ def interpolate_cmd(model, base, alpha, out, overwrite, sts_dir, as_json):
       domain-tune interpolate -m runs/esco --alpha 0.8 --out runs/esco-wise
       domain-tune eval-retrieval -m runs/esco-wise --queries Q.csv --corpus C.csv
     """
-    from domain_tune.export import save_model_dir
-    from domain_tune.models.interpolation import interpolate, model_card
-    from domain_tune.outputs import atomic_directory
+    from domain_tune.models.interpolation import interpolate_to_dir
 
     if os.path.normpath(model) == os.path.normpath(base):
         raise BadInputError(f"--model and --base are both {model}; interpolating would change nothing")
@@ -295,36 +293,16 @@ def interpolate_cmd(model, base, alpha, out, overwrite, sts_dir, as_json):
         from domain_tune.datasets.sts import load_split
 
         sts = load_split("dev", sts_dir)
-    base_model, tuned = _load(base), _load(model)
-    scores = {"base": _sts_pearson(base_model, sts), "tuned": _sts_pearson(tuned, sts)}
-    merged, mixed = interpolate(base_model, tuned, alpha)
-    del base_model
-    scores["interpolated"] = _sts_pearson(merged, sts)
-    result = {"out": out, "alpha": alpha, "base": base, "model": model, **mixed,
-              "sts_dev_pearson": scores if sts is not None else None}
-
-    def write(tmp):
-        save_model_dir(merged, tmp)
-        with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
-            f.write(model_card(base, model, alpha, mixed, result["sts_dev_pearson"]))
-
-    atomic_directory(out, overwrite, write)
+    result = interpolate_to_dir(base, model, alpha, out, overwrite, sts)
     if as_json:
         _print_json(result)
         return
-    rows = f" and {mixed['kept_rows']} added token rows kept" if mixed["kept_rows"] else ""
+    rows = f" and {result['kept_rows']} added token rows kept" if result["kept_rows"] else ""
     click.echo(f"Wrote {alpha:g} x {model} + {1 - alpha:g} x {base} to {out} "
-               f"({mixed['weights']} weights mixed{rows}).")
-    if sts is not None:
+               f"({result['weights']} weights mixed{rows}).")
+    scores = result["sts_dev_pearson"]
+    if scores is not None:
         click.echo("STS-B dev Pearson: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-
-
-def _sts_pearson(model, data):
-    if data is None:
-        return None
-    from domain_tune.evaluation.sts import evaluate_sts
-
-    return evaluate_sts(model, data.sentences1, data.sentences2, data.scores)["pearson"]
 
 
 def _read_texts_file(path):
