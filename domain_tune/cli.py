@@ -502,8 +502,8 @@ def pairs_group():
     """
 
 
-# Defaults of the pair recipe; keep in sync with domain_tune.datasets.taxonomy (not imported
-# here so that --help does not load pandas).
+# Defaults of the pair recipe; keep in sync with domain_tune.datasets.taxonomy and taxonomy_pairs
+# (not imported here so that --help does not load pandas).
 _ESCO_COLUMNS = {
     "id_column": "conceptUri", "label_column": "preferredLabel", "synonyms_column": "altLabels",
     "group_column": "iscoGroup", "description_column": "description",
@@ -585,6 +585,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
                 negatives, synonyms, related, positive_cosine, related_cosine, unrelated_cosine,
                 descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth):
     from domain_tune.datasets import taxonomy as tx
+    from domain_tune.datasets.pairs_folder import write_pairs
+    from domain_tune.datasets.taxonomy_pairs import build_pairs
 
     _refuse_existing(out, overwrite, "dir")
     if not descriptions:
@@ -592,7 +594,7 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))
     if only_groups is not None:
         taxonomy = tx.only_groups(taxonomy, only_groups.split(","))
-    pairset = tx.build_pairs(
+    pairset = build_pairs(
         taxonomy, holdout=holdout, seed=seed, negatives=negatives, related=related,
         cosines={"positive": positive_cosine, "related": related_cosine,
                  "unrelated": unrelated_cosine},
@@ -605,8 +607,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
         from domain_tune.datasets.mining import add_hard_negatives
 
         add_hard_negatives(pairset, mining_model, mining_depth, seed, progress=not as_json)
-    tx.write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
-                   command=_command_line())
+    write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
+                command=_command_line())
     s = pairset.stats
     if as_json:
         _print_json({"out": out, **s, "params": pairset.params})
@@ -631,7 +633,11 @@ def _command_line():
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
-    parts = ["domain-tune", *ctx.command_path.split()[1:]]
+    names, c = [], ctx  # the subcommands' names; the program's own (`python -m domain_tune.cli`,
+    while c.parent is not None:  # a path to the script) is replaced by the installed command
+        names.append(c.info_name)
+        c = c.parent
+    parts = ["domain-tune", *reversed(names)]
     options = []
     for param in ctx.command.params:
         if ctx.get_parameter_source(param.name) != ParameterSource.COMMANDLINE:
@@ -763,7 +769,7 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
       domain-tune eval-retrieval --queries esco_pairs/heldout_queries.csv \\
           --corpus esco_pairs/corpus.csv --json
     """
-    from domain_tune.datasets.taxonomy import read_retrieval_set
+    from domain_tune.datasets.retrieval_set import read_retrieval_set
     from domain_tune.evaluation.retrieval import evaluate_retrieval
 
     data = read_retrieval_set(queries_path, corpus_path, query_column, id_column, label_column, limit)

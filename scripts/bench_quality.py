@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from domain_tune.datasets.pairs import sha256  # noqa: E402
 from domain_tune.datasets.sts import load_split  # noqa: E402
-from domain_tune.datasets.taxonomy import read_retrieval_set  # noqa: E402
+from domain_tune.datasets.retrieval_set import read_retrieval_set  # noqa: E402
 from domain_tune.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from domain_tune.evaluation.sts import evaluate_sts  # noqa: E402
 from domain_tune.models.interpolation import interpolate  # noqa: E402

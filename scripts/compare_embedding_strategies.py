@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from domain_tune.datasets.taxonomy import read_retrieval_set  # noqa: E402
+from domain_tune.datasets.retrieval_set import read_retrieval_set  # noqa: E402
 from domain_tune.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from domain_tune.models.loading import load_model  # noqa: E402
 from domain_tune.plotting import plot_history  # noqa: E402

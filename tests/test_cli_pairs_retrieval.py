@@ -2,7 +2,11 @@
 
 import json
 import os
+import pathlib
 import shlex
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -10,7 +14,7 @@ import pytest
 from domain_tune.cli import main
 from tests.cli_helpers import error_line, run
 from tests.conftest import ROOT, shared_path
-from tests.datasets.test_taxonomy import ESCO_HEADER, write_toy_taxonomy
+from tests.datasets.toy_taxonomy import ESCO_HEADER, write_toy_taxonomy
 
 
 @pytest.fixture
@@ -44,6 +48,31 @@ def test_pairs_esco(toy_path, tmp_path):
     again = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--seed", 1, "--overwrite")
     assert again.exit_code == 0 and "training pairs" in again.stdout
     pd.testing.assert_frame_equal(pd.read_csv(out / "train.csv"), train)
+
+
+def test_the_recorded_command_runs_when_made_through_python_m(toy_path, tmp_path):
+    """`python -m domain_tune.cli pairs ...` records `domain-tune pairs ...`, and that command runs."""
+    out = tmp_path / "made by python -m"
+    made = subprocess.run(
+        [sys.executable, "-m", "domain_tune.cli", "pairs", "esco", str(toy_path), "--out", str(out),
+         "--holdout", "0.25", "--seed", "1"], capture_output=True, text=True, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    command = lines[lines.index("Made with:") + 3]
+    assert command == (f"domain-tune pairs esco {shlex.quote(str(toy_path))} "
+                       f"--out {shlex.quote(str(out))} --holdout 0.25 --seed 1")
+    # run it as a user would, through the installed command, and get the same folder back
+    bin_dir = pathlib.Path(sys.executable).parent
+    if not shutil.which("domain-tune", path=str(bin_dir)):
+        pytest.skip(f"the domain-tune command is not installed beside {sys.executable}")
+    first = tmp_path / "first"
+    out.rename(first)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    again = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    for name in ("train.csv", "heldout_queries.csv", "corpus.csv", "README.md"):
+        assert (out / name).read_bytes() == (first / name).read_bytes(), name
 
 
 def test_pairs_taxonomy_generic(tmp_path):

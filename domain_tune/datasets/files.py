@@ -129,3 +129,25 @@ def read_csv(path, what="file", **kwargs):
         raise parse_error(path, what, sep, e) from e
     except pd.errors.EmptyDataError as e:
         raise BadInputError(f"{what} {path} is empty") from e
+
+
+def read_csv_columns(path, columns, what="file", options=None):
+    """Read ``columns`` of a CSV as strings (empty cells as ``""``), validating the file.
+
+    ``options`` maps a column to the option that named it, for the messages.
+    Raises :class:`BadInputError` for a missing, empty or non-UTF-8 file, a
+    missing column or a file with a header and no rows.
+    """
+    path = check_text_file(path, what)
+    options = options or {}
+    frame = read_csv(path, what)
+    header = [str(c) for c in frame.columns]
+    for column in columns:
+        if column not in header:
+            via = f" ({options[column]})" if column in options else ""
+            raise BadInputError(
+                f"{what} {path} has no column {column!r}{via} (columns: {', '.join(header)})"
+            )
+    if len(frame) == 0:
+        raise BadInputError(f"{what} {path} has a header but no rows")
+    return frame[list(dict.fromkeys(columns))]

@@ -11,7 +11,7 @@ score strictly higher.  The metrics are
 
 A query text given on several rows is one query whose correct ids are the
 ids of those rows.  Loading the files stays outside this module
-(:func:`domain_tune.datasets.taxonomy.read_retrieval_set`).
+(:func:`domain_tune.datasets.retrieval_set.read_retrieval_set`).
 """
 
 import numpy as np

@@ -77,7 +77,8 @@ def test_evaluate_retrieval_on_tiny_model(tiny_encoder):
 
 @pytest.mark.real
 def test_real_model_on_esco_alternative_labels(use_m3):
-    from domain_tune.datasets.taxonomy import build_pairs, read_esco
+    from domain_tune.datasets.taxonomy import read_esco
+    from domain_tune.datasets.taxonomy_pairs import build_pairs
     from tests.conftest import shared_path
 
     esco = read_esco(shared_path("esco", "occupations_en.csv"))

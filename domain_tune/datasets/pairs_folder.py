@@ -1,0 +1,122 @@
+"""Writing a pairs folder: ``train.csv``, ``heldout_queries.csv``, ``corpus.csv`` and the
+``README.md`` that says where they came from, how they were made and what they count.
+
+The folder appears only when complete (see :func:`~domain_tune.outputs.atomic_directory`).
+"""
+
+import os
+
+from domain_tune.datasets.taxonomy import ESCO_COLUMNS
+from domain_tune.outputs import atomic_directory
+
+
+def write_pairs(pairset, out, overwrite=False, source=None, attribution=None, command=None):
+    """Write ``train.csv``, ``heldout_queries.csv``, ``corpus.csv`` and ``README.md`` to ``out``.
+
+    The directory appears only when complete (see :func:`atomic_directory`).
+    """
+
+    def write(tmp):
+        pairset.train.to_csv(os.path.join(tmp, "train.csv"), index=False, encoding="utf-8")
+        pairset.queries.to_csv(os.path.join(tmp, "heldout_queries.csv"), index=False, encoding="utf-8")
+        pairset.corpus.to_csv(os.path.join(tmp, "corpus.csv"), index=False, encoding="utf-8")
+        with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
+            f.write(render_readme(pairset, source, attribution, command))
+
+    return atomic_directory(out, overwrite, write)
+
+
+def render_readme(pairset, source=None, attribution=None, command=None):
+    """The ``README.md`` of a pairs directory: where it came from, how, and the counts."""
+    s, p = pairset.stats, pairset.params
+    id_col = pairset.corpus.columns[1]
+    lines = ["# Scored pairs and a retrieval benchmark from a taxonomy", ""]
+    if source:
+        lines += [f"Source: `{source}`." + (f" {attribution}." if attribution else ""), ""]
+    elif attribution:
+        lines += [f"{attribution}.", ""]
+    if command:
+        lines += ["Made with:", "", "```bash", command, "```", ""]
+    cos, sc = p["cosines"], p["scores"]
+    mined = p.get("hard_negatives")
+    lines += [
+        "## Files",
+        "",
+        "| file | columns | rows |",
+        "| --- | --- | --- |",
+        f"| `train.csv` | `base,ref,similarity{',negative' if mined else ''}` "
+        f"| {s['train_pairs']:,} |",
+        f"| `heldout_queries.csv` | `query,{id_col}` | {s['queries']:,} |",
+        f"| `corpus.csv` | `label,{id_col}` | {s['corpus']:,} |",
+        "",
+        "## Scores",
+        "",
+        "`similarity` is the angular similarity `1 - arccos(cos) / pi` of a cosine target:",
+        "",
+        "| pair | cosine | similarity | pairs |",
+        "| --- | --- | --- | --- |",
+        f"| alternative label, its preferred label | {cos['positive']:g} | {sc['positive']:.4f} "
+        f"| {s['pairs']['positive']:,} |",
+    ]
+    if p.get("synonyms"):
+        lines += [
+            f"| two alternative labels of one concept | {cos['positive']:g} | "
+            f"{sc['positive']:.4f} | {s['pairs']['synonym']:,} |",
+        ]
+    lines += [
+        f"| preferred labels of two concepts of one group | {cos['related']:g} | {sc['related']:.4f} "
+        f"| {s['pairs']['related']:,} |",
+        f"| alternative label, preferred label of a concept of another group | {cos['unrelated']:g} "
+        f"| {sc['unrelated']:.4f} | {s['pairs']['unrelated']:,} |",
+    ]
+    if p["descriptions"]:
+        lines += [
+            f"| preferred label, its description | {cos['positive']:g} | {sc['positive']:.4f} "
+            f"| {s['pairs']['description']:,} |",
+            f"| preferred label, description of a concept of another group | {cos['unrelated']:g} "
+            f"| {sc['unrelated']:.4f} | {s['pairs']['description_unrelated']:,} |",
+        ]
+    lines += [
+        "",
+        f"Parameters: hold-out {p['holdout']:g}, seed {p['seed']}, {p['negatives']} unrelated "
+        f"pair(s) per positive, up to {p['related']} related pair(s) "
+        + (f"and {p['synonyms']} synonym pair(s) " if p.get("synonyms") else "")
+        + "per concept, description pairs "
+        f"{'on' if p['descriptions'] else 'off'}"
+        + (f", at most {p['max_pairs']:,} pairs" if p["max_pairs"] else "") + ".",
+        "",
+    ]
+    if mined:
+        lines += [
+            f"Hard negatives: {s['hard_negatives']:,} positive pairs have a `negative`, a training",
+            f"concept's preferred label drawn from the {mined['depth']} that `{mined['model']}` ranks",
+            "highest for the pair's `base`, other than its own (read by the in-batch losses).",
+            "",
+        ]
+    lines += [
+        "## Counts",
+        "",
+        f"- concepts: {s['concepts']:,}; held out: {s['heldout_concepts']:,}; "
+        f"training: {s['training_concepts']:,}",
+        f"- alternative labels read: {s['alternative_labels_raw']:,}; equal to their own "
+        f"preferred label (dropped): {s['same_as_preferred']:,}; repeated within a concept "
+        f"(kept once): {s['repeated_in_concept']:,}; kept: {s['alternative_labels']:,}",
+        f"- shared alternative labels (a label of two or more concepts: neither a pair nor a query): "
+        f"{s['shared_alternative_labels']:,}",
+        f"- training pairs dropped because a text is a label of a held-out concept: "
+        f"{s['dropped_heldout_overlap']:,}; duplicates dropped: {s['dropped_duplicates']:,}"
+        + (f"; dropped by --max-pairs: {s['dropped_max_pairs']:,}" if p["max_pairs"] else ""),
+        "",
+        "No label of a held-out concept (compared case-insensitively) appears in `train.csv`.",
+        "The queries are the held-out concepts' unshared alternative labels; the corpus is every",
+        "concept's preferred label, so a query is ranked against all concepts.",
+        "",
+        "## Evaluate",
+        "",
+        "```bash",
+        "domain-tune eval-retrieval --model MODEL --queries heldout_queries.csv --corpus corpus.csv"
+        + (f" --id-column {id_col}" if id_col != ESCO_COLUMNS["id_column"] else ""),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Reading a retrieval benchmark: queries with their correct ids, and a corpus of labels with ids.
+
+The files are the ``heldout_queries.csv`` (``query,<id>``) and ``corpus.csv``
+(``label,<id>``) of a pairs folder, or any CSVs with those columns.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from domain_tune.datasets.files import read_csv_columns
+from domain_tune.datasets.taxonomy import ESCO_COLUMNS
+from domain_tune.errors import BadInputError
+
+QUERY_COLUMN = "query"
+LABEL_COLUMN = "label"
+
+
+@dataclasses.dataclass
+class RetrievalSet:
+    """Queries with their correct ids, and a corpus of labels with ids."""
+
+    queries: list
+    query_ids: list
+    corpus_labels: list
+    corpus_ids: list
+
+
+def read_retrieval_set(
+    queries_path, corpus_path, query_column=QUERY_COLUMN, id_column=ESCO_COLUMNS["id_column"],
+    label_column=LABEL_COLUMN, limit=None,
+):
+    """Read a queries CSV (``query,<id>``) and a corpus CSV (``label,<id>``).
+
+    A query may appear on several rows (several correct ids); a corpus id may
+    have several labels.  ``limit`` keeps the first ``limit`` distinct queries.
+    Every query's id must be in the corpus.
+    """
+    if limit is not None and limit < 1:
+        raise BadInputError(f"--limit must be at least 1 (got {limit})")
+    q = read_csv_columns(queries_path, [query_column, id_column], "queries",
+                         {query_column: "--query-column", id_column: "--id-column"})
+    c = read_csv_columns(corpus_path, [label_column, id_column], "corpus",
+                         {label_column: "--label-column", id_column: "--id-column"})
+    for frame, path, what, text_col in ((q, queries_path, "queries", query_column),
+                                        (c, corpus_path, "corpus", label_column)):
+        for col in (text_col, id_column):
+            empty = np.flatnonzero(frame[col].str.strip().eq("").to_numpy())
+            if len(empty):
+                raise BadInputError(
+                    f"{what} {path}: row {empty[0] + 2} has an empty {col}"
+                    + (f" ({len(empty)} rows in all)" if len(empty) > 1 else "")
+                )
+    queries, query_ids = q[query_column].tolist(), q[id_column].str.strip().tolist()
+    rows = list(range(len(queries)))
+    if limit is not None:
+        keep = set(list(dict.fromkeys(queries))[:limit])
+        rows = [k for k in rows if queries[k] in keep]
+        queries, query_ids = [queries[k] for k in rows], [query_ids[k] for k in rows]
+    corpus_ids = c[id_column].str.strip().tolist()
+    known = set(corpus_ids)
+    missing = [k for k, cid in enumerate(query_ids) if cid not in known]
+    if missing:
+        raise BadInputError(
+            f"queries {queries_path}: {len(missing)} {'row has' if len(missing) == 1 else 'rows have'} "
+            f"a {id_column} that is not in corpus "
+            f"{corpus_path} (first: row {rows[missing[0]] + 2}, {query_ids[missing[0]]!r})"
+        )
+    return RetrievalSet(queries, query_ids, c[label_column].tolist(), corpus_ids)

@@ -1,0 +1,274 @@
+"""Scored training pairs and a retrieval benchmark from a taxonomy (see :mod:`.taxonomy`).
+
+The scoring scheme is the one of the article this tool grew from.  Its scores
+1.0 / 0.7468 / 0.5 are the angular similarities ``1 - arccos(cos) / pi`` of
+the cosine targets 1.0 / 0.7 / 0.0:
+
+* positive (cosine 1.0): an alternative label and its concept's preferred label;
+* related (cosine 0.7): the preferred labels of two concepts of the same group
+  (for ESCO, the same ISCO-08 unit group);
+* unrelated (cosine 0.0): an alternative label and the preferred label of a
+  random concept of another group;
+* optionally (``descriptions=True``) a preferred label and its own description
+  (positive) and the descriptions of random concepts of other groups (unrelated).
+
+A fraction of the concepts is held out (by id): no label of a held-out concept
+(preferred or alternative, compared case-insensitively after collapsing white
+space) appears in any training pair.  Their alternative labels become retrieval
+queries against a corpus of every concept's preferred label.  ``holdout=1``
+writes no training pairs and makes every alternative label a query: a benchmark
+of the whole taxonomy for a model trained on something else.
+
+A *shared* label, one that is a label of two or more concepts (an alternative
+label of several occupations, or another occupation's preferred label), is
+ambiguous: it is neither a positive pair nor a query (counted in the
+statistics).
+
+The pairs are written by :func:`domain_tune.datasets.pairs_folder.write_pairs`.
+"""
+
+import collections
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from domain_tune.datasets.pairs import PairsWarning
+from domain_tune.datasets.retrieval_set import LABEL_COLUMN, QUERY_COLUMN
+from domain_tune.datasets.taxonomy import label_key
+from domain_tune.errors import BadInputError
+
+PAIR_COLUMNS = ("base", "ref", "similarity")
+
+DEFAULT_HOLDOUT = 0.2
+DEFAULT_SEED = 0
+DEFAULT_NEGATIVES = 1
+DEFAULT_RELATED = 3
+DEFAULT_COSINES = {"positive": 1.0, "related": 0.7, "unrelated": 0.0}
+
+KINDS = ("positive", "synonym", "related", "unrelated", "description", "description_unrelated")
+
+
+def angular_score(cos):
+    """``1 - arccos(cos) / pi``: 1.0, 0.7468..., 0.5 for cosines 1.0, 0.7, 0.0."""
+    return float(1.0 - math.acos(min(1.0, max(-1.0, cos))) / math.pi)
+
+
+@dataclasses.dataclass
+class PairSet:
+    """Training pairs, held-out queries and the corpus built from one taxonomy."""
+
+    train: pd.DataFrame  # base, ref, similarity
+    queries: pd.DataFrame  # query, <id column>
+    corpus: pd.DataFrame  # label, <id column>
+    heldout_ids: list
+    stats: dict
+    params: dict
+
+
+def _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms=0):
+    if not isinstance(holdout, (int, float)) or not 0.0 <= holdout <= 1.0:
+        raise BadInputError(f"--holdout must be a fraction between 0 and 1 (got {holdout})")
+    if seed < 0:
+        raise BadInputError(f"--seed must be 0 or more (got {seed})")
+    if negatives < 0:
+        raise BadInputError(f"--negatives must be 0 or more (got {negatives})")
+    if related < 0:
+        raise BadInputError(f"--related must be 0 or more (got {related})")
+    if synonyms < 0:
+        raise BadInputError(f"--synonym-pairs must be 0 or more (got {synonyms})")
+    if max_pairs is not None and max_pairs < 1:
+        raise BadInputError(f"--max-pairs must be at least 1 (got {max_pairs})")
+    for name, value in cosines.items():
+        if not -1.0 <= value <= 1.0:  # also refuses NaN
+            raise BadInputError(f"--{name}-cosine must be between -1 and 1 (got {value})")
+    pos, rel, unrel = cosines["positive"], cosines["related"], cosines["unrelated"]
+    if not (unrel < pos and unrel <= rel <= pos):
+        raise BadInputError(
+            f"the cosine targets must order positive > unrelated with related between them "
+            f"(got positive {pos:g}, related {rel:g}, unrelated {unrel:g})"
+        )
+
+
+def choose_heldout(ids, fraction, seed):
+    """The ids held out: ``round(fraction * n)`` of them, chosen by ``seed`` independently of row order."""
+    ordered = sorted(ids)
+    n = int(round(fraction * len(ordered)))
+    perm = np.random.default_rng([seed, 1]).permutation(len(ordered))
+    return {ordered[i] for i in perm[:n]}
+
+
+def _sample_others(rng, candidates, i, groups, k):
+    """Up to ``k`` distinct indices of ``candidates``, other than ``i`` and not in its group."""
+    if k == 0 or len(candidates) == 0:
+        return []
+
+    def allowed(j):
+        return j != i and (not groups[i] or groups[j] != groups[i])
+
+    picked = []
+    for _ in range(3):  # rejection sampling: a group is small next to the rest
+        for j in candidates[rng.integers(len(candidates), size=2 * k + 2)]:
+            j = int(j)
+            if allowed(j) and j not in picked:
+                picked.append(j)
+                if len(picked) == k:
+                    return picked
+    rest = [int(j) for j in candidates if allowed(int(j)) and int(j) not in picked]
+    if rest:  # a dominant group: choose among the allowed ones directly
+        picked.extend(int(j) for j in rng.permutation(rest)[: k - len(picked)])
+    return picked
+
+
+def build_pairs(
+    taxonomy, holdout=DEFAULT_HOLDOUT, seed=DEFAULT_SEED, negatives=DEFAULT_NEGATIVES,
+    related=DEFAULT_RELATED, cosines=None, descriptions=False, max_pairs=None, synonyms=0,
+):
+    """Score pairs of ``taxonomy`` labels for training and hold out concepts for evaluation.
+
+    ``holdout`` is the fraction of concepts held out (by id); ``negatives`` the
+    unrelated pairs per positive pair; ``related`` the related pairs drawn per
+    training concept from its group; ``cosines`` overrides the cosine targets
+    (keys ``positive``, ``related``, ``unrelated``); ``descriptions`` adds
+    description pairs; ``max_pairs`` keeps a random subset of the training
+    pairs.  Deterministic for a given taxonomy and ``seed``.
+    """
+    cosines = {**DEFAULT_COSINES, **(cosines or {})}
+    _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms)
+    if descriptions and not any(taxonomy.descriptions):
+        raise BadInputError(
+            f"--descriptions: taxonomy {taxonomy.path} has no descriptions (see --description-column)"
+        )
+    id_col = _output_id_column(taxonomy.id_column)
+    scores = {k: angular_score(v) for k, v in cosines.items()}
+    rng = np.random.default_rng([seed, 2])
+    syn_rng = np.random.default_rng([seed, 3])  # its own stream: other pairs do not change
+    n = len(taxonomy)
+
+    # who owns which label key (preferred and alternative labels)
+    owners = collections.defaultdict(set)
+    for i in range(n):
+        owners[label_key(taxonomy.labels[i])].add(i)
+        for alt in taxonomy.synonyms[i]:
+            owners[label_key(alt)].add(i)
+
+    heldout_ids = choose_heldout(taxonomy.ids, holdout, seed)
+    heldout = np.array([cid in heldout_ids for cid in taxonomy.ids])
+    train_idx = np.flatnonzero(~heldout)
+    heldout_keys = set()
+    for i in np.flatnonzero(heldout):
+        heldout_keys.add(label_key(taxonomy.labels[i]))
+        heldout_keys.update(label_key(a) for a in taxonomy.synonyms[i])
+
+    def unambiguous(i):
+        return [a for a in taxonomy.synonyms[i] if len(owners[label_key(a)]) == 1]
+
+    shared = sum(len(taxonomy.synonyms[i]) - len(unambiguous(i)) for i in range(n))
+    groups = taxonomy.groups
+    by_group = collections.defaultdict(list)
+    for i in train_idx:
+        if groups[i]:
+            by_group[groups[i]].append(int(i))
+
+    with_description = np.array([j for j in train_idx if taxonomy.descriptions[j]], dtype=int)
+    pairs = []  # (base, ref, kind)
+    for i in train_idx:
+        label = taxonomy.labels[i]
+        for alt in unambiguous(i):
+            pairs.append((alt, label, "positive"))
+            for j in _sample_others(rng, train_idx, i, groups, negatives):
+                pairs.append((alt, taxonomy.labels[j], "unrelated"))
+        alts = unambiguous(i)
+        if synonyms and len(alts) > 1:
+            couples = [(a, b) for x, a in enumerate(alts) for b in alts[x + 1 :]]
+            for k in syn_rng.permutation(len(couples))[:synonyms]:
+                pairs.append((*couples[k], "synonym"))
+        if related and groups[i]:
+            mates = [j for j in by_group[groups[i]] if j != i]
+            if mates:
+                for j in rng.permutation(mates)[:related]:
+                    pairs.append((label, taxonomy.labels[j], "related"))
+        if descriptions and taxonomy.descriptions[i]:
+            pairs.append((label, taxonomy.descriptions[i], "description"))
+            for j in _sample_others(rng, with_description, i, groups, negatives):
+                pairs.append((label, taxonomy.descriptions[j], "description_unrelated"))
+
+    # deduplicate (unordered, case-insensitive) and drop anything naming a held-out concept
+    kept, seen, leaked, duplicates = [], set(), 0, 0
+    for base, ref, kind in pairs:
+        kb, kr = label_key(base), label_key(ref)
+        if kb in heldout_keys or kr in heldout_keys:
+            leaked += 1
+            continue
+        key = (kb, kr) if kb <= kr else (kr, kb)
+        if key in seen or kb == kr:
+            duplicates += 1
+            continue
+        seen.add(key)
+        kept.append((base, ref, kind))
+    order = rng.permutation(len(kept))
+    kept = [kept[k] for k in order]
+    dropped_max = 0
+    if max_pairs is not None and len(kept) > max_pairs:
+        dropped_max = len(kept) - max_pairs
+        kept = kept[:max_pairs]
+    score_of = {
+        "positive": scores["positive"], "description": scores["positive"],
+        "synonym": scores["positive"],
+        "related": scores["related"],
+        "unrelated": scores["unrelated"], "description_unrelated": scores["unrelated"],
+    }
+    train = pd.DataFrame(
+        [(b, r, score_of[k]) for b, r, k in kept], columns=list(PAIR_COLUMNS)
+    ).astype({"similarity": float})
+
+    queries = pd.DataFrame(
+        [(alt, taxonomy.ids[i]) for i in np.flatnonzero(heldout) for alt in unambiguous(i)],
+        columns=[QUERY_COLUMN, id_col],
+    )
+    corpus = pd.DataFrame(
+        list(zip(taxonomy.labels, taxonomy.ids)), columns=[LABEL_COLUMN, id_col]
+    )
+    counts = collections.Counter(k for _, _, k in kept)
+    stats = {
+        **taxonomy.stats,
+        "shared_alternative_labels": shared,
+        "heldout_concepts": int(heldout.sum()),
+        "training_concepts": int(len(train_idx)),
+        "train_pairs": len(kept),
+        "pairs": {k: counts.get(k, 0) for k in KINDS},
+        "dropped_heldout_overlap": leaked,
+        "dropped_duplicates": duplicates,
+        "dropped_max_pairs": dropped_max,
+        "queries": len(queries),
+        "corpus": len(corpus),
+    }
+    if not kept and len(train_idx):
+        warnings.warn(
+            f"{taxonomy.path}: no training pairs: the training concepts have no alternative labels "
+            "and no group of two or more (see --synonyms-column, --group-column)",
+            PairsWarning, stacklevel=2,
+        )
+    if queries.empty and heldout.any():
+        warnings.warn(
+            f"{taxonomy.path}: no held-out concept has an alternative label to query with "
+            f"({int(heldout.sum())} held out); heldout_queries.csv is empty", PairsWarning,
+            stacklevel=2,
+        )
+    params = {
+        "holdout": holdout, "seed": seed, "negatives": negatives, "related": related,
+        "cosines": cosines, "scores": scores, "descriptions": bool(descriptions),
+        "max_pairs": max_pairs, "synonyms": synonyms,
+    }
+    return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params)
+
+
+def _output_id_column(id_column):
+    if id_column in (QUERY_COLUMN, LABEL_COLUMN):
+        raise BadInputError(
+            f"--id-column {id_column!r} clashes with the output columns {QUERY_COLUMN!r}/{LABEL_COLUMN!r}; "
+            "rename the column"
+        )
+    return id_column

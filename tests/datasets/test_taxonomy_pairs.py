@@ -1,0 +1,202 @@
+"""The taxonomy pair builder on a small synthetic, ESCO-shaped taxonomy."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domain_tune.datasets.pairs import PairsWarning
+from domain_tune.datasets.pairs_folder import render_readme
+from domain_tune.datasets.taxonomy import label_key, only_groups, read_esco, read_taxonomy
+from domain_tune.datasets.taxonomy_pairs import angular_score, build_pairs, choose_heldout
+from domain_tune.errors import BadInputError
+from tests.datasets.toy_taxonomy import SHARED, TOY, all_label_keys, texts_of, write_toy_taxonomy
+
+
+def test_scores_are_the_angular_similarities_of_the_cosine_targets():
+    assert angular_score(1.0) == 1.0
+    assert angular_score(0.7) == pytest.approx(0.7468166888933649, abs=1e-15)
+    assert round(angular_score(0.7), 4) == 0.7468
+    assert angular_score(0.0) == 0.5
+
+
+def test_pairs_follow_the_scheme(toy):
+    ps = build_pairs(toy, holdout=0.0, seed=3, negatives=2, related=2)
+    assert list(ps.train.columns) == ["base", "ref", "similarity"]
+    pref = dict(zip(toy.labels, toy.groups))
+    alt_owner = {a: toy.labels[i] for i in range(len(toy)) for a in toy.synonyms[i]}
+    related = angular_score(0.7)
+    kinds = {1.0: 0, related: 0, 0.5: 0}
+    for base, ref, sim in ps.train.itertuples(index=False):
+        kinds[sim] += 1  # only the three scores occur
+        if sim == 1.0:  # an alternative label and its own preferred label
+            assert alt_owner[base] == ref
+        elif sim == 0.5:  # an alternative label and a concept of another group
+            assert ref in pref and pref[alt_owner[base]] != pref[ref]
+        else:  # two preferred labels of one group
+            assert base in pref and ref in pref and base != ref and pref[base] == pref[ref]
+    assert kinds[1.0] == 24 - 3  # every unshared alternative label once
+    assert kinds[0.5] == 2 * kinds[1.0]
+    assert kinds[related] > 0
+    assert ps.stats["pairs"]["positive"] == kinds[1.0]
+    assert ps.stats["shared_alternative_labels"] == 3
+    # shared labels are neither pairs nor queries; no pair joins a text with itself
+    assert not SHARED & {label_key(a) for a in ps.train["base"][ps.train.similarity == 1.0]}
+    assert not (ps.train["base"].str.casefold() == ps.train["ref"].str.casefold()).any()
+
+
+def test_synonym_pairs(toy):
+    plain = build_pairs(toy, holdout=0.0, seed=3)
+    ps = build_pairs(toy, holdout=0.0, seed=3, synonyms=2)
+    owner = {a: i for i in range(len(toy)) for a in toy.synonyms[i]}
+    extra = ps.train.merge(plain.train, how="left", indicator=True)
+    extra = extra[extra["_merge"] == "left_only"]
+    assert len(extra) == ps.stats["pairs"]["synonym"] > 0
+    per_concept = {}
+    for base, ref, sim in extra[["base", "ref", "similarity"]].itertuples(index=False):
+        assert sim == 1.0 and owner[base] == owner[ref]  # two labels of one concept
+        assert not SHARED & {label_key(base), label_key(ref)}
+        per_concept[owner[base]] = per_concept.get(owner[base], 0) + 1
+    assert max(per_concept.values()) == 2  # at most --synonym-pairs per concept
+    assert per_concept[0] == 2  # data scientist: 3 unshared alternative labels, 3 couples
+    # without synonym pairs nothing else changes
+    assert ps.stats["pairs"]["positive"] == plain.stats["pairs"]["positive"]
+    assert "two alternative labels of one concept" in render_readme(ps)
+    with pytest.raises(BadInputError, match="--synonym-pairs"):
+        build_pairs(toy, synonyms=-1)
+
+
+def test_custom_cosines_and_no_negatives(toy):
+    ps = build_pairs(toy, holdout=0.0, negatives=0, related=1,
+                     cosines={"positive": 0.9, "related": 0.5})
+    assert set(ps.train.similarity.round(6)) == {round(angular_score(0.9), 6),
+                                              round(angular_score(0.5), 6)}
+    assert ps.stats["pairs"]["unrelated"] == 0
+    assert ps.params["scores"]["unrelated"] == 0.5
+
+
+@pytest.mark.parametrize("holdout", [0.2, 0.25, 0.5])
+@pytest.mark.parametrize("seed", range(6))
+def test_holdout_leaks_nothing(toy, holdout, seed):
+    ps = build_pairs(toy, holdout=holdout, seed=seed, negatives=2, related=3, descriptions=True,
+                     synonyms=2)
+    assert len(ps.heldout_ids) == round(holdout * 12)
+    in_train = texts_of(ps.train)
+    for cid in ps.heldout_ids:
+        assert not all_label_keys(cid) & in_train, cid
+        assert label_key(toy.descriptions[toy.ids.index(cid)]) not in in_train
+    # the queries are the unshared alternative labels of the held-out concepts
+    gold = dict(zip(ps.queries["query"], ps.queries["conceptUri"]))
+    assert set(gold.values()) <= set(ps.heldout_ids)
+    assert not SHARED & {label_key(q) for q in gold}
+    expected = sum(len([a for a in toy.synonyms[toy.ids.index(c)] if label_key(a) not in SHARED])
+                   for c in ps.heldout_ids)
+    assert len(gold) == expected
+    # the corpus is every concept's preferred label
+    assert list(ps.corpus.columns) == ["label", "conceptUri"]
+    assert ps.corpus["conceptUri"].tolist() == toy.ids
+    assert ps.stats["heldout_concepts"] + ps.stats["training_concepts"] == 12
+
+
+def test_holdout_everything_is_a_benchmark_of_the_whole_taxonomy(toy):
+    ps = build_pairs(toy, holdout=1.0)
+    assert len(ps.train) == 0 and list(ps.train.columns) == ["base", "ref", "similarity"]
+    assert len(ps.queries) == 24 - 3 and ps.stats["training_concepts"] == 0
+    assert build_pairs(toy, holdout=0.0).queries.empty
+
+
+def test_a_heldout_alternative_label_that_is_a_training_preferred_label_is_dropped(toy):
+    # c04's alternative label "data analyst" is c02's preferred label
+    seed = next(s for s in range(200)
+                if "c04" in choose_heldout(toy.ids, 0.25, s)
+                and "c02" not in choose_heldout(toy.ids, 0.25, s))
+    ps = build_pairs(toy, holdout=0.25, seed=seed)
+    assert "data analyst" not in texts_of(ps.train)
+    assert ps.stats["dropped_heldout_overlap"] > 0
+
+
+def test_deterministic_with_seed(toy, toy_path, tmp_path):
+    a = build_pairs(toy, holdout=0.25, seed=7, descriptions=True)
+    b = build_pairs(read_esco(toy_path), holdout=0.25, seed=7, descriptions=True)
+    pd.testing.assert_frame_equal(a.train, b.train)
+    pd.testing.assert_frame_equal(a.queries, b.queries)
+    assert a.heldout_ids == b.heldout_ids
+    others = [build_pairs(toy, holdout=0.25, seed=s) for s in (8, 9)]
+    assert any(o.heldout_ids != a.heldout_ids for o in others)
+    # the split depends on the ids, not on the order of the rows
+    shuffled = write_toy_taxonomy(tmp_path / "shuffled.csv", TOY[::-1])
+    assert build_pairs(read_esco(shuffled), holdout=0.25, seed=7).heldout_ids == a.heldout_ids
+
+
+def test_descriptions(toy):
+    ps = build_pairs(toy, holdout=0.0, negatives=1, descriptions=True)
+    k = ps.stats["pairs"]
+    assert k["description"] == 12 and k["description_unrelated"] == 12
+    own = ps.train[ps.train.ref == "Data scientists find and interpret rich data sources."]
+    assert set(zip(own.base, own.similarity)) >= {("data scientist", 1.0)}
+    no_desc = read_taxonomy(  # a taxonomy without a description column
+        toy.path, "conceptUri", "preferredLabel", "altLabels", "iscoGroup")
+    with pytest.raises(BadInputError, match="--descriptions"):
+        build_pairs(no_desc, descriptions=True)
+
+
+def test_max_pairs_and_only_groups(toy):
+    full = build_pairs(toy, holdout=0.0)
+    few = build_pairs(toy, holdout=0.0, max_pairs=5)
+    assert len(few.train) == 5 and few.stats["dropped_max_pairs"] == len(full.train) - 5
+    cooks = only_groups(toy, ["51"])
+    assert cooks.ids == ["c08", "c09", "c10"] and cooks.stats["alternative_labels"] == 6
+    with pytest.raises(BadInputError, match="--only-groups 7"):
+        only_groups(toy, ["7"])
+
+
+def test_without_groups_there_are_no_related_pairs(toy_path):
+    flat = read_taxonomy(toy_path, "conceptUri", "preferredLabel", "altLabels")
+    ps = build_pairs(flat, holdout=0.0)
+    assert ps.stats["pairs"]["related"] == 0 and ps.stats["pairs"]["unrelated"] > 0
+
+
+@pytest.mark.parametrize("holdout", [-0.1, 1.5, float("nan")])
+def test_bad_holdout(toy, holdout):
+    with pytest.raises(BadInputError, match="--holdout"):
+        build_pairs(toy, holdout=holdout)
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"negatives": -1}, "--negatives"), ({"related": -2}, "--related"),
+    ({"max_pairs": 0}, "--max-pairs"), ({"seed": -1}, "--seed"), ({"cosines": {"related": 1.5}}, "--related-cosine"),
+    ({"cosines": {"positive": 0.1, "unrelated": 0.5}}, "must order positive > unrelated"),
+    ({"cosines": {"related": -0.5}}, "related between"),
+])
+def test_bad_parameters(toy, kwargs, option):
+    with pytest.raises(BadInputError, match=option):
+        build_pairs(toy, **kwargs)
+
+
+@pytest.mark.shared_data
+def test_real_esco_counts():
+    from tests.conftest import shared_path
+
+    esco = read_esco(shared_path("esco", "occupations_en.csv"))
+    assert esco.stats["concepts"] == 2942
+    assert esco.stats["alternative_labels_raw"] == 29997
+    ps = build_pairs(esco, holdout=0.2, seed=0)
+    assert ps.stats["heldout_concepts"] == 588 and len(ps.corpus) == 2942
+    in_train = texts_of(ps.train)
+    heldout = set(ps.heldout_ids)
+    for i, cid in enumerate(esco.ids):
+        if cid in heldout:
+            assert label_key(esco.labels[i]) not in in_train
+            assert not {label_key(a) for a in esco.synonyms[i]} & in_train
+    assert np.isin(ps.train.similarity.unique(), [1.0, angular_score(0.7), 0.5]).all()
+
+
+def test_a_taxonomy_that_yields_nothing_to_train_or_query_warns(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,label,syn,group\n" + "".join(f"{i},label {i},,{i}\n" for i in range(10)))
+    taxonomy = read_taxonomy(path, id_column="id", label_column="label",
+                             synonyms_column="syn", group_column="group")
+    with pytest.warns(PairsWarning) as caught:
+        ps = build_pairs(taxonomy, holdout=0.2)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "no training pairs" in messages and "heldout_queries.csv is empty" in messages
+    assert ps.train.empty and ps.queries.empty
