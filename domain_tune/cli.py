@@ -533,6 +533,10 @@ def _pairs_options(f):
         click.option("--descriptions", is_flag=True,
                      help="Also pair each preferred label with its own description (positive) "
                      "and with others' (unrelated)."),
+        click.option("--corpus-aware", is_flag=True,
+                     help="The corpus-aware setting: also train on the corpus side of every "
+                     "concept, held-out ones included (preferred label with its description and "
+                     "its group); no held-out alternative label (query) enters training."),
         click.option("--only-groups", metavar="PREFIXES",
                      help="Keep only concepts whose group starts with one of these "
                      "comma-separated prefixes (e.g. 25,35)."),
@@ -583,13 +587,14 @@ def _column_options(defaults):
 
 def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, holdout, seed,
                 negatives, synonyms, related, positive_cosine, related_cosine, unrelated_cosine,
-                descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth):
+                descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth,
+                corpus_aware):
     from domain_tune.datasets import taxonomy as tx
     from domain_tune.datasets.pairs_folder import write_pairs
     from domain_tune.datasets.taxonomy_pairs import build_pairs
 
     _refuse_existing(out, overwrite, "dir")
-    if not descriptions:
+    if not (descriptions or corpus_aware):
         columns = dict(columns, description_column=None)
     taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))
     if only_groups is not None:
@@ -598,7 +603,7 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
         taxonomy, holdout=holdout, seed=seed, negatives=negatives, related=related,
         cosines={"positive": positive_cosine, "related": related_cosine,
                  "unrelated": unrelated_cosine},
-        descriptions=descriptions, max_pairs=max_pairs, synonyms=synonyms,
+        descriptions=descriptions, max_pairs=max_pairs, synonyms=synonyms, corpus_aware=corpus_aware,
     )
     if hard_negatives:
         from domain_tune._env import import_tensorflow
@@ -620,6 +625,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
             + f"{k['related']:,} related, {k['unrelated']:,} unrelated"
             + (f", {k['description'] + k['description_unrelated']:,} with descriptions"
                if descriptions else "")
+            + (f", {k['corpus_related'] + k['corpus_description'] + k['corpus_description_unrelated']:,}"
+               " corpus-side" if corpus_aware else "")
             + (f", {s['hard_negatives']:,} hard negatives" if hard_negatives else "")
             + f"), {s['queries']:,} held-out queries ({s['heldout_concepts']:,} of "
             f"{s['concepts']:,} concepts) and a corpus of {s['corpus']:,} labels to {out}."

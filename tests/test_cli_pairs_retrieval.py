@@ -14,7 +14,7 @@ import pytest
 from domain_tune.cli import main
 from tests.cli_helpers import error_line, run
 from tests.conftest import ROOT, shared_path
-from tests.datasets.toy_taxonomy import ESCO_HEADER, write_toy_taxonomy
+from tests.datasets.toy_taxonomy import ESCO_HEADER, TOY, write_toy_taxonomy
 
 
 @pytest.fixture
@@ -130,6 +130,30 @@ def test_pairs_with_hard_negatives(toy_path, tmp_path, tiny_model_dir):
     assert json.loads(trained.stdout)["hard_negatives"] == 0
 
 
+def test_pairs_corpus_aware_with_hard_negatives(toy_path, tmp_path, tiny_model_dir):
+    out = tmp_path / "pairs"
+    result = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.5, "--seed", 3,
+                 "--corpus-aware", "--hard-negatives", "--mining-model", tiny_model_dir,
+                 "--mining-depth", 3, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["params"]["setting"] == "corpus-aware"
+    assert info["pairs"]["corpus_description"] == 12 and info["hard_negatives"] > 0
+    train = pd.read_csv(out / "train.csv", keep_default_na=False)
+    queries = pd.read_csv(out / "heldout_queries.csv", keep_default_na=False)
+    corpus = pd.read_csv(out / "corpus.csv", keep_default_na=False)
+    # the held-out concepts' preferred labels are trained on, their alternative labels never
+    heldout = set(queries.conceptUri)
+    texts = {t.casefold() for column in ("base", "ref", "negative") for t in train[column]}
+    assert set(corpus[corpus.conceptUri.isin(heldout)].label.str.casefold()) & texts
+    key = lambda text: " ".join(text.split()).casefold()  # noqa: E731
+    alternative = {key(a) for cid, _, label, alts, _ in TOY if cid in heldout
+                   for a in alts.split("\n") if a.strip() and key(a) != key(label)}
+    assert len(alternative) > len(queries) and not alternative & texts  # shared ones too
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert "Setting: **corpus-aware**" in readme and "--corpus-aware" in readme
+
+
 def test_pairs_taxonomy_requires_its_columns(tmp_path, toy_path):
     result = run("pairs", "taxonomy", toy_path, "--out", tmp_path / "o")
     assert result.exit_code == 2
@@ -237,6 +261,34 @@ def test_shipped_sample_is_what_its_command_makes(tmp_path):
     assert run(*args).exit_code == 0
     made = (tmp_path / "sample" / "train.csv").read_bytes()
     assert made == (ROOT / "data" / "esco_pairs_sample.csv").read_bytes()
+
+
+@pytest.mark.shared_data
+def test_corpus_aware_esco(tmp_path):
+    """`pairs esco --corpus-aware` on the real occupations: the strict pairs and the corpus side."""
+    esco = shared_path("esco", "occupations_en.csv")
+    strict, aware = tmp_path / "strict", tmp_path / "aware"
+    assert run("pairs", "esco", esco, "--out", strict).exit_code == 0
+    result = run("pairs", "esco", esco, "--out", aware, "--corpus-aware", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["train_pairs"] == 55965 and info["queries"] == 5597 and info["heldout_concepts"] == 588
+    assert {k: v for k, v in info["pairs"].items() if k.startswith("corpus_")} == {
+        "corpus_related": 1523, "corpus_description": 2877, "corpus_description_unrelated": 2877}
+    s = pd.read_csv(strict / "train.csv", keep_default_na=False)
+    a = pd.read_csv(aware / "train.csv", keep_default_na=False)
+    assert len(s) == 48688 and set(s.itertuples(index=False)) <= set(a.itertuples(index=False))
+    for name in ("heldout_queries.csv", "corpus.csv"):
+        assert (strict / name).read_bytes() == (aware / name).read_bytes()
+    # no alternative label of a held-out occupation in train.csv
+    from domain_tune.datasets.taxonomy import label_key, read_esco
+
+    occupations = read_esco(esco)
+    heldout = set(pd.read_csv(aware / "heldout_queries.csv").conceptUri)
+    forbidden = {label_key(alt) for i, cid in enumerate(occupations.ids) if cid in heldout
+                 for alt in occupations.synonyms[i]}
+    assert len(forbidden) > 5000
+    assert not forbidden & {label_key(t) for t in pd.concat([a.base, a.ref])}
 
 
 def test_mine_negatives_on_any_pairs_file(tmp_path, tiny_model_dir):

@@ -7,8 +7,9 @@ model that is about to be tuned) which candidates it ranks highest for each
 positive pair's ``base`` and keeps one that is not a positive of that base:
 
 * candidates are the distinct ``ref`` texts of the positive pairs, or a list
-  given (for a taxonomy: the preferred labels of the training concepts, so
-  nothing held out can leak in);
+  given (for a taxonomy: :func:`negative_candidates`, the preferred labels of
+  the training concepts, or of all concepts in the corpus-aware setting, never
+  a text of a held-out concept that must stay out of training);
 * texts are compared as :func:`~domain_tune.datasets.taxonomy.label_key` (white
   space collapsed, case-folded); every ``ref`` that is a positive of the same
   ``base`` is excluded, and so is the ``base`` itself;
@@ -86,6 +87,21 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
     return negative
 
 
+def negative_candidates(pairset):
+    """The texts a taxonomy :class:`PairSet` may take its hard negatives from.
+
+    Strict: the preferred labels of the training concepts; corpus-aware: every
+    concept's preferred label (the corpus).  Either way, none whose text is one
+    of ``pairset.excluded_keys`` (a training concept's preferred label can be a
+    held-out concept's alternative label, which must not enter training).
+    """
+    corpus = pairset.corpus
+    labels, ids = corpus.iloc[:, 0].tolist(), corpus.iloc[:, 1].tolist()
+    heldout = set() if pairset.params.get("setting") == "corpus-aware" else set(pairset.heldout_ids)
+    return [t for t, cid in zip(labels, ids)
+            if cid not in heldout and label_key(t) not in pairset.excluded_keys]
+
+
 def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progress=False):
     """Add a ``negative`` column to ``pairset.train`` (a taxonomy :class:`PairSet`).
 
@@ -98,9 +114,7 @@ def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progres
     train = pairset.train
     if not len(train):
         raise BadInputError("--hard-negatives: there are no training pairs to mine for (--holdout 1?)")
-    heldout = set(pairset.heldout_ids)
-    corpus = pairset.corpus
-    labels = corpus.iloc[:, 0][~corpus.iloc[:, 1].isin(heldout)].tolist()  # training concepts
+    labels = negative_candidates(pairset)
     if depth < 1:
         raise BadInputError(f"--mining-depth must be at least 1 (got {depth})")
     model = load_model(model_spec)

@@ -37,6 +37,8 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         lines += [f"{attribution}.", ""]
     if command:
         lines += ["Made with:", "", "```bash", command, "```", ""]
+    corpus_aware = p.get("setting") == "corpus-aware"
+    lines += setting_paragraph(corpus_aware)
     cos, sc = p["cosines"], p["scores"]
     mined = p.get("hard_negatives")
     lines += [
@@ -76,6 +78,17 @@ def render_readme(pairset, source=None, attribution=None, command=None):
             f"| preferred label, description of a concept of another group | {cos['unrelated']:g} "
             f"| {sc['unrelated']:.4f} | {s['pairs']['description_unrelated']:,} |",
         ]
+    if corpus_aware:
+        k = s["pairs"]
+        lines += [
+            f"| corpus-aware: a held-out concept's preferred label, the preferred label of a concept "
+            f"of its group | {cos['related']:g} | {sc['related']:.4f} | {k['corpus_related']:,} |",
+            f"| corpus-aware: preferred label, its description (every concept"
+            + (" held out" if p["descriptions"] else "") + f") | {cos['positive']:g} "
+            f"| {sc['positive']:.4f} | {k['corpus_description']:,} |",
+            f"| corpus-aware: preferred label, description of a concept of another group "
+            f"| {cos['unrelated']:g} | {sc['unrelated']:.4f} | {k['corpus_description_unrelated']:,} |",
+        ]
     lines += [
         "",
         f"Parameters: hold-out {p['holdout']:g}, seed {p['seed']}, {p['negatives']} unrelated "
@@ -103,11 +116,14 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         f"(kept once): {s['repeated_in_concept']:,}; kept: {s['alternative_labels']:,}",
         f"- shared alternative labels (a label of two or more concepts: neither a pair nor a query): "
         f"{s['shared_alternative_labels']:,}",
-        f"- training pairs dropped because a text is a label of a held-out concept: "
+        f"- training pairs dropped because a text is "
+        f"{'an alternative' if corpus_aware else 'a'} label of a held-out concept: "
         f"{s['dropped_heldout_overlap']:,}; duplicates dropped: {s['dropped_duplicates']:,}"
         + (f"; dropped by --max-pairs: {s['dropped_max_pairs']:,}" if p["max_pairs"] else ""),
         "",
-        "No label of a held-out concept (compared case-insensitively) appears in `train.csv`.",
+        *(["No alternative label of a held-out concept (compared case-insensitively) appears in",
+            "any column of `train.csv`; their preferred labels and descriptions do."] if corpus_aware
+          else ["No label of a held-out concept (compared case-insensitively) appears in `train.csv`."]),
         "The queries are the held-out concepts' unshared alternative labels; the corpus is every",
         "concept's preferred label, so a query is ranked against all concepts.",
         "",
@@ -120,3 +136,21 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         "",
     ]
     return "\n".join(lines)
+
+
+def setting_paragraph(corpus_aware):
+    """Which of the two settings the pairs are in, and what that means for numbers measured on them."""
+    if corpus_aware:
+        return [
+            "Setting: **corpus-aware** (`--corpus-aware`). In deployment the corpus is known and only",
+            "the queries are not, so the corpus side of every concept, held-out ones included, is",
+            "trained on: its preferred label with its description and with concepts of its group. No",
+            "alternative label of a held-out concept (the queries) is in any column of `train.csv`.",
+            "Retrieval numbers measured here are corpus-aware ones; do not compare them with strict ones.",
+            "",
+        ]
+    return [
+        "Setting: **strict**. No text of a held-out concept (label or description) is in",
+        "`train.csv`: the held-out concepts are unseen, corpus side and queries alike.",
+        "",
+    ]

@@ -49,6 +49,8 @@ DEFAULT_RELATED = 3
 DEFAULT_COSINES = {"positive": 1.0, "related": 0.7, "unrelated": 0.0}
 
 KINDS = ("positive", "synonym", "related", "unrelated", "description", "description_unrelated")
+CORPUS_KINDS = ("corpus_related", "corpus_description", "corpus_description_unrelated")
+SETTINGS = ("strict", "corpus-aware")
 
 
 def angular_score(cos):
@@ -66,6 +68,9 @@ class PairSet:
     heldout_ids: list
     stats: dict
     params: dict
+    # label keys that must appear in no column of train.csv (hard negatives included): every
+    # label of a held-out concept (strict) or its alternative labels only (corpus-aware)
+    excluded_keys: frozenset = frozenset()
 
 
 def _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms=0):
@@ -125,6 +130,7 @@ def _sample_others(rng, candidates, i, groups, k):
 def build_pairs(
     taxonomy, holdout=DEFAULT_HOLDOUT, seed=DEFAULT_SEED, negatives=DEFAULT_NEGATIVES,
     related=DEFAULT_RELATED, cosines=None, descriptions=False, max_pairs=None, synonyms=0,
+    corpus_aware=False,
 ):
     """Score pairs of ``taxonomy`` labels for training and hold out concepts for evaluation.
 
@@ -133,13 +139,21 @@ def build_pairs(
     training concept from its group; ``cosines`` overrides the cosine targets
     (keys ``positive``, ``related``, ``unrelated``); ``descriptions`` adds
     description pairs; ``max_pairs`` keeps a random subset of the training
-    pairs.  Deterministic for a given taxonomy and ``seed``.
+    pairs; ``corpus_aware`` adds the corpus-side pairs of every concept (see
+    :func:`corpus_pairs`).  Deterministic for a given taxonomy and ``seed``; the
+    corpus-aware pairs are drawn from a random stream of their own, so the strict
+    pairs of a seed are all among the corpus-aware ones (before ``max_pairs``).
     """
     cosines = {**DEFAULT_COSINES, **(cosines or {})}
     _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms)
     if descriptions and not any(taxonomy.descriptions):
         raise BadInputError(
             f"--descriptions: taxonomy {taxonomy.path} has no descriptions (see --description-column)"
+        )
+    if corpus_aware and not any(taxonomy.descriptions) and not any(taxonomy.groups):
+        raise BadInputError(
+            f"--corpus-aware: taxonomy {taxonomy.path} has neither descriptions nor groups, so its "
+            "corpus side adds nothing (see --description-column, --group-column)"
         )
     id_col = _output_id_column(taxonomy.id_column)
     scores = {k: angular_score(v) for k, v in cosines.items()}
@@ -157,10 +171,9 @@ def build_pairs(
     heldout_ids = choose_heldout(taxonomy.ids, holdout, seed)
     heldout = np.array([cid in heldout_ids for cid in taxonomy.ids])
     train_idx = np.flatnonzero(~heldout)
-    heldout_keys = set()
-    for i in np.flatnonzero(heldout):
-        heldout_keys.add(label_key(taxonomy.labels[i]))
-        heldout_keys.update(label_key(a) for a in taxonomy.synonyms[i])
+    heldout_alt_keys = {label_key(a) for i in np.flatnonzero(heldout) for a in taxonomy.synonyms[i]}
+    heldout_keys = heldout_alt_keys | {label_key(taxonomy.labels[i]) for i in np.flatnonzero(heldout)}
+    excluded = heldout_alt_keys if corpus_aware else heldout_keys
 
     def unambiguous(i):
         return [a for a in taxonomy.synonyms[i] if len(owners[label_key(a)]) == 1]
@@ -195,11 +208,16 @@ def build_pairs(
             for j in _sample_others(rng, with_description, i, groups, negatives):
                 pairs.append((label, taxonomy.descriptions[j], "description_unrelated"))
 
+    if corpus_aware:
+        pairs += corpus_pairs(taxonomy, heldout, related, negatives, descriptions,
+                              np.random.default_rng([seed, 4]))
+
     # deduplicate (unordered, case-insensitive) and drop anything naming a held-out concept
+    # (strict) or a held-out concept's alternative label (corpus-aware)
     kept, seen, leaked, duplicates = [], set(), 0, 0
     for base, ref, kind in pairs:
         kb, kr = label_key(base), label_key(ref)
-        if kb in heldout_keys or kr in heldout_keys:
+        if kb in excluded or kr in excluded:
             leaked += 1
             continue
         key = (kb, kr) if kb <= kr else (kr, kb)
@@ -219,6 +237,8 @@ def build_pairs(
         "synonym": scores["positive"],
         "related": scores["related"],
         "unrelated": scores["unrelated"], "description_unrelated": scores["unrelated"],
+        "corpus_related": scores["related"], "corpus_description": scores["positive"],
+        "corpus_description_unrelated": scores["unrelated"],
     }
     train = pd.DataFrame(
         [(b, r, score_of[k]) for b, r, k in kept], columns=list(PAIR_COLUMNS)
@@ -238,7 +258,7 @@ def build_pairs(
         "heldout_concepts": int(heldout.sum()),
         "training_concepts": int(len(train_idx)),
         "train_pairs": len(kept),
-        "pairs": {k: counts.get(k, 0) for k in KINDS},
+        "pairs": {k: counts.get(k, 0) for k in KINDS + (CORPUS_KINDS if corpus_aware else ())},
         "dropped_heldout_overlap": leaked,
         "dropped_duplicates": duplicates,
         "dropped_max_pairs": dropped_max,
@@ -261,8 +281,50 @@ def build_pairs(
         "holdout": holdout, "seed": seed, "negatives": negatives, "related": related,
         "cosines": cosines, "scores": scores, "descriptions": bool(descriptions),
         "max_pairs": max_pairs, "synonyms": synonyms,
+        "setting": SETTINGS[bool(corpus_aware)],
     }
-    return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params)
+    return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params, frozenset(excluded))
+
+
+def corpus_pairs(taxonomy, heldout, related, negatives, descriptions, rng):
+    """The corpus-aware pairs: what the corpus side of every concept says, held-out ones included.
+
+    In deployment the corpus (every concept's preferred label and description,
+    and its group) is known; only the queries are not.  For each concept, in
+    file order, the pairs the strict recipe does not already make:
+
+    * ``corpus_related`` (related): a held-out concept's preferred label with
+      the preferred labels of up to ``related`` concepts of its group, drawn
+      among all concepts (a training concept's group mates among the training
+      concepts are strict pairs already);
+    * ``corpus_description`` (positive): a preferred label and its own
+      description, for every concept with one (only the held-out ones when the
+      strict recipe has ``descriptions`` on, which pairs the training ones), and
+      ``corpus_description_unrelated`` (unrelated): the label with ``negatives``
+      descriptions of concepts of other groups, drawn among all concepts.
+
+    ``heldout`` is a boolean array over the concepts.  No alternative label is
+    read here; the caller still drops any pair whose text equals a held-out
+    concept's alternative label (a preferred label may be another's synonym).
+    """
+    n, groups = len(taxonomy), taxonomy.groups
+    by_group = collections.defaultdict(list)
+    for i in range(n):
+        if groups[i]:
+            by_group[groups[i]].append(i)
+    with_description = np.array([j for j in range(n) if taxonomy.descriptions[j]], dtype=int)
+    pairs = []
+    for i in range(n):
+        label = taxonomy.labels[i]
+        if heldout[i] and related and groups[i]:
+            mates = [j for j in by_group[groups[i]] if j != i]
+            for j in (rng.permutation(mates)[:related] if mates else []):
+                pairs.append((label, taxonomy.labels[j], "corpus_related"))
+        if taxonomy.descriptions[i] and (heldout[i] or not descriptions):
+            pairs.append((label, taxonomy.descriptions[i], "corpus_description"))
+            for j in _sample_others(rng, with_description, i, groups, negatives):
+                pairs.append((label, taxonomy.descriptions[j], "corpus_description_unrelated"))
+    return pairs
 
 
 def _output_id_column(id_column):

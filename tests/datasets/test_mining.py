@@ -77,3 +77,18 @@ def test_candidates_given():
     base, ref, sim = ["line cook", "prep cook"], ["chef", "cook"], [1.0, 1.0]
     neg = mine_negatives(base, ref, sim, embed, depth=1, candidates=["welder", "baker", "cook"])
     assert neg == ["cook", "baker"]  # "cook" is a positive of "prep cook" only
+
+
+def test_taxonomy_candidates_leave_out_every_text_that_must_stay_out_of_training(toy):
+    from domain_tune.datasets.mining import negative_candidates
+    from domain_tune.datasets.taxonomy_pairs import build_pairs, choose_heldout
+
+    # c04 (alternative label "data analyst") held out, c02 (preferred label "data analyst") not
+    seed = next(s for s in range(200) if "c04" in choose_heldout(toy.ids, 0.25, s)
+                and "c02" not in choose_heldout(toy.ids, 0.25, s))
+    strict = build_pairs(toy, holdout=0.25, seed=seed)
+    aware = build_pairs(toy, holdout=0.25, seed=seed, corpus_aware=True)
+    label_of = dict(zip(toy.ids, toy.labels))
+    training = [label_of[c] for c in toy.ids if c not in strict.heldout_ids]
+    assert negative_candidates(strict) == [t for t in training if t != "data analyst"]
+    assert negative_candidates(aware) == [t for t in toy.labels if t != "data analyst"]

@@ -1,13 +1,16 @@
 """The taxonomy pair builder on a small synthetic, ESCO-shaped taxonomy."""
 
+import csv
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from domain_tune.datasets.mining import mine_negatives, negative_candidates
 from domain_tune.datasets.pairs import PairsWarning
 from domain_tune.datasets.pairs_folder import render_readme
 from domain_tune.datasets.taxonomy import label_key, only_groups, read_esco, read_taxonomy
-from domain_tune.datasets.taxonomy_pairs import angular_score, build_pairs, choose_heldout
+from domain_tune.datasets.taxonomy_pairs import KINDS, angular_score, build_pairs, choose_heldout
 from domain_tune.errors import BadInputError
 from tests.datasets.toy_taxonomy import SHARED, TOY, all_label_keys, texts_of, write_toy_taxonomy
 
@@ -200,3 +203,131 @@ def test_a_taxonomy_that_yields_nothing_to_train_or_query_warns(tmp_path):
     messages = " ".join(str(w.message) for w in caught)
     assert "no training pairs" in messages and "heldout_queries.csv is empty" in messages
     assert ps.train.empty and ps.queries.empty
+
+
+# --- the corpus-aware setting --------------------------------------------------
+
+
+def test_corpus_aware_adds_the_corpus_side_of_every_concept(toy):
+    strict = build_pairs(toy, holdout=0.25, seed=2)
+    aware = build_pairs(toy, holdout=0.25, seed=2, corpus_aware=True)
+    assert strict.params["setting"] == "strict" and aware.params["setting"] == "corpus-aware"
+    rows = lambda ps: set(ps.train.itertuples(index=False, name=None))  # noqa: E731
+    assert rows(strict) < rows(aware)  # the strict pairs, and more
+    pd.testing.assert_frame_equal(strict.queries, aware.queries)
+    pd.testing.assert_frame_equal(strict.corpus, aware.corpus)
+    k = aware.stats["pairs"]
+    assert {kind: k[kind] for kind in KINDS} == strict.stats["pairs"]
+    assert k["corpus_description"] == 12  # every concept has a description, none is a held-out alt
+    extra = rows(aware) - rows(strict)
+    assert len(extra) == k["corpus_related"] + k["corpus_description"] + k["corpus_description_unrelated"]
+    label_of = dict(zip(toy.ids, toy.labels))
+    group_of = {toy.labels[i]: toy.groups[i] for i in range(len(toy))}
+    description_of = {toy.labels[i]: toy.descriptions[i] for i in range(len(toy))}
+    heldout_labels = {label_of[c] for c in aware.heldout_ids}
+    for base, ref, sim in extra:
+        assert base in group_of  # a preferred label
+        if sim == 1.0:
+            assert ref == description_of[base]
+        elif sim == 0.5:
+            assert ref in description_of.values() and group_of[base] != next(
+                g for lab, g in group_of.items() if description_of[lab] == ref)
+        else:  # related: a held-out concept with a concept of its group
+            assert base in heldout_labels and group_of[ref] == group_of[base] and ref != base
+    # the held-out concepts' preferred labels and descriptions are trained on ...
+    texts = texts_of(aware.train)
+    for cid in aware.heldout_ids:
+        i = toy.ids.index(cid)
+        assert label_key(toy.labels[i]) in texts or label_key(toy.labels[i]) in SHARED
+        assert label_key(toy.descriptions[i]) in texts
+        # ... their alternative labels never
+        assert not {label_key(a) for a in toy.synonyms[i]} & texts
+    readme = render_readme(aware)
+    assert "Setting: **corpus-aware**" in readme
+    assert f"| corpus-aware: preferred label, its description (every concept) | 1 | 1.0000 | 12 |" in readme
+    assert "Setting: **strict**" in render_readme(strict)
+
+
+def test_corpus_aware_with_descriptions_does_not_pair_a_training_description_twice(toy):
+    plain = build_pairs(toy, holdout=0.25, seed=2, descriptions=True)
+    aware = build_pairs(toy, holdout=0.25, seed=2, descriptions=True, corpus_aware=True)
+    k = aware.stats["pairs"]
+    assert k["description"] == plain.stats["pairs"]["description"] == 9  # the training concepts
+    assert k["corpus_description"] == 3  # the held-out ones
+    assert (aware.train.ref.isin(toy.descriptions) & (aware.train.similarity == 1.0)).sum() == 12
+    assert "(every concept held out)" in render_readme(aware)
+
+
+def test_corpus_aware_needs_a_corpus_side(toy_path):
+    flat = read_taxonomy(toy_path, "conceptUri", "preferredLabel", "altLabels")  # no groups, no descriptions
+    with pytest.raises(BadInputError, match="--corpus-aware: .* has neither descriptions nor groups"):
+        build_pairs(flat, corpus_aware=True)
+    grouped = read_taxonomy(toy_path, "conceptUri", "preferredLabel", "altLabels", "iscoGroup")
+    ps = build_pairs(grouped, holdout=0.5, corpus_aware=True)  # groups only: related pairs only
+    assert ps.stats["pairs"]["corpus_related"] > 0 and ps.stats["pairs"]["corpus_description"] == 0
+
+
+WORDS = ["data", "analyst", "Chef", "cook", "head", "line", "engineer", "nurse", "Mayor", "clerk",
+         "sales", "assistant", "senior", "junior", "pastry"]
+
+
+def random_taxonomy(path, rng, n=40):
+    """A taxonomy whose labels collide a lot: shared alternative labels, a preferred label that is
+    another concept's alternative label, case and white-space variants, empty groups and descriptions."""
+
+    def label():
+        words = rng.choice(WORDS, size=rng.integers(1, 3))
+        text = (" " * int(rng.integers(1, 3))).join(words)
+        return text.upper() if rng.random() < 0.1 else text
+
+    rows = []
+    for i in range(n):
+        alts = [label() for _ in range(rng.integers(0, 5))]
+        group = "" if rng.random() < 0.1 else f"g{rng.integers(4)}"
+        description = "" if rng.random() < 0.2 else f"concept {i} does {label()}."
+        rows.append((f"id{i:03d}", label(), "\n".join(alts), group, description))
+    rows = [r for k, r in enumerate(rows) if label_key(r[1]) not in {label_key(x[1]) for x in rows[:k]}]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label", "alts", "group", "description"])
+        w.writerows(rows)
+    return rows
+
+
+@pytest.mark.filterwarnings("ignore::domain_tune.datasets.pairs.PairsWarning")
+@pytest.mark.parametrize("trial", range(30))
+def test_no_heldout_alternative_label_ever_enters_training(tmp_path, trial):
+    """Property: on random taxonomies and hold-outs, in either setting, with every pair kind and
+    mined negatives, no alternative label of a held-out concept is in any column of train.csv."""
+    rng = np.random.default_rng(trial)
+    rows = random_taxonomy(tmp_path / "t.csv", rng)
+    taxonomy = read_taxonomy(tmp_path / "t.csv", "id", "label", "alts", "group", "description")
+    options = dict(holdout=float(rng.uniform(0.05, 0.95)), seed=trial, negatives=int(rng.integers(0, 3)),
+                   related=int(rng.integers(0, 4)), synonyms=int(rng.integers(0, 3)),
+                   descriptions=bool(rng.integers(2)))
+    strict = build_pairs(taxonomy, **options)
+    aware = build_pairs(taxonomy, **options, corpus_aware=True)
+    raw = {r[0]: r for r in rows}
+    heldout_alts, heldout_texts = set(), set()
+    for cid in aware.heldout_ids:
+        own = label_key(raw[cid][1])  # an alternative label equal to it is the preferred label
+        alts = {label_key(a) for a in raw[cid][2].split("\n") if a.strip()} - {own}
+        heldout_alts |= alts
+        heldout_texts |= alts | {label_key(raw[cid][1])}
+    assert strict.heldout_ids == aware.heldout_ids
+    assert set(strict.train.itertuples(index=False, name=None)) <= set(
+        aware.train.itertuples(index=False, name=None))
+    for ps, forbidden in ((strict, heldout_texts), (aware, heldout_alts)):
+        if ps.stats["pairs"]["positive"]:  # mined negatives, from the texts the builder allows
+            embed = lambda texts: np.random.default_rng(  # noqa: E731
+                [sum(map(ord, t)) for t in texts]).normal(size=(len(texts), 4))
+            ps.train = ps.train.assign(negative=mine_negatives(
+                ps.train.base.tolist(), ps.train.ref.tolist(), ps.train.similarity.to_numpy(), embed,
+                depth=3, seed=trial, candidates=negative_candidates(ps)))
+        for column in ps.train.columns.drop("similarity"):
+            leaked = {label_key(t) for t in ps.train[column]} & forbidden
+            assert not leaked, (ps.params["setting"], column, leaked)
+    # strict: not even a held-out description
+    held_descriptions = {label_key(raw[c][4]) for c in strict.heldout_ids if raw[c][4]}
+    training_texts = {label_key(raw[c][4]) for c in raw if c not in set(strict.heldout_ids)}
+    assert not (held_descriptions - training_texts) & texts_of(strict.train)
