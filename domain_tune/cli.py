@@ -575,6 +575,14 @@ def _column_options(defaults):
                "Column of the description (read only with --descriptions).", False),
         click.option("--separator", default="\\n", show_default=True,
                      help="Separator of the alternative labels in one cell (\\n, \\t or text)."),
+        click.option("--language", default="en", show_default=True, metavar="LANG",
+                     help="Language of the labels of the main file (names the other languages' "
+                     "cross-lingual pairs)."),
+        click.option("--labels", "label_files", multiple=True, metavar="LANG=FILE",
+                     help="Labels in one more language, joined by the id column: a file with the "
+                     "same id, label and synonyms columns (e.g. de=occupations_de.csv). Repeat "
+                     "for more languages; adds monolingual and cross-lingual pairs and "
+                     "heldout_queries_LANG.csv, corpus_LANG.csv."),
     ]
 
     def decorate(f):
@@ -588,7 +596,7 @@ def _column_options(defaults):
 def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, holdout, seed,
                 negatives, synonyms, related, positive_cosine, related_cosine, unrelated_cosine,
                 descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth,
-                corpus_aware):
+                corpus_aware, language, label_files):
     from domain_tune.datasets import taxonomy as tx
     from domain_tune.datasets.pairs_folder import write_pairs
     from domain_tune.datasets.taxonomy_pairs import build_pairs
@@ -596,7 +604,13 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     _refuse_existing(out, overwrite, "dir")
     if not (descriptions or corpus_aware):
         columns = dict(columns, description_column=None)
-    taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator))
+    label_files = tx.parse_label_files(label_files, language)
+    taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator),
+                                language=language)
+    for lang, label_path in label_files:
+        taxonomy = tx.read_translation(
+            taxonomy, lang, label_path, columns["id_column"], columns["label_column"],
+            columns["synonyms_column"], separator=tx.unescape_separator(separator))
     if only_groups is not None:
         taxonomy = tx.only_groups(taxonomy, only_groups.split(","))
     pairset = build_pairs(
@@ -627,10 +641,22 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
                if descriptions else "")
             + (f", {k['corpus_related'] + k['corpus_description'] + k['corpus_description_unrelated']:,}"
                " corpus-side" if corpus_aware else "")
+            + (f", {sum(k[c] for c in ('cross_positive', 'translation', 'cross_unrelated')):,} "
+               "cross-lingual" if label_files else "")
             + (f", {s['hard_negatives']:,} hard negatives" if hard_negatives else "")
             + f"), {s['queries']:,} held-out queries ({s['heldout_concepts']:,} of "
             f"{s['concepts']:,} concepts) and a corpus of {s['corpus']:,} labels to {out}."
         )
+        for lang, t in s.get("languages", {}).items():
+            if lang != language:
+                cross = s["cross_lingual"][f"{lang}-{language}"]
+                click.echo(
+                    f"  {lang}: {t['concepts']:,} concepts with a label, "
+                    f"{sum(t['pairs'].values()):,} pairs within {lang}, "
+                    f"{sum(cross.values()):,} {lang}-{language} pairs, {t['queries']:,} held-out "
+                    f"queries (heldout_queries_{lang}.csv), a corpus of {t['corpus']:,} labels "
+                    f"(corpus_{lang}.csv)"
+                )
 
 
 def _command_line():
@@ -654,6 +680,9 @@ def _command_line():
             parts.append(shlex.quote(str(value)))
         elif getattr(param, "is_flag", False):
             options.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.multiple:
+            for item in value:
+                options += [param.opts[0], shlex.quote(str(item))]
         else:
             options += [param.opts[0], shlex.quote(str(value))]
     return " ".join(parts + options)
@@ -672,6 +701,12 @@ def pairs_esco_cmd(path, out, overwrite, as_json, separator, **kwargs):
     1.0 for an alternative label and its preferred label, 0.7468 for two
     occupations of one unit group, 0.5 for unrelated occupations.  Writes
     train.csv, heldout_queries.csv, corpus.csv and README.md to --out.
+
+    With --labels de=occupations_de.csv (and more), labels in other
+    languages join by conceptUri: pairs within each language, cross-lingual
+    pairs, and heldout_queries_LANG.csv / corpus_LANG.csv per language.
+    --corpus-aware also trains on the corpus side of the held-out
+    occupations (never on their alternative labels).
 
     \b
     Example:
@@ -693,7 +728,9 @@ def pairs_taxonomy_cmd(path, out, overwrite, as_json, separator, attribution, **
 
     One row per concept; the synonyms of a concept share one cell, split on
     --separator.  Concepts of one --group-column value are related (without
-    it there are no related pairs).  Same recipe and outputs as `pairs esco`.
+    it there are no related pairs).  Same recipe, options and outputs as
+    `pairs esco`, including --labels LANG=FILE for other languages (files
+    with the same id, label and synonyms columns) and --corpus-aware.
 
     \b
     Example:

@@ -14,7 +14,9 @@ import pytest
 from domain_tune.cli import main
 from tests.cli_helpers import error_line, run
 from tests.conftest import ROOT, shared_path
-from tests.datasets.toy_taxonomy import ESCO_HEADER, TOY, write_toy_taxonomy
+from tests.datasets.toy_taxonomy import (
+    ESCO_HEADER, MULTI, TOY, multilingual_label_keys, write_multilingual, write_toy_taxonomy,
+)
 
 
 @pytest.fixture
@@ -152,6 +154,81 @@ def test_pairs_corpus_aware_with_hard_negatives(toy_path, tmp_path, tiny_model_d
     assert len(alternative) > len(queries) and not alternative & texts  # shared ones too
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "Setting: **corpus-aware**" in readme and "--corpus-aware" in readme
+
+
+def test_pairs_esco_in_several_languages(tmp_path):
+    paths = write_multilingual(tmp_path)
+    out = tmp_path / "pairs"
+    result = run("pairs", "esco", paths["en"], "--labels", f"de={paths['de']}", "--labels",
+                 f"fr={paths['fr']}", "--out", out, "--holdout", 0.5, "--seed", 2)
+    assert result.exit_code == 0, result.output
+    assert "  de: 3 concepts with a label" in result.stdout
+    assert sorted(os.listdir(out)) == [
+        "README.md", "corpus.csv", "corpus_de.csv", "corpus_fr.csv", "heldout_queries.csv",
+        "heldout_queries_de.csv", "heldout_queries_fr.csv", "train.csv"]
+    heldout = set(pd.read_csv(out / "heldout_queries.csv").conceptUri)
+    assert len(heldout) == 2
+    train = pd.read_csv(out / "train.csv", keep_default_na=False)
+    texts = {" ".join(t.split()).casefold() for t in pd.concat([train.base, train.ref])}
+    assert not {k for c in heldout for k in multilingual_label_keys(c)} & texts
+    for language in ("de", "fr"):
+        queries = pd.read_csv(out / f"heldout_queries_{language}.csv", keep_default_na=False)
+        corpus = pd.read_csv(out / f"corpus_{language}.csv", keep_default_na=False)
+        assert list(queries.columns) == ["query", "conceptUri"] and set(queries.conceptUri) <= heldout
+        assert corpus.values.tolist() == [[row[1], row[0]] for row in MULTI[language]]
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    # the command as typed, every --labels kept
+    assert (f"--labels de={paths['de']} --labels fr={paths['fr']} --out {out} --holdout 0.5 --seed 2"
+            in readme)
+    assert "## Languages" in readme and f"| de | `{paths['de']}` | 3 |" in readme
+    # --json: counts per language and per pair of languages
+    again = run("pairs", "esco", paths["en"], "--labels", f"de={paths['de']}", "--out", out,
+                "--holdout", 0.5, "--seed", 2, "--overwrite", "--json", "--language", "en")
+    info = json.loads(again.stdout)
+    assert info["params"]["languages"] == ["en", "de"] and set(info["cross_lingual"]) == {"de-en"}
+    assert not os.path.exists(out / "corpus_fr.csv")  # --overwrite replaces the whole folder
+
+
+def test_pairs_taxonomy_main_language_names_the_pairs(tmp_path):
+    src, de = tmp_path / "skills.csv", tmp_path / "skills_de.csv"
+    src.write_text("id;name;syn\n1;cuisine;cuisine française|gastronomie\n2;couture;stylisme\n",
+                   encoding="utf-8")
+    de.write_text("id;name;syn\n1;Kochkunst;Gastronomie\n2;Schneiderei;Modedesign\n", encoding="utf-8")
+    result = run("pairs", "taxonomy", src, "--id-column", "id", "--label-column", "name",
+                 "--synonyms-column", "syn", "--separator", "|", "--language", "fr",
+                 "--labels", f"de={de}", "--holdout", 0, "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["params"]["languages"] == ["fr", "de"]
+    # "Gastronomie" is a French alternative label of the same concept too: its cross-lingual pairs
+    # are French ones already
+    assert info["cross_lingual"]["de-fr"] == {"cross_positive": 1, "translation": 2, "cross_unrelated": 1}
+
+
+@pytest.mark.parametrize("de_content, args, message", [
+    ("conceptUri,preferredLabel,altLabels\nc1,Koch,\nc7,Maler,\n", [],
+     "de labels {tmp}/de.csv: row 3 has a conceptUri that is not in taxonomy {tmp}/occupations_en.csv "
+     "('c7')"),
+    ("conceptUri,preferredLabel\nc1,Koch\n", [], "has no column 'altLabels' (--synonyms-column)"),
+    ("", [], "de labels {tmp}/de.csv is empty"),
+    (None, [], "de labels {tmp}/de.csv does not exist"),
+    ("conceptUri,preferredLabel,altLabels\nc1,Koch,\n", ["--labels", "de={tmp}/de.csv"],
+     "--labels de={tmp}/de.csv: the language 'de' is given twice"),
+    ("conceptUri,preferredLabel,altLabels\nc1,Koch,\n", ["--labels", "{tmp}/de.csv"],
+     "--labels {tmp}/de.csv: give LANGUAGE=FILE"),
+    ("conceptUri,preferredLabel,altLabels\nc1,Koch,\n", ["--language", "de"],
+     "--labels de={tmp}/de.csv: the language 'de' is the main file's (--language)"),
+])
+def test_bad_language_files_are_one_line_exit_2(tmp_path, de_content, args, message):
+    write_multilingual(tmp_path, ())
+    if de_content is not None:
+        (tmp_path / "de.csv").write_text(de_content, encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run("pairs", "esco", tmp_path / "occupations_en.csv", "--labels", f"de={tmp_path}/de.csv",
+                 *[a.format(tmp=tmp_path) for a in args], "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert message.format(tmp=tmp_path) in error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_pairs_taxonomy_requires_its_columns(tmp_path, toy_path):

@@ -1,5 +1,7 @@
 """Writing a pairs folder: ``train.csv``, ``heldout_queries.csv``, ``corpus.csv`` and the
 ``README.md`` that says where they came from, how they were made and what they count.
+With labels in more languages, also ``heldout_queries_LANG.csv`` and ``corpus_LANG.csv``
+for each further language.
 
 The folder appears only when complete (see :func:`~domain_tune.outputs.atomic_directory`).
 """
@@ -20,6 +22,11 @@ def write_pairs(pairset, out, overwrite=False, source=None, attribution=None, co
         pairset.train.to_csv(os.path.join(tmp, "train.csv"), index=False, encoding="utf-8")
         pairset.queries.to_csv(os.path.join(tmp, "heldout_queries.csv"), index=False, encoding="utf-8")
         pairset.corpus.to_csv(os.path.join(tmp, "corpus.csv"), index=False, encoding="utf-8")
+        for language, queries in pairset.language_queries.items():
+            queries.to_csv(os.path.join(tmp, f"heldout_queries_{language}.csv"), index=False,
+                           encoding="utf-8")
+        for language, corpus in pairset.language_corpora.items():
+            corpus.to_csv(os.path.join(tmp, f"corpus_{language}.csv"), index=False, encoding="utf-8")
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
             f.write(render_readme(pairset, source, attribution, command))
 
@@ -50,6 +57,10 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         f"| {s['train_pairs']:,} |",
         f"| `heldout_queries.csv` | `query,{id_col}` | {s['queries']:,} |",
         f"| `corpus.csv` | `label,{id_col}` | {s['corpus']:,} |",
+        *[f"| `{name}_{language}.csv` | `{column},{id_col}` | {len(frame):,} |"
+          for language in pairset.language_queries
+          for name, column, frame in (("heldout_queries", "query", pairset.language_queries[language]),
+                                      ("corpus", "label", pairset.language_corpora[language]))],
         "",
         "## Scores",
         "",
@@ -78,6 +89,22 @@ def render_readme(pairset, source=None, attribution=None, command=None):
             f"| preferred label, description of a concept of another group | {cos['unrelated']:g} "
             f"| {sc['unrelated']:.4f} | {s['pairs']['description_unrelated']:,} |",
         ]
+    languages = p.get("languages")
+    if languages:
+        k, main = s["pairs"], languages[0]
+        lines += [
+            f"| alternative label in another language, the {main} preferred label "
+            f"| {cos['positive']:g} | {sc['positive']:.4f} | {k['cross_positive']:,} |",
+            f"| preferred labels of one concept in another language and {main} | {cos['positive']:g} "
+            f"| {sc['positive']:.4f} | {k['translation']:,} |",
+            f"| alternative label in another language, the {main} preferred label of a concept of "
+            f"another group | {cos['unrelated']:g} | {sc['unrelated']:.4f} | {k['cross_unrelated']:,} |",
+        ]
+        if corpus_aware:
+            lines += [
+                f"| corpus-aware: a held-out concept's preferred labels in another language and {main} "
+                f"| {cos['positive']:g} | {sc['positive']:.4f} | {k['corpus_translation']:,} |",
+            ]
     if corpus_aware:
         k = s["pairs"]
         lines += [
@@ -89,6 +116,9 @@ def render_readme(pairset, source=None, attribution=None, command=None):
             f"| corpus-aware: preferred label, description of a concept of another group "
             f"| {cos['unrelated']:g} | {sc['unrelated']:.4f} | {k['corpus_description_unrelated']:,} |",
         ]
+    if languages:
+        lines += ["", "The rows above without a language count the pairs of every language "
+                  "(see Languages)."]
     lines += [
         "",
         f"Parameters: hold-out {p['holdout']:g}, seed {p['seed']}, {p['negatives']} unrelated "
@@ -121,21 +151,86 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         f"{s['dropped_heldout_overlap']:,}; duplicates dropped: {s['dropped_duplicates']:,}"
         + (f"; dropped by --max-pairs: {s['dropped_max_pairs']:,}" if p["max_pairs"] else ""),
         "",
-        *(["No alternative label of a held-out concept (compared case-insensitively) appears in",
+        *(["No alternative label of a held-out concept (compared case-insensitively"
+            + (", in any language" if languages else "") + ") appears in",
             "any column of `train.csv`; their preferred labels and descriptions do."] if corpus_aware
-          else ["No label of a held-out concept (compared case-insensitively) appears in `train.csv`."]),
+          else ["No label of a held-out concept (compared case-insensitively"
+                + (", in any language" if languages else "") + ") appears in `train.csv`."]),
         "The queries are the held-out concepts' unshared alternative labels; the corpus is every",
         "concept's preferred label, so a query is ranked against all concepts.",
         "",
+    ]
+    if languages:
+        lines += languages_section(pairset)
+    id_option = f" --id-column {id_col}" if id_col != ESCO_COLUMNS["id_column"] else ""
+    lines += [
         "## Evaluate",
         "",
         "```bash",
         "domain-tune eval-retrieval --model MODEL --queries heldout_queries.csv --corpus corpus.csv"
-        + (f" --id-column {id_col}" if id_col != ESCO_COLUMNS["id_column"] else ""),
-        "```",
+        + id_option,
+    ]
+    for language in pairset.language_queries:
+        lines += [
+            f"domain-tune eval-retrieval --model MODEL --queries heldout_queries_{language}.csv "
+            f"--corpus corpus.csv{id_option}  # cross-lingual",
+            f"domain-tune eval-retrieval --model MODEL --queries heldout_queries_{language}.csv "
+            f"--corpus corpus_{language}.csv{id_option}  # {language} only",
+        ]
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def languages_section(pairset):
+    """The README's account of a multilingual pairs folder: counts per language and pair of languages."""
+    s, p = pairset.stats, pairset.params
+    main, files = p["languages"][0], p.get("label_files", {})
+    lines = [
+        "## Languages",
+        "",
+        f"Labels in {len(p['languages'])} languages, joined by concept id; the hold-out applies to "
+        "all of them at once.",
+        "",
+        "| language | labels from | concepts with a label | alternative labels kept | shared "
+        "| held-out queries | corpus | training pairs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for language in p["languages"]:
+        t = s["languages"][language]
+        lines.append(
+            f"| {language} | `{files[language]}` | {t['concepts']:,} "
+            f"| {t['alternative_labels']:,} | {t['shared_alternative_labels']:,} | {t['queries']:,} "
+            f"| {t['corpus']:,} | {sum(t['pairs'].values()):,} |"
+        )
+    lines += [
+        "",
+        "| languages | alternative label, preferred label | translations | unrelated"
+        + (" | corpus-aware translations" if "corpus_translation" in s["pairs"] else "") + " |",
+        "| --- | --- | --- | ---" + (" | ---" if "corpus_translation" in s["pairs"] else "") + " |",
+    ]
+    for pair, k in s["cross_lingual"].items():
+        lines.append(
+            f"| {pair} | {k['cross_positive']:,} | {k['translation']:,} | {k['cross_unrelated']:,}"
+            + (f" | {k['corpus_translation']:,}" if "corpus_translation" in k else "") + " |"
+        )
+    lines += [
+        "",
+        "Within each language, the recipe above (alternative label with preferred label, group",
+        "mates, unrelated concepts; descriptions in the main language only) runs over the training",
+        "concepts that have a label in it. Across languages, each alternative label in a language",
+        f"is paired with its concept's {main} preferred label (and with the {main} preferred label of",
+        "concepts of other groups, unrelated), and a concept's two preferred labels with each other",
+        "(translations). A label shared by two concepts within one language is neither a pair nor a",
+        "query.",
+        "",
+        "`heldout_queries_LANG.csv` holds the held-out concepts' unshared alternative labels in LANG.",
+        f"`corpus.csv` is every concept's {main} preferred label; `corpus_LANG.csv` the LANG preferred",
+        "labels of the concepts that have one. LANG queries against `corpus.csv` measure cross-lingual",
+        f"retrieval (a LANG title finds its concept by the {main} label), against `corpus_LANG.csv`",
+        "retrieval within LANG.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def setting_paragraph(corpus_aware):

@@ -24,6 +24,20 @@ label of several occupations, or another occupation's preferred label), is
 ambiguous: it is neither a positive pair nor a query (counted in the
 statistics).
 
+Two settings (``corpus_aware``): *strict*, the default, keeps every text of a
+held-out concept out of training; *corpus-aware* also trains on the corpus side
+of every concept, held-out ones included (its preferred label with its
+description and with its group, see :func:`corpus_pairs`), since in deployment
+the corpus is known and only the queries are not.  No alternative label of a
+held-out concept is in any training pair in either setting.
+
+With labels in more languages (:attr:`Taxonomy.translations`), the recipe runs
+within each language over the concepts that have a label in it, and
+cross-lingual pairs join each alternative label to its concept's main-language
+preferred label and the preferred labels of a concept to each other (see
+:func:`_cross_pairs`).  The hold-out is by concept, in every language at once;
+each further language has held-out queries and a corpus of its own.
+
 The pairs are written by :func:`domain_tune.datasets.pairs_folder.write_pairs`.
 """
 
@@ -50,6 +64,17 @@ DEFAULT_COSINES = {"positive": 1.0, "related": 0.7, "unrelated": 0.0}
 
 KINDS = ("positive", "synonym", "related", "unrelated", "description", "description_unrelated")
 CORPUS_KINDS = ("corpus_related", "corpus_description", "corpus_description_unrelated")
+CROSS_KINDS = ("cross_positive", "translation", "cross_unrelated")
+MONOLINGUAL_KINDS = KINDS + ("corpus_related", "corpus_description", "corpus_description_unrelated")
+# the cosine target of each kind of pair
+GRADES = {
+    "positive": "positive", "synonym": "positive", "description": "positive",
+    "cross_positive": "positive", "translation": "positive",
+    "corpus_description": "positive", "corpus_translation": "positive",
+    "related": "related", "corpus_related": "related",
+    "unrelated": "unrelated", "description_unrelated": "unrelated", "cross_unrelated": "unrelated",
+    "corpus_description_unrelated": "unrelated",
+}
 SETTINGS = ("strict", "corpus-aware")
 
 
@@ -71,6 +96,9 @@ class PairSet:
     # label keys that must appear in no column of train.csv (hard negatives included): every
     # label of a held-out concept (strict) or its alternative labels only (corpus-aware)
     excluded_keys: frozenset = frozenset()
+    # more languages (multilingual labels): held-out queries and corpus per language
+    language_queries: dict = dataclasses.field(default_factory=dict)
+    language_corpora: dict = dataclasses.field(default_factory=dict)
 
 
 def _check_params(holdout, seed, negatives, related, cosines, max_pairs, synonyms=0):
@@ -160,62 +188,43 @@ def build_pairs(
     rng = np.random.default_rng([seed, 2])
     syn_rng = np.random.default_rng([seed, 3])  # its own stream: other pairs do not change
     n = len(taxonomy)
-
-    # who owns which label key (preferred and alternative labels)
-    owners = collections.defaultdict(set)
-    for i in range(n):
-        owners[label_key(taxonomy.labels[i])].add(i)
-        for alt in taxonomy.synonyms[i]:
-            owners[label_key(alt)].add(i)
+    views = [_Labels(taxonomy.language, taxonomy.labels, taxonomy.synonyms)] + [
+        _Labels(lang, t.labels, t.synonyms) for lang, t in taxonomy.translations.items()]
+    main, multilingual = views[0], len(views) > 1
 
     heldout_ids = choose_heldout(taxonomy.ids, holdout, seed)
     heldout = np.array([cid in heldout_ids for cid in taxonomy.ids])
     train_idx = np.flatnonzero(~heldout)
-    heldout_alt_keys = {label_key(a) for i in np.flatnonzero(heldout) for a in taxonomy.synonyms[i]}
-    heldout_keys = heldout_alt_keys | {label_key(taxonomy.labels[i]) for i in np.flatnonzero(heldout)}
+    heldout_alt_keys, heldout_keys = set(), set()
+    for view in views:  # the hold-out is by concept: every language at once
+        for i in np.flatnonzero(heldout):
+            heldout_alt_keys.update(label_key(a) for a in view.synonyms[i])
+            if view.labels[i]:
+                heldout_keys.add(label_key(view.labels[i]))
+    heldout_keys |= heldout_alt_keys
     excluded = heldout_alt_keys if corpus_aware else heldout_keys
 
-    def unambiguous(i):
-        return [a for a in taxonomy.synonyms[i] if len(owners[label_key(a)]) == 1]
-
-    shared = sum(len(taxonomy.synonyms[i]) - len(unambiguous(i)) for i in range(n))
     groups = taxonomy.groups
-    by_group = collections.defaultdict(list)
-    for i in train_idx:
-        if groups[i]:
-            by_group[groups[i]].append(int(i))
-
-    with_description = np.array([j for j in train_idx if taxonomy.descriptions[j]], dtype=int)
-    pairs = []  # (base, ref, kind)
-    for i in train_idx:
-        label = taxonomy.labels[i]
-        for alt in unambiguous(i):
-            pairs.append((alt, label, "positive"))
-            for j in _sample_others(rng, train_idx, i, groups, negatives):
-                pairs.append((alt, taxonomy.labels[j], "unrelated"))
-        alts = unambiguous(i)
-        if synonyms and len(alts) > 1:
-            couples = [(a, b) for x, a in enumerate(alts) for b in alts[x + 1 :]]
-            for k in syn_rng.permutation(len(couples))[:synonyms]:
-                pairs.append((*couples[k], "synonym"))
-        if related and groups[i]:
-            mates = [j for j in by_group[groups[i]] if j != i]
-            if mates:
-                for j in rng.permutation(mates)[:related]:
-                    pairs.append((label, taxonomy.labels[j], "related"))
-        if descriptions and taxonomy.descriptions[i]:
-            pairs.append((label, taxonomy.descriptions[i], "description"))
-            for j in _sample_others(rng, with_description, i, groups, negatives):
-                pairs.append((label, taxonomy.descriptions[j], "description_unrelated"))
-
+    recipe = dict(groups=groups, negatives=negatives, related=related, synonyms=synonyms)
+    pairs = _monolingual_pairs(  # (base, ref, kind, language)
+        main, train_idx, rng=rng, syn_rng=syn_rng, **recipe,
+        descriptions=taxonomy.descriptions if descriptions else None,
+    )
+    for view in views[1:]:  # each language its own random streams: adding one changes no other
+        pairs += _monolingual_pairs(view, train_idx, rng=_rng(seed, 5, view.language),
+                                    syn_rng=_rng(seed, 6, view.language), **recipe)
+        pairs += _cross_pairs(view, main, train_idx, groups, negatives, _rng(seed, 7, view.language))
     if corpus_aware:
-        pairs += corpus_pairs(taxonomy, heldout, related, negatives, descriptions,
-                              np.random.default_rng([seed, 4]))
+        pairs += [(*pair, main.language) for pair in corpus_pairs(
+            taxonomy, heldout, related, negatives, descriptions, np.random.default_rng([seed, 4]))]
+        for view in views[1:]:
+            pairs += _corpus_language_pairs(view, main, heldout, groups, related,
+                                            _rng(seed, 8, view.language))
 
     # deduplicate (unordered, case-insensitive) and drop anything naming a held-out concept
     # (strict) or a held-out concept's alternative label (corpus-aware)
     kept, seen, leaked, duplicates = [], set(), 0, 0
-    for base, ref, kind in pairs:
+    for base, ref, kind, language in pairs:
         kb, kr = label_key(base), label_key(ref)
         if kb in excluded or kr in excluded:
             leaked += 1
@@ -225,46 +234,73 @@ def build_pairs(
             duplicates += 1
             continue
         seen.add(key)
-        kept.append((base, ref, kind))
+        kept.append((base, ref, kind, language))
     order = rng.permutation(len(kept))
     kept = [kept[k] for k in order]
     dropped_max = 0
     if max_pairs is not None and len(kept) > max_pairs:
         dropped_max = len(kept) - max_pairs
         kept = kept[:max_pairs]
-    score_of = {
-        "positive": scores["positive"], "description": scores["positive"],
-        "synonym": scores["positive"],
-        "related": scores["related"],
-        "unrelated": scores["unrelated"], "description_unrelated": scores["unrelated"],
-        "corpus_related": scores["related"], "corpus_description": scores["positive"],
-        "corpus_description_unrelated": scores["unrelated"],
-    }
+    score_of = {kind: scores[grade] for kind, grade in GRADES.items()}
     train = pd.DataFrame(
-        [(b, r, score_of[k]) for b, r, k in kept], columns=list(PAIR_COLUMNS)
+        [(b, r, score_of[k]) for b, r, k, _ in kept], columns=list(PAIR_COLUMNS)
     ).astype({"similarity": float})
 
-    queries = pd.DataFrame(
-        [(alt, taxonomy.ids[i]) for i in np.flatnonzero(heldout) for alt in unambiguous(i)],
-        columns=[QUERY_COLUMN, id_col],
-    )
-    corpus = pd.DataFrame(
-        list(zip(taxonomy.labels, taxonomy.ids)), columns=[LABEL_COLUMN, id_col]
-    )
-    counts = collections.Counter(k for _, _, k in kept)
+    def queries_of(view):
+        return pd.DataFrame(
+            [(alt, taxonomy.ids[i]) for i in np.flatnonzero(heldout) for alt in view.unambiguous(i)],
+            columns=[QUERY_COLUMN, id_col],
+        )
+
+    def corpus_of(view):
+        return pd.DataFrame(
+            [(label, cid) for label, cid in zip(view.labels, taxonomy.ids) if label],
+            columns=[LABEL_COLUMN, id_col],
+        )
+
+    queries, corpus = queries_of(main), corpus_of(main)
+    counts = collections.Counter(k for _, _, k, _ in kept)
+    kinds = KINDS + (CROSS_KINDS if multilingual else ()) + (CORPUS_KINDS if corpus_aware else ())
+    if multilingual and corpus_aware:
+        kinds += ("corpus_translation",)
     stats = {
         **taxonomy.stats,
-        "shared_alternative_labels": shared,
+        "shared_alternative_labels": main.shared,
         "heldout_concepts": int(heldout.sum()),
         "training_concepts": int(len(train_idx)),
         "train_pairs": len(kept),
-        "pairs": {k: counts.get(k, 0) for k in KINDS + (CORPUS_KINDS if corpus_aware else ())},
+        "pairs": {k: counts.get(k, 0) for k in kinds},
         "dropped_heldout_overlap": leaked,
         "dropped_duplicates": duplicates,
         "dropped_max_pairs": dropped_max,
         "queries": len(queries),
         "corpus": len(corpus),
     }
+    language_queries, language_corpora = {}, {}
+    if multilingual:
+        by_language = collections.defaultdict(collections.Counter)
+        for _, _, kind, language in kept:
+            by_language[language][kind] += 1
+        stats["languages"] = {}
+        for view in views:
+            if view is not main:
+                language_queries[view.language] = queries_of(view)
+                language_corpora[view.language] = corpus_of(view)
+            t = taxonomy.translations.get(view.language)
+            stats["languages"][view.language] = {
+                **(t.stats if t else taxonomy.stats),
+                "shared_alternative_labels": view.shared,
+                "queries": len(language_queries.get(view.language, queries)),
+                "corpus": len(language_corpora.get(view.language, corpus)),
+                "pairs": {k: by_language[view.language].get(k, 0) for k in kinds
+                          if k in MONOLINGUAL_KINDS},
+            }
+        stats["cross_lingual"] = {
+            f"{view.language}-{main.language}": {
+                k: by_language[f"{view.language}-{main.language}"].get(k, 0) for k in kinds
+                if k not in MONOLINGUAL_KINDS}
+            for view in views[1:]
+        }
     if not kept and len(train_idx):
         warnings.warn(
             f"{taxonomy.path}: no training pairs: the training concepts have no alternative labels "
@@ -283,7 +319,118 @@ def build_pairs(
         "max_pairs": max_pairs, "synonyms": synonyms,
         "setting": SETTINGS[bool(corpus_aware)],
     }
-    return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params, frozenset(excluded))
+    if multilingual:
+        params["languages"] = [view.language for view in views]
+        params["label_files"] = {taxonomy.language: taxonomy.path,
+                                 **{lang: t.path for lang, t in taxonomy.translations.items()}}
+    return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params, frozenset(excluded),
+                   language_queries, language_corpora)
+
+
+class _Labels:
+    """One language's labels of the concepts: preferred (``""`` for none) and alternative.
+
+    A label shared by two or more concepts in this language is ambiguous: it is
+    neither a positive pair nor a query.
+    """
+
+    def __init__(self, language, labels, synonyms):
+        self.language, self.labels, self.synonyms = language, labels, synonyms
+        self.owners = collections.defaultdict(set)
+        for i, (label, alts) in enumerate(zip(labels, synonyms)):
+            if label:
+                self.owners[label_key(label)].add(i)
+            for alt in alts:
+                self.owners[label_key(alt)].add(i)
+
+    def unambiguous(self, i):
+        return [a for a in self.synonyms[i] if len(self.owners[label_key(a)]) == 1]
+
+    @property
+    def shared(self):
+        return sum(len(self.synonyms[i]) - len(self.unambiguous(i)) for i in range(len(self.labels)))
+
+
+def _rng(seed, stream, language):
+    """A random stream of its own for a language (by its code, not by the order of the files)."""
+    return np.random.default_rng([seed, stream, *language.encode()])
+
+
+def _monolingual_pairs(view, train_idx, groups, negatives, related, synonyms, rng, syn_rng,
+                       descriptions=None):
+    """The strict recipe in one language, over the training concepts that have a label in it."""
+    candidates = train_idx if all(view.labels[j] for j in train_idx) else np.array(
+        [j for j in train_idx if view.labels[j]], dtype=int)
+    by_group = collections.defaultdict(list)
+    for i in candidates:
+        if groups[i]:
+            by_group[groups[i]].append(int(i))
+    with_description = (np.array([j for j in train_idx if descriptions[j]], dtype=int)
+                        if descriptions is not None else None)
+    pairs, lang = [], view.language
+    for i in candidates:
+        label = view.labels[i]
+        for alt in view.unambiguous(i):
+            pairs.append((alt, label, "positive", lang))
+            for j in _sample_others(rng, candidates, i, groups, negatives):
+                pairs.append((alt, view.labels[j], "unrelated", lang))
+        alts = view.unambiguous(i)
+        if synonyms and len(alts) > 1:
+            couples = [(a, b) for x, a in enumerate(alts) for b in alts[x + 1 :]]
+            for k in syn_rng.permutation(len(couples))[:synonyms]:
+                pairs.append((*couples[k], "synonym", lang))
+        if related and groups[i]:
+            mates = [j for j in by_group[groups[i]] if j != i]
+            if mates:
+                for j in rng.permutation(mates)[:related]:
+                    pairs.append((label, view.labels[j], "related", lang))
+        if descriptions is not None and descriptions[i]:
+            pairs.append((label, descriptions[i], "description", lang))
+            for j in _sample_others(rng, with_description, i, groups, negatives):
+                pairs.append((label, descriptions[j], "description_unrelated", lang))
+    return pairs
+
+
+def _cross_pairs(view, main, train_idx, groups, negatives, rng):
+    """Cross-lingual pairs of a training concept with a label in ``view``'s language.
+
+    ``cross_positive``: each unshared alternative label with the concept's
+    preferred label in the main language (a query in one language, the corpus
+    in another), with ``negatives`` ``cross_unrelated`` pairs (the main-language
+    preferred label of a concept of another group); ``translation``: the
+    preferred labels of the concept in both languages.
+    """
+    pairs, lang = [], f"{view.language}-{main.language}"
+    for i in train_idx:
+        if not view.labels[i]:
+            continue
+        for alt in view.unambiguous(i):
+            pairs.append((alt, main.labels[i], "cross_positive", lang))
+            for j in _sample_others(rng, train_idx, i, groups, negatives):
+                pairs.append((alt, main.labels[j], "cross_unrelated", lang))
+        pairs.append((view.labels[i], main.labels[i], "translation", lang))
+    return pairs
+
+
+def _corpus_language_pairs(view, main, heldout, groups, related, rng):
+    """The corpus-aware pairs of a held-out concept in another language: its preferred label with
+    up to ``related`` of its group's in that language (``corpus_related``) and with its main-language
+    preferred label (``corpus_translation``)."""
+    by_group = collections.defaultdict(list)
+    for i, label in enumerate(view.labels):
+        if label and groups[i]:
+            by_group[groups[i]].append(i)
+    pairs = []
+    for i in np.flatnonzero(heldout):
+        label = view.labels[i]
+        if not label:
+            continue
+        if related and groups[i]:
+            mates = [j for j in by_group[groups[i]] if j != i]
+            for j in (rng.permutation(mates)[:related] if mates else []):
+                pairs.append((label, view.labels[j], "corpus_related", view.language))
+        pairs.append((label, main.labels[i], "corpus_translation", f"{view.language}-{main.language}"))
+    return pairs
 
 
 def corpus_pairs(taxonomy, heldout, related, negatives, descriptions, rng):

@@ -9,10 +9,15 @@ import pytest
 from domain_tune.datasets.mining import mine_negatives, negative_candidates
 from domain_tune.datasets.pairs import PairsWarning
 from domain_tune.datasets.pairs_folder import render_readme
-from domain_tune.datasets.taxonomy import label_key, only_groups, read_esco, read_taxonomy
+from domain_tune.datasets.taxonomy import (
+    label_key, only_groups, read_esco, read_taxonomy, read_translation,
+)
 from domain_tune.datasets.taxonomy_pairs import KINDS, angular_score, build_pairs, choose_heldout
 from domain_tune.errors import BadInputError
-from tests.datasets.toy_taxonomy import SHARED, TOY, all_label_keys, texts_of, write_toy_taxonomy
+from tests.datasets.toy_taxonomy import (
+    MULTI, SHARED, TOY, all_label_keys, multilingual_label_keys, texts_of, write_multilingual,
+    write_toy_taxonomy,
+)
 
 
 def test_scores_are_the_angular_similarities_of_the_cosine_targets():
@@ -331,3 +336,174 @@ def test_no_heldout_alternative_label_ever_enters_training(tmp_path, trial):
     held_descriptions = {label_key(raw[c][4]) for c in strict.heldout_ids if raw[c][4]}
     training_texts = {label_key(raw[c][4]) for c in raw if c not in set(strict.heldout_ids)}
     assert not (held_descriptions - training_texts) & texts_of(strict.train)
+
+
+# --- labels in more languages ------------------------------------------------------
+
+
+def multilingual(tmp_path, languages=("de", "fr")):
+    paths = write_multilingual(tmp_path, languages)
+    taxonomy = read_esco(paths["en"])
+    for language in languages:
+        taxonomy = read_translation(taxonomy, language, paths[language], "conceptUri",
+                                    "preferredLabel", "altLabels")
+    return taxonomy
+
+
+def test_multilingual_pairs_exactly(tmp_path):
+    taxonomy = multilingual(tmp_path)
+    ps = build_pairs(taxonomy, holdout=0.0, negatives=0, related=0)
+    assert set(ps.train.itertuples(index=False, name=None)) == {(b, r, 1.0) for b, r in [
+        # monolingual: each language's alternative labels with its preferred label
+        ("line cook", "cook"), ("short-order cook", "cook"), ("head chef", "chef"),
+        ("executive chef", "chef"), ("data expert", "data scientist"), ("registered nurse", "nurse"),
+        ("Beikoch", "Koch"), ("Chefkoch", "Küchenchef"), ("Küchenmeister", "Küchenchef"),
+        ("Data Scientist", "Datenwissenschaftler"), ("Datenexperte", "Datenwissenschaftler"),
+        ("commis de cuisine", "cuisinier"), ("chef de cuisine", "chef"), ("infirmière", "infirmier"),
+        # cross-lingual: alternative label with the English preferred label ("Data Scientist" is
+        # "data scientist" itself; "chef de cuisine", "chef" is a French pair already) ...
+        ("Beikoch", "cook"), ("Chefkoch", "chef"), ("Küchenmeister", "chef"),
+        ("Datenexperte", "data scientist"), ("commis de cuisine", "cook"), ("infirmière", "nurse"),
+        # ... and translations of the preferred labels ("chef", "chef" is no pair; "Datenwissenschaftler",
+        # "data scientist" is the German pair with "Data Scientist")
+        ("Koch", "cook"), ("Küchenchef", "chef"), ("cuisinier", "cook"), ("infirmier", "nurse"),
+    ]}
+    s = ps.stats
+    assert s["pairs"] == {"positive": 14, "synonym": 0, "related": 0, "unrelated": 0, "description": 0,
+                          "description_unrelated": 0, "cross_positive": 6, "translation": 4,
+                          "cross_unrelated": 0}
+    assert s["cross_lingual"] == {"de-en": {"cross_positive": 4, "translation": 2, "cross_unrelated": 0},
+                                  "fr-en": {"cross_positive": 2, "translation": 2, "cross_unrelated": 0}}
+    assert {lang: sum(t["pairs"].values()) for lang, t in s["languages"].items()} == {
+        "en": 6, "de": 5, "fr": 3}
+    assert s["languages"]["fr"]["shared_alternative_labels"] == 1  # "cuisinier"
+    assert s["dropped_duplicates"] == 4
+    assert ps.params["languages"] == ["en", "de", "fr"]
+    # corpora per language: the concepts with a label in it
+    assert ps.language_corpora["de"].values.tolist() == [
+        ["Koch", "c1"], ["Küchenchef", "c2"], ["Datenwissenschaftler", "c3"]]
+    assert ps.language_corpora["fr"].values.tolist() == [
+        ["cuisinier", "c1"], ["chef", "c2"], ["infirmier", "c4"]]
+    assert all(q.empty for q in ps.language_queries.values())
+
+
+def test_multilingual_negatives_and_related_pairs(tmp_path):
+    ps = build_pairs(multilingual(tmp_path), holdout=0.0, negatives=2, related=1)
+    group = {row[0]: row[1] for row in MULTI["en"]}
+    preferred, alternative = {}, {}  # text -> (language, concept)
+    for language, rows in MULTI.items():
+        for row in rows:
+            label, alts = (row[2], row[3]) if language == "en" else (row[1], row[2])
+            preferred[label, language] = row[0]
+            for alt in alts.split("\n"):
+                alternative[alt] = (language, row[0])
+    rows = list(ps.train.itertuples(index=False, name=None))
+    # related: cook and chef (the only group of two) in each language
+    assert {frozenset((b, r)) for b, r, sim in rows if sim == angular_score(0.7)} == {
+        frozenset(p) for p in [("cook", "chef"), ("Koch", "Küchenchef"), ("cuisinier", "chef")]}
+    unrelated = [(b, r) for b, r, sim in rows if sim == 0.5]
+    for base, ref in unrelated:  # an alternative label, a concept of another group labelled in
+        language, cid = alternative[base]  # the alternative label's language or in English
+        other = preferred.get((ref, language)) or preferred[ref, "en"]
+        assert group[other] != group[cid]
+    k = ps.stats["pairs"]
+    assert k["unrelated"] > 0 and k["cross_unrelated"] > 0 and len(unrelated) == (
+        k["unrelated"] + k["cross_unrelated"])
+    for pair in ("de-en", "fr-en"):
+        c = ps.stats["cross_lingual"][pair]
+        assert 0 < c["cross_unrelated"] <= 2 * c["cross_positive"] + 2  # --negatives 2 per label
+
+
+def heldout_seed(ids, fraction, wanted):
+    return next(s for s in range(500) if choose_heldout(ids, fraction, s) == wanted)
+
+
+def test_multilingual_holdout_covers_every_language(tmp_path):
+    taxonomy = multilingual(tmp_path)
+    seed = heldout_seed(taxonomy.ids, 0.25, {"c2"})
+    ps = build_pairs(taxonomy, holdout=0.25, seed=seed, negatives=1, related=2)
+    texts = texts_of(ps.train)
+    assert multilingual_label_keys("c2") == {
+        "chef", "head chef", "executive chef", "küchenchef", "chefkoch", "küchenmeister",
+        "chef de cuisine", "cuisinier"}
+    assert not multilingual_label_keys("c2") & texts
+    # "cuisinier", c1's French label, is also c2's: c1's pairs with it are dropped, not the others
+    rows = set(ps.train.itertuples(index=False, name=None))
+    assert ("commis de cuisine", "cook", 1.0) in rows and ("cook", "chef") not in {r[:2] for r in rows}
+    assert "cuisinier" not in texts and ps.stats["dropped_heldout_overlap"] > 0
+    # held-out queries per language: c2's unshared alternative labels in that language
+    assert ps.queries.values.tolist() == [["head chef", "c2"], ["executive chef", "c2"]]
+    assert ps.language_queries["de"].values.tolist() == [["Chefkoch", "c2"], ["Küchenmeister", "c2"]]
+    assert ps.language_queries["fr"].values.tolist() == [["chef de cuisine", "c2"]]
+    assert ps.stats["languages"]["de"]["queries"] == 2
+    # the corpora keep every concept, held-out ones included
+    assert len(ps.corpus) == 4 and len(ps.language_corpora["de"]) == 3
+    aware = build_pairs(taxonomy, holdout=0.25, seed=seed, negatives=1, related=2, corpus_aware=True)
+    aware_texts = texts_of(aware.train)
+    assert not multilingual_label_keys("c2", alternative_only=True) & aware_texts
+    assert {"chef", "küchenchef"} <= aware_texts  # c2's preferred labels are corpus
+    assert ("Küchenchef", "chef", 1.0) in set(aware.train.itertuples(index=False, name=None))
+    assert aware.stats["cross_lingual"]["de-en"]["corpus_translation"] == 1
+    readme = render_readme(aware)
+    assert "| `heldout_queries_de.csv` | `query,conceptUri` | 2 |" in readme
+    assert "| `corpus_fr.csv` | `label,conceptUri` | 3 |" in readme
+    assert "--queries heldout_queries_fr.csv --corpus corpus_fr.csv" in readme
+    assert "| de-en | " in readme and "in any language" in readme
+
+
+def test_adding_a_language_changes_no_other_language(tmp_path):
+    english = build_pairs(read_esco(write_multilingual(tmp_path, ())["en"]), holdout=0.25, seed=4)
+    german = build_pairs(multilingual(tmp_path, ("de",)), holdout=0.25, seed=4)
+    both = build_pairs(multilingual(tmp_path, ("de", "fr")), holdout=0.25, seed=4)
+    pd.testing.assert_frame_equal(english.queries, both.queries)
+    pd.testing.assert_frame_equal(german.language_queries["de"], both.language_queries["de"])
+    rows = lambda ps: set(ps.train.itertuples(index=False, name=None))  # noqa: E731
+    # the English and German pairs stay, except those that French labels make a held-out text
+    french_heldout = {k for c in both.heldout_ids for k in multilingual_label_keys(c)}
+    keep = {r for r in rows(german) if not {label_key(r[0]), label_key(r[1])} & french_heldout}
+    assert keep <= rows(both) and rows(english) - rows(german) == set()
+
+
+@pytest.mark.filterwarnings("ignore::domain_tune.datasets.pairs.PairsWarning")
+@pytest.mark.parametrize("trial", range(20))
+def test_no_heldout_label_in_any_language_enters_training(tmp_path, trial):
+    """Property: random multilingual taxonomies whose labels collide within and across languages."""
+    rng = np.random.default_rng(100 + trial)
+    rows = random_taxonomy(tmp_path / "en.csv", rng, n=30)
+    taxonomy = read_taxonomy(tmp_path / "en.csv", "id", "label", "alts", "group", "description")
+    words = {"de": ["Koch", "chef", "Daten", "analyst", "Leiter", "Pflege", "Verkauf", "data"],
+             "fr": ["cuisinier", "chef", "données", "analyst", "directeur", "infirmier", "vente"]}
+    raw = {r[0]: {"en": (r[1], r[2])} for r in rows}
+    for language, vocabulary in words.items():
+        lines = ["id,label,alts"]
+        for cid in raw:
+            if rng.random() < 0.8:
+                label, alts = (" ".join(rng.choice(vocabulary, size=rng.integers(1, 3)))
+                               for _ in range(2))
+                alts = "\n".join([alts] + list(rng.choice(vocabulary, size=rng.integers(0, 2))))
+                raw[cid][language] = (label, alts)
+                lines.append(f'{cid},{label},"{alts}"')
+        (tmp_path / f"{language}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        taxonomy = read_translation(taxonomy, language, tmp_path / f"{language}.csv", "id", "label", "alts")
+    options = dict(holdout=float(rng.uniform(0.1, 0.9)), seed=trial, negatives=int(rng.integers(0, 3)),
+                   related=int(rng.integers(0, 3)), synonyms=int(rng.integers(0, 2)))
+    for corpus_aware in (False, True):
+        ps = build_pairs(taxonomy, **options, corpus_aware=corpus_aware)
+        forbidden = set()
+        for cid in ps.heldout_ids:
+            for label, alts in raw[cid].values():
+                alt_keys = {label_key(a) for a in alts.split("\n") if a.strip()} - {label_key(label)}
+                forbidden |= alt_keys if corpus_aware else alt_keys | {label_key(label)}
+        if ps.stats["pairs"]["positive"]:
+            embed = lambda texts: np.random.default_rng(  # noqa: E731
+                [sum(map(ord, t)) for t in texts]).normal(size=(len(texts), 4))
+            ps.train = ps.train.assign(negative=mine_negatives(
+                ps.train.base.tolist(), ps.train.ref.tolist(), ps.train.similarity.to_numpy(), embed,
+                depth=3, seed=trial, candidates=negative_candidates(ps)))
+        for column in ps.train.columns.drop("similarity"):
+            assert not {label_key(t) for t in ps.train[column]} & forbidden, (corpus_aware, column)
+        # every language's queries are held-out concepts' labels in that language
+        for language, queries in ps.language_queries.items():
+            assert set(queries.iloc[:, 1]) <= set(ps.heldout_ids)
+            for query, cid in queries.itertuples(index=False, name=None):
+                assert label_key(query) in {label_key(a) for a in raw[cid][language][1].split("\n")}
