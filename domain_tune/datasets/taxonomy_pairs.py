@@ -168,7 +168,9 @@ def build_pairs(
     (keys ``positive``, ``related``, ``unrelated``); ``descriptions`` adds
     description pairs; ``max_pairs`` keeps a random subset of the training
     pairs; ``corpus_aware`` adds the corpus-side pairs of every concept (see
-    :func:`corpus_pairs`).  Deterministic for a given taxonomy and ``seed``; the
+    :func:`corpus_pairs`).  With ``taxonomy.translations``, pairs within and
+    across languages, and held-out queries and a corpus per further language
+    (``PairSet.language_queries``, ``language_corpora``).  Deterministic for a given taxonomy and ``seed``; the
     corpus-aware pairs are drawn from a random stream of their own, so the strict
     pairs of a seed are all among the corpus-aware ones (before ``max_pairs``).
     """
@@ -187,7 +189,6 @@ def build_pairs(
     scores = {k: angular_score(v) for k, v in cosines.items()}
     rng = np.random.default_rng([seed, 2])
     syn_rng = np.random.default_rng([seed, 3])  # its own stream: other pairs do not change
-    n = len(taxonomy)
     views = [_Labels(taxonomy.language, taxonomy.labels, taxonomy.synonyms)] + [
         _Labels(lang, t.labels, t.synonyms) for lang, t in taxonomy.translations.items()]
     main, multilingual = views[0], len(views) > 1
@@ -221,20 +222,7 @@ def build_pairs(
             pairs += _corpus_language_pairs(view, main, heldout, groups, related,
                                             _rng(seed, 8, view.language))
 
-    # deduplicate (unordered, case-insensitive) and drop anything naming a held-out concept
-    # (strict) or a held-out concept's alternative label (corpus-aware)
-    kept, seen, leaked, duplicates = [], set(), 0, 0
-    for base, ref, kind, language in pairs:
-        kb, kr = label_key(base), label_key(ref)
-        if kb in excluded or kr in excluded:
-            leaked += 1
-            continue
-        key = (kb, kr) if kb <= kr else (kr, kb)
-        if key in seen or kb == kr:
-            duplicates += 1
-            continue
-        seen.add(key)
-        kept.append((base, ref, kind, language))
+    kept, leaked, duplicates = _keep(pairs, excluded)
     order = rng.permutation(len(kept))
     kept = [kept[k] for k in order]
     dropped_max = 0
@@ -276,31 +264,11 @@ def build_pairs(
         "queries": len(queries),
         "corpus": len(corpus),
     }
-    language_queries, language_corpora = {}, {}
+    language_queries = {view.language: queries_of(view) for view in views[1:]}
+    language_corpora = {view.language: corpus_of(view) for view in views[1:]}
     if multilingual:
-        by_language = collections.defaultdict(collections.Counter)
-        for _, _, kind, language in kept:
-            by_language[language][kind] += 1
-        stats["languages"] = {}
-        for view in views:
-            if view is not main:
-                language_queries[view.language] = queries_of(view)
-                language_corpora[view.language] = corpus_of(view)
-            t = taxonomy.translations.get(view.language)
-            stats["languages"][view.language] = {
-                **(t.stats if t else taxonomy.stats),
-                "shared_alternative_labels": view.shared,
-                "queries": len(language_queries.get(view.language, queries)),
-                "corpus": len(language_corpora.get(view.language, corpus)),
-                "pairs": {k: by_language[view.language].get(k, 0) for k in kinds
-                          if k in MONOLINGUAL_KINDS},
-            }
-        stats["cross_lingual"] = {
-            f"{view.language}-{main.language}": {
-                k: by_language[f"{view.language}-{main.language}"].get(k, 0) for k in kinds
-                if k not in MONOLINGUAL_KINDS}
-            for view in views[1:]
-        }
+        stats.update(_language_stats(taxonomy, views, kept, kinds, {main.language: queries,
+                                     **language_queries}, {main.language: corpus, **language_corpora}))
     if not kept and len(train_idx):
         warnings.warn(
             f"{taxonomy.path}: no training pairs: the training concepts have no alternative labels "
@@ -325,6 +293,47 @@ def build_pairs(
                                  **{lang: t.path for lang, t in taxonomy.translations.items()}}
     return PairSet(train, queries, corpus, sorted(heldout_ids), stats, params, frozenset(excluded),
                    language_queries, language_corpora)
+
+
+def _keep(pairs, excluded):
+    """Deduplicate ``pairs`` (unordered, case-insensitive; a text with itself is no pair) and drop
+    those with a text in ``excluded``.  Returns the pairs kept, and the counts of both drops."""
+    kept, seen, leaked, duplicates = [], set(), 0, 0
+    for base, ref, kind, language in pairs:
+        kb, kr = label_key(base), label_key(ref)
+        if kb in excluded or kr in excluded:
+            leaked += 1
+            continue
+        key = (kb, kr) if kb <= kr else (kr, kb)
+        if key in seen or kb == kr:
+            duplicates += 1
+            continue
+        seen.add(key)
+        kept.append((base, ref, kind, language))
+    return kept, leaked, duplicates
+
+
+def _language_stats(taxonomy, views, kept, kinds, queries, corpora):
+    """``languages``: per language its labels and pairs; ``cross_lingual``: per pair of languages."""
+    by_language = collections.defaultdict(collections.Counter)
+    for _, _, kind, language in kept:
+        by_language[language][kind] += 1
+    main = views[0].language
+    languages = {}
+    for view in views:
+        t = taxonomy.translations.get(view.language)
+        languages[view.language] = {
+            **(t.stats if t else taxonomy.stats),
+            "shared_alternative_labels": view.shared,
+            "queries": len(queries[view.language]),
+            "corpus": len(corpora[view.language]),
+            "pairs": {k: by_language[view.language][k] for k in kinds if k in MONOLINGUAL_KINDS},
+        }
+    cross = {}
+    for view in views[1:]:
+        pair = f"{view.language}-{main}"
+        cross[pair] = {k: by_language[pair][k] for k in kinds if k not in MONOLINGUAL_KINDS}
+    return {"languages": languages, "cross_lingual": cross}
 
 
 class _Labels:
