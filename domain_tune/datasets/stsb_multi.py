@@ -261,3 +261,26 @@ def load_multilingual(data_dir=None, split="dev", languages=None, limit=None, pi
     if limit:
         data = {lang: d.head(limit) for lang, d in data.items()}
     return MultilingualSplit(split, pivot, languages, data, folder)
+
+
+def load_language(language, data_dir=None, split="dev", limit=None):
+    """One language's pairs (``"de"``), or cross-lingual ones (``"en-de"``: sentence 1 from
+    ``stsb-en``, sentence 2 from the row-aligned ``stsb-de``), as an :class:`STSSplit`."""
+    parts = language.split("-")
+    if len(parts) > 2 or not all(LANGUAGE_CODE.match(p) for p in parts):
+        raise BadInputError(f"language {language!r}: give one language (de) or a pair (en-de)")
+    first, second = parts[0], parts[-1]
+    if first == second:
+        if split not in SPLITS:
+            raise BadInputError(f"unknown STS split {split!r}; use {', '.join(SPLITS)}")
+        folder = resolve_multilingual_dir(data_dir, [first], split, pivot=first)
+        path = os.path.join(folder, file_name(first, split))
+        if not os.path.isfile(path):
+            there = ", ".join(find_languages(folder, split)) or "none"
+            raise BadInputError(f"no {file_name(first, split)} in {folder} (languages there for "
+                                f"{split}: {there})")
+        data = read_stsb_file(path)
+        return data.head(limit) if limit else data
+    both = load_multilingual(data_dir, split, [second], limit, pivot=first)
+    a, b = both.data[first], both.data[second]
+    return STSSplit(a.sentences1, b.sentences2, a.scores, f"{a.path} + {b.path}")

@@ -99,6 +99,46 @@ def _sts(a, b, scores):
     return correlations(pair_similarity(a, b, "cosine"), scores)
 
 
+def _translation_pair(data, embeddings, lang):
+    """Translation retrieval pivot <-> ``lang`` on both columns of the rows, each distinct
+    (source, translation) pair once."""
+    pivot = data.pivot
+    src_texts = data.data[pivot].sentences1 + data.data[pivot].sentences2
+    tgt_texts = data.data[lang].sentences1 + data.data[lang].sentences2
+    first = {}  # each distinct (source, translation) pair once, at its first row
+    for i, key in enumerate(zip(src_texts, tgt_texts)):
+        first.setdefault(key, i)
+    rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    acc = translation_accuracy(np.concatenate(embeddings[pivot])[rows],
+                               np.concatenate(embeddings[lang])[rows],
+                               [k[0] for k in first], [k[1] for k in first])
+    return {"n": len(first), f"{pivot}->{lang}": acc["src_to_tgt"],
+            f"{lang}->{pivot}": acc["tgt_to_src"]}
+
+
+def _embed_split(model, data, batch_size, progress):
+    """``{lang: (emb_sentence1, emb_sentence2)}``, each distinct sentence embedded once."""
+    order = [data.pivot, *data.languages]
+    texts = []
+    for lang in order:
+        texts += data.data[lang].sentences1 + data.data[lang].sentences2
+    emb = unique_encode(model, texts, batch_size, progress, "Multilingual STS")
+    n = len(data)
+    embeddings = {lang: (emb[2 * k * n : (2 * k + 1) * n], emb[(2 * k + 1) * n : (2 * k + 2) * n])
+                  for k, lang in enumerate(order)}
+    return embeddings, len(set(texts))
+
+
+def evaluate_translation_split(model, data, batch_size=DEFAULT_BATCH_SIZE, progress=False):
+    """Translation retrieval pivot <-> each language of a loaded split.
+
+    Returns ``{"en-de": {"n": distinct pairs, "en->de": acc, "de->en": acc}, ...}``.
+    """
+    embeddings, _ = _embed_split(model, data, batch_size, progress)
+    return {f"{data.pivot}-{lang}": _translation_pair(data, embeddings, lang)
+            for lang in data.languages}
+
+
 def panel_from_embeddings(data, embeddings):
     """The panel's metrics from ``embeddings[lang] = (emb_sentence1, emb_sentence2)``.
 
@@ -109,22 +149,14 @@ def panel_from_embeddings(data, embeddings):
     p1, p2 = embeddings[pivot]
     mono = {pivot: _sts(p1, p2, scores)}
     cross, translation, parallel = {}, {}, {}
-    src_texts = data.data[pivot].sentences1 + data.data[pivot].sentences2
-    src_emb = np.concatenate([p1, p2])
     for lang in data.languages:
         e1, e2 = embeddings[lang]
         pair = f"{pivot}-{lang}"
         mono[lang] = _sts(e1, e2, scores)
         cross[pair] = _sts(p1, e2, scores)
-        tgt_texts = data.data[lang].sentences1 + data.data[lang].sentences2
-        first = {}  # each distinct (source, translation) pair once, at its first row
-        for i, key in enumerate(zip(src_texts, tgt_texts)):
-            first.setdefault(key, i)
-        rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-        acc = translation_accuracy(src_emb[rows], np.concatenate([e1, e2])[rows],
-                                   [k[0] for k in first], [k[1] for k in first])
-        translation[pair] = {f"{pivot}->{lang}": acc["src_to_tgt"], f"{lang}->{pivot}": acc["tgt_to_src"]}
-        parallel[pair] = len(first)
+        result = _translation_pair(data, embeddings, lang)
+        parallel[pair] = result.pop("n")
+        translation[pair] = result
     others = [mono[lang] for lang in data.languages]
     mean = {
         "mono": float(np.mean([m["pearson"] for m in others])),
@@ -164,16 +196,9 @@ def evaluate_panel(model, data_dir=None, split="dev", languages=None, limit=None
     start = time.perf_counter()
     data = data_dir if isinstance(data_dir, MultilingualSplit) else \
         load_multilingual(data_dir, split, languages, limit)
-    order = [data.pivot, *data.languages]
-    texts = []
-    for lang in order:
-        texts += data.data[lang].sentences1 + data.data[lang].sentences2
-    emb = unique_encode(model, texts, batch_size, progress, "Multilingual STS")
-    n = len(data)
-    embeddings = {lang: (emb[2 * k * n : (2 * k + 1) * n], emb[(2 * k + 1) * n : (2 * k + 2) * n])
-                  for k, lang in enumerate(order)}
+    embeddings, distinct = _embed_split(model, data, batch_size, progress)
     result = panel_from_embeddings(data, embeddings)
-    result["sentences"] = len(set(texts))
+    result["sentences"] = distinct
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
 
@@ -210,3 +235,72 @@ def summary_lines(before, after=None):
         pair, b, a = worst
         lines.append(f"  worst cross-lingual pair {pair}: {b:.4f} -> {a:.4f} ({a - b:+.4f})")
     return lines
+
+
+# --- single evaluations and printing -------------------------------------------
+
+
+def evaluate_language(model, language, data_dir=None, split="dev", limit=None,
+                      similarity="cosine", batch_size=DEFAULT_BATCH_SIZE, progress=False):
+    """STS in one language (``"de"``) or across two (``"en-de"``: sentence 1 from en, 2 from de).
+
+    Returns :func:`~domain_tune.evaluation.sts.evaluate_sts`'s dict plus
+    ``"language"`` and ``"split"``.
+    """
+    from domain_tune.datasets.stsb_multi import load_language
+    from domain_tune.evaluation.sts import evaluate_sts
+
+    data = load_language(language, data_dir, split, limit)
+    result = evaluate_sts(model, data.sentences1, data.sentences2, data.scores, similarity,
+                          batch_size=batch_size, progress=progress)
+    return {"language": language, "split": split, **result}
+
+
+def panel_lines(panel):
+    """The panel as console lines: one row per language, then the means."""
+    pivot = panel["pivot"]
+    to, back = f"{pivot}->LANG", f"LANG->{pivot}"
+    lines = [f"{'language':<9} {'mono P':>7} {'mono S':>7} {'cross P':>8} {'cross S':>8} "
+             f"{to:>8} {back:>8}"]
+    forward, backward = [], []
+    for lang in [pivot, *panel["languages"]]:
+        mono, pair = panel["mono"][lang], f"{pivot}-{lang}"
+        row = f"{lang:<9} {mono['pearson']:>7.4f} {mono['spearman']:>7.4f}"
+        if pair in panel["cross"]:
+            cross, tr = panel["cross"][pair], panel["translation"][pair]
+            forward.append(tr[f"{pivot}->{lang}"])
+            backward.append(tr[f"{lang}->{pivot}"])
+            row += (f" {cross['pearson']:>8.4f} {cross['spearman']:>8.4f} "
+                    f"{forward[-1]:>8.4f} {backward[-1]:>8.4f}")
+        lines.append(row)
+    m = panel["mean"]
+    lines.append(f"{'mean':<9} {m['mono']:>7.4f} {m['mono_spearman']:>7.4f} {m['cross']:>8.4f} "
+                 f"{m['cross_spearman']:>8.4f} {np.mean(forward):>8.4f} {np.mean(backward):>8.4f}")
+    lines.append(f"(mono mean over the languages other than {pivot}; translation accuracy mean "
+                 f"{m['translation']:.4f})")
+    return lines
+
+
+def panel_markdown(before, after=None):
+    """A short Markdown table of Pearson per language and pair (before/after when both given)."""
+    pivot = before["pivot"]
+    rows = [("mono mean (non-" + pivot + ")", lambda p: p["mean"]["mono"]),
+            ("cross-lingual mean", lambda p: p["mean"]["cross"]),
+            ("translation accuracy mean", lambda p: p["mean"]["translation"])]
+    rows.append((f"mono {pivot}", lambda p: p["mono"][pivot]["pearson"]))
+    for lang in before["languages"]:
+        pair = f"{pivot}-{lang}"
+        rows.append((f"mono {lang}", lambda p, lang=lang: p["mono"][lang]["pearson"]))
+        rows.append((f"cross {pair}", lambda p, pair=pair: p["cross"][pair]["pearson"]))
+        rows.append((f"translation {pair} (both ways)",
+                     lambda p, pair=pair: float(np.mean(list(p["translation"][pair].values())))))
+    if after is None:
+        out = ["| STS-B " + before["split"] + " (Pearson; translation: accuracy) | value |",
+               "| --- | --- |"]
+        out += [f"| {label} | {get(before):.4f} |" for label, get in rows]
+    else:
+        out = ["| STS-B " + before["split"] + " (Pearson; translation: accuracy) | before | after | change |",
+               "| --- | --- | --- | --- |"]
+        out += [f"| {label} | {get(before):.4f} | {get(after):.4f} | {get(after) - get(before):+.4f} |"
+                for label, get in rows]
+    return "\n".join(out)
