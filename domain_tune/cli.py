@@ -519,7 +519,13 @@ def _default_out():
 @click.option("--sts-dir", type=click.Path(), envvar="DOMAIN_TUNE_STS_DIR", show_envvar=True,
               help="STS benchmark folder for the before/after check.")
 @click.option("--no-sts", is_flag=True, help="Skip the STS benchmark before/after.")
-@click.option("--sts-limit", type=click.IntRange(min=2), help="Only the first N STS dev pairs.")
+@click.option("--sts-limit", type=click.IntRange(min=2),
+              help="Only the first N STS dev pairs (of the multilingual panel too).")
+@click.option("--multilingual", metavar="LIST|all|none",
+              help="Languages of the multilingual STS panel before/after (mono, cross-lingual "
+              "en-LANG, translation retrieval) [default: de,ja,pl, if stsb-multi-mt data is found; "
+              "else skipped with a notice].")
+@multilingual_dir_option
 @click.option("--texts", "texts_file", type=click.Path(),
               help="Texts of similarity.png, one per line [default: nine job titles].")
 @click.option("--loss", type=click.Choice(["mse", "cosent", "in-batch", "in-batch-symmetric"]),
@@ -553,7 +559,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
               lr_schedule, warmup, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
-              as_json):
+              as_json, multilingual, multilingual_dir):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
     A shared-weight siamese model embeds both texts; their angular similarity
@@ -561,8 +567,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
     ranking losses; an optional 'negative' column holds hard negatives for
     them, as `pairs esco --hard-negatives` writes).  The defaults reproduce
     the article's recipe (Adam 1e-5, batch 8, 20 epochs, early stopping on
-    val_loss with patience 3).  STS-B dev and validation metrics
-    are printed before and after; the run directory holds the tuned model
+    val_loss with patience 3).  STS-B dev, the multilingual STS panel
+    (--multilingual) and validation metrics are printed before and after; the run directory holds the tuned model
     (model.keras, saved_model/), history.csv, metrics.json, similarity.png and
     a model card.
 
@@ -587,6 +593,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
                                     max_new_pieces=max_new_pieces, new_rows=new_rows,
                                     freeze_encoder=freeze_encoder),
         sts=not no_sts, sts_dir=sts_dir, sts_limit=sts_limit,
+        multilingual=multilingual, multilingual_dir=multilingual_dir,
         plot_texts=_read_texts_file(texts_file) if texts_file else None,
         overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
         mixed_precision=mixed_precision, verbose=0 if (quiet or as_json) else 2,

@@ -281,26 +281,30 @@ def panel_lines(panel):
     return lines
 
 
+def _translation_mean(panel, pair):
+    return float(np.mean(list(panel["translation"][pair].values())))
+
+
 def panel_markdown(before, after=None):
-    """A short Markdown table of Pearson per language and pair (before/after when both given)."""
+    """A short Markdown table: one row per language and one of means (before -> after when
+    ``after`` is given).  Mono and cross are Pearson; translation is accuracy, both ways averaged."""
     pivot = before["pivot"]
-    rows = [("mono mean (non-" + pivot + ")", lambda p: p["mean"]["mono"]),
-            ("cross-lingual mean", lambda p: p["mean"]["cross"]),
-            ("translation accuracy mean", lambda p: p["mean"]["translation"])]
-    rows.append((f"mono {pivot}", lambda p: p["mono"][pivot]["pearson"]))
+
+    def cells(get):
+        if after is None:
+            return f"{get(before):.4f}"
+        b, a = get(before), get(after)
+        return f"{b:.4f} -> {a:.4f} ({a - b:+.4f})"
+
+    pair = f"{pivot}-LANG"
+    lines = [f"| language | mono | cross {pair} | translation {pair} |", "| --- | --- | --- | --- |",
+             f"| {pivot} | {cells(lambda p: p['mono'][pivot]['pearson'])} | | |"]
     for lang in before["languages"]:
-        pair = f"{pivot}-{lang}"
-        rows.append((f"mono {lang}", lambda p, lang=lang: p["mono"][lang]["pearson"]))
-        rows.append((f"cross {pair}", lambda p, pair=pair: p["cross"][pair]["pearson"]))
-        rows.append((f"translation {pair} (both ways)",
-                     lambda p, pair=pair: float(np.mean(list(p["translation"][pair].values())))))
-    if after is None:
-        out = ["| STS-B " + before["split"] + " (Pearson; translation: accuracy) | value |",
-               "| --- | --- |"]
-        out += [f"| {label} | {get(before):.4f} |" for label, get in rows]
-    else:
-        out = ["| STS-B " + before["split"] + " (Pearson; translation: accuracy) | before | after | change |",
-               "| --- | --- | --- | --- |"]
-        out += [f"| {label} | {get(before):.4f} | {get(after):.4f} | {get(after) - get(before):+.4f} |"
-                for label, get in rows]
-    return "\n".join(out)
+        pr = f"{pivot}-{lang}"
+        lines.append(
+            f"| {lang} | {cells(lambda p: p['mono'][lang]['pearson'])} | "
+            f"{cells(lambda p: p['cross'][pr]['pearson'])} | {cells(lambda p: _translation_mean(p, pr))} |"
+        )
+    lines.append(f"| mean (without {pivot}) | {cells(lambda p: p['mean']['mono'])} | "
+                 f"{cells(lambda p: p['mean']['cross'])} | {cells(lambda p: p['mean']['translation'])} |")
+    return "\n".join(lines)

@@ -145,3 +145,27 @@ def test_shared_data_is_aligned():
     data = load_multilingual(str(folder), "dev")
     assert data.languages == ["de", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "zh"]
     assert len(data) == 1500
+
+
+def test_training_default_languages(tmp_path, monkeypatch):
+    from domain_tune.datasets.stsb_multi import load_for_training
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(stsb_multi.ENV_VAR, raising=False)
+    some = write_dir(tmp_path / "some", {"en": ROWS["en"], "ja": ROWS["ja"], "xx": ROWS["de"]})
+    data, notice = load_for_training(str(some))
+    assert data.languages == ["ja"] and notice is None  # those of de, ja, pl that are there
+    own = write_dir(tmp_path / "own", {"en": ROWS["en"], "xx": ROWS["de"], "yy": ROWS["de"]})
+    assert load_for_training(str(own))[0].languages == ["xx", "yy"]  # none of them: all
+    assert load_for_training(str(own), "yy")[0].languages == ["yy"]
+    assert load_for_training(str(own), "none") == (None, None)
+    data, notice = load_for_training()
+    assert data is None and notice.startswith("multilingual STS skipped: no stsb-multi-mt data found")
+    cache = tmp_path / "cache" / "domain-tune" / "stsb-multi-mt"
+    write_dir(cache, {"en": ROWS["en"], "fr": ROWS["de"]})
+    assert load_for_training()[0] is None  # none of de, ja, pl cached: nothing is downloaded
+    write_dir(cache, {"ja": ROWS["ja"]})
+    assert load_for_training()[0].languages == ["ja"]  # those cached
+    write_dir(cache, {"de": ROWS["de"], "pl": ROWS["de"]})
+    data = load_for_training(limit=2)[0]
+    assert data.languages == ["de", "ja", "pl"] and len(data) == 2
