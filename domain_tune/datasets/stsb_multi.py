@@ -30,7 +30,7 @@ ENV_VAR = "DOMAIN_TUNE_MULTILINGUAL_DIR"
 PIVOT = "en"
 # the languages of the published data set (the pivot first)
 PUBLISHED = ("en", "de", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "zh")
-BASE_URL = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/main/data"
+BASE_URL = "https://raw.githubusercontent.com/PhilipMay/stsb-multi-mt/HEAD/data"
 LANGUAGE_CODE = re.compile(r"^[A-Za-z0-9_]+$")
 FILE_NAME = re.compile(r"^stsb-([A-Za-z0-9_]+)-(train|dev|test)\.csv$")
 
