@@ -326,8 +326,9 @@ def _eval_multilingual(model, split, similarity, limit, language, panel, languag
 @click.option("--split", type=click.Choice(["dev", "test", "train"]), default="dev", show_default=True)
 @click.option("--parallel", "parallel_file", type=click.Path(),
               help="Your own parallel sentences instead: a CSV with a header, source and "
-              "translation in the first two columns (or --columns).")
-@click.option("--columns", metavar="SRC,TGT", help="The two columns of --parallel.")
+              "translation in the first two columns (or --parallel-columns).")
+@click.option("--parallel-columns", "columns", metavar="SRC,TGT", callback=lambda ctx, param, v:
+              None if v is None else _column_pair(ctx, param, v), help="The two columns of --parallel.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @multilingual_dir_option
 @batch_size_option()
@@ -347,19 +348,19 @@ def eval_translation_cmd(model, languages, split, parallel_file, columns, limit,
     \b
     Examples:
       domain-tune eval-translation --languages de,ja --multilingual-dir ../shared/data/stsb-multi-mt
-      domain-tune eval-translation --parallel en-it.csv --columns en,it --json
+      domain-tune eval-translation --parallel en-it.csv --parallel-columns en,it --json
     """
     from domain_tune.evaluation import multilingual as ml
 
     if columns is not None and parallel_file is None:
-        raise click.UsageError("--columns names the columns of --parallel; add --parallel FILE")
+        raise click.UsageError("--parallel-columns names the columns of --parallel; add --parallel FILE")
     if parallel_file is not None and languages is not None:
         raise click.UsageError("--parallel and --languages exclude each other; give one")
     if parallel_file is not None:
         from domain_tune.datasets.parallel import read_parallel
 
         par = read_parallel(parallel_file, columns)
-        par = par.head(limit) if limit else par
+        par = par.take(range(min(limit, len(par)))) if limit else par
         encoder = _load(model)
         result = ml.evaluate_translation(encoder, par.source, par.translation, par.columns,
                                          batch_size=batch_size, progress=not as_json)

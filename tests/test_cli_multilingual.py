@@ -64,7 +64,7 @@ def test_eval_translation_json(multi_dir, tiny_model_dir, tmp_path):
     assert set(out["pairs"]["en-de"]) == {"n", "en->de", "de->en"}
     par = tmp_path / "par.csv"
     par.write_text("id,it,en\n1,un gatto,a cat\n2,la pioggia,rain\n3,un gatto,a cat\n", encoding="utf-8")
-    out = json.loads(run("eval-translation", "--parallel", par, "--columns", "en,it", "-m",
+    out = json.loads(run("eval-translation", "--parallel", par, "--parallel-columns", "en,it", "-m",
                          tiny_model_dir, "--json").stdout)
     assert out["pairs"]["en-it"]["n"] == 2  # the repeated pair counts once
     assert set(out["pairs"]["en-it"]) == {"n", "en->it", "it->en"}
@@ -99,7 +99,8 @@ def test_eval_translation_json(multi_dir, tiny_model_dir, tmp_path):
         ({}, "eval-sts --languages de", "--languages chooses the languages of --panel; add --panel"),
         ({}, "eval-sts --panel --similarity angular --multilingual-dir {d}",
          "--panel correlates cosine similarity; drop --similarity"),
-        ({}, "eval-translation --columns en,de", "--columns names the columns of --parallel; add --parallel FILE"),
+        ({}, "eval-translation --parallel-columns en,de",
+         "--parallel-columns names the columns of --parallel; add --parallel FILE"),
     ],
 )
 def test_one_line_errors(multi_dir, files, args, message):
@@ -126,4 +127,5 @@ def test_file_errors(tmp_path):
     par.write_text("en,de\na,\n", encoding="utf-8")
     result = run("eval-translation", "--parallel", par)
     assert result.exit_code == 2
-    assert error_line(result) == f"Error: parallel file {par}: empty text in row 2 (the header is row 1)"
+    assert error_line(result) == (f"Error: parallel file {par} is misaligned: row 2 has a sentence in one "
+                                  "of 'en' / 'de' and none in the other")
