@@ -117,6 +117,15 @@ def batch_size_option(default=256):
     )
 
 
+def multilingual_dir_option(f):
+    return click.option(
+        "--multilingual-dir", type=click.Path(), envvar="DOMAIN_TUNE_MULTILINGUAL_DIR",
+        show_envvar=True,
+        help="Folder of stsb-LANG-SPLIT.csv files (stsb-multi-mt format) [default: a cached "
+        "download of stsb-multi-mt].",
+    )(f)
+
+
 def overwrite_option(f):
     return click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")(f)
 
@@ -194,22 +203,49 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     help="Similarity of two embeddings correlated with the gold scores.",
 )
 @click.option("--limit", type=click.IntRange(min=2), help="Only the first N pairs of the split.")
+@click.option("--language", "-l", metavar="LANG|EN-LANG",
+              help="STS in one language of --multilingual-dir (de), or cross-lingual (en-de: "
+              "sentence 1 from stsb-en, sentence 2 from stsb-de).")
+@click.option("--panel", is_flag=True,
+              help="Every language of --multilingual-dir: mono and cross-lingual STS and "
+              "translation retrieval, with their means.")
+@click.option("--languages", metavar="LIST", help="Languages of --panel, e.g. de,fr,ja [default: all].")
+@click.option("--file", "stsb_file", type=click.Path(),
+              help="Your own STS file in the stsb-multi-mt format (sentence1,sentence2,score 0-5; "
+              "no header).")
+@multilingual_dir_option
 @batch_size_option()
 @json_option
 @needs_tensorflow
-def eval_sts_cmd(model, split, sts_dir, similarity, limit, batch_size, as_json):
-    """STS benchmark Pearson and Spearman correlation of a model.
+def eval_sts_cmd(model, split, sts_dir, similarity, limit, language, panel, languages, stsb_file,
+                 multilingual_dir, batch_size, as_json):
+    """STS benchmark Pearson and Spearman correlation of a model, in any language.
 
-    Every pair of the split is scored (1,500 for dev); a malformed line is an
-    error, never skipped.
+    Without options: the English STS benchmark (--sts-dir); every pair of the
+    split is scored (1,500 for dev); a malformed line is an error, never
+    skipped.  --language, --panel and --file read the stsb-multi-mt format
+    (stsb-LANG-SPLIT.csv, row-aligned translations of the benchmark) from
+    --multilingual-dir.
 
     \b
-    Example:
+    Examples:
       domain-tune eval-sts --sts-dir ../shared/data/stsbenchmark --json
+      domain-tune eval-sts --language en-de --multilingual-dir ../shared/data/stsb-multi-mt
+      domain-tune eval-sts --panel --languages de,ja --multilingual-dir ../shared/data/stsb-multi-mt
+      domain-tune eval-sts --file my-sts.csv
     """
     from domain_tune.datasets.sts import load_split
     from domain_tune.evaluation.sts import evaluate_sts
 
+    modes = [name for name, on in (("--language", language), ("--panel", panel),
+                                   ("--file", stsb_file)) if on]
+    if len(modes) > 1:
+        raise click.UsageError(f"{' and '.join(modes)} exclude each other; give one")
+    if languages is not None and not panel:
+        raise click.UsageError("--languages chooses the languages of --panel; add --panel")
+    if modes:
+        return _eval_multilingual(model, split, similarity, limit, language, panel, languages,
+                                  stsb_file, multilingual_dir, batch_size, as_json)
     data = load_split(split, sts_dir, limit)
     encoder = _load(model)
     start = time.perf_counter()
@@ -227,6 +263,124 @@ def eval_sts_cmd(model, split, sts_dir, similarity, limit, batch_size, as_json):
             f"Pearson {result['pearson']:.4f}  Spearman {result['spearman']:.4f}  "
             f"[{model}, {seconds:.1f} s]"
         )
+
+
+def _eval_multilingual(model, split, similarity, limit, language, panel, languages, stsb_file,
+                       multilingual_dir, batch_size, as_json):
+    from domain_tune.evaluation import multilingual as ml
+
+    if panel:
+        if similarity != "cosine":
+            raise click.UsageError("--panel correlates cosine similarity; drop --similarity")
+        from domain_tune.datasets.stsb_multi import load_multilingual
+
+        data = load_multilingual(multilingual_dir, split, languages, limit)
+        encoder = _load(model)
+        result = ml.evaluate_panel(encoder, data, batch_size=batch_size, progress=not as_json)
+        result["model"] = model
+        if as_json:
+            _print_json(result)
+            return
+        click.echo(f"Multilingual STS {split} ({result['n']:,} pairs per language, cosine; "
+                   f"{_count(result['sentences'], 'distinct sentence')}) [{model}, "
+                   f"{result['seconds']:.1f} s]")
+        for line in ml.panel_lines(result):
+            click.echo(line)
+        return
+    from domain_tune.evaluation.sts import evaluate_sts
+
+    if stsb_file:
+        from domain_tune.datasets.stsb_multi import read_stsb_file
+
+        data = read_stsb_file(stsb_file)
+        data = data.head(limit) if limit else data
+        encoder = _load(model)
+        start = time.perf_counter()
+        result = evaluate_sts(encoder, data.sentences1, data.sentences2, data.scores, similarity,
+                              batch_size=batch_size, progress=not as_json)
+        result = {"file": stsb_file, **result}
+        what = stsb_file
+    else:
+        from domain_tune.datasets.stsb_multi import load_language
+
+        data = load_language(language, multilingual_dir, split, limit)
+        encoder = _load(model)
+        start = time.perf_counter()
+        result = evaluate_sts(encoder, data.sentences1, data.sentences2, data.scores, similarity,
+                              batch_size=batch_size, progress=not as_json)
+        result = {"language": language, "split": split, **result}
+        what = f"STS {split} {language}"
+    seconds = time.perf_counter() - start
+    result["model"] = model
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(f"{what} ({result['n']} pairs, {similarity}): Pearson {result['pearson']:.4f}  "
+                   f"Spearman {result['spearman']:.4f}  [{model}, {seconds:.1f} s]")
+
+
+@main.command("eval-translation")
+@model_option
+@click.option("--languages", metavar="LIST",
+              help="Pairs en-LANG of --multilingual-dir, e.g. de,fr,ja [default: all].")
+@click.option("--split", type=click.Choice(["dev", "test", "train"]), default="dev", show_default=True)
+@click.option("--parallel", "parallel_file", type=click.Path(),
+              help="Your own parallel sentences instead: a CSV with a header, source and "
+              "translation in the first two columns (or --parallel-columns).")
+@click.option("--parallel-columns", "columns", metavar="SRC,TGT", callback=lambda ctx, param, v:
+              None if v is None else _column_pair(ctx, param, v), help="The two columns of --parallel.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@multilingual_dir_option
+@batch_size_option()
+@json_option
+@needs_tensorflow
+def eval_translation_cmd(model, languages, split, parallel_file, columns, limit, multilingual_dir,
+                         batch_size, as_json):
+    """Translation retrieval: does each sentence find its own translation?
+
+    For parallel sentences (by default both columns of the rows of
+    stsb-en-SPLIT.csv and stsb-LANG-SPLIT.csv), the accuracy of retrieving
+    each sentence's translation, by cosine similarity, among all
+    translations, in both directions.  Each distinct (sentence, translation)
+    pair counts once; retrieving a row whose text equals the gold
+    translation's is a hit.
+
+    \b
+    Examples:
+      domain-tune eval-translation --languages de,ja --multilingual-dir ../shared/data/stsb-multi-mt
+      domain-tune eval-translation --parallel en-it.csv --parallel-columns en,it --json
+    """
+    from domain_tune.evaluation import multilingual as ml
+
+    if columns is not None and parallel_file is None:
+        raise click.UsageError("--parallel-columns names the columns of --parallel; add --parallel FILE")
+    if parallel_file is not None and languages is not None:
+        raise click.UsageError("--parallel and --languages exclude each other; give one")
+    if parallel_file is not None:
+        from domain_tune.datasets.parallel import read_parallel
+
+        par = read_parallel(parallel_file, columns)
+        par = par.take(range(min(limit, len(par)))) if limit else par
+        encoder = _load(model)
+        result = ml.evaluate_translation(encoder, par.source, par.translation, par.columns,
+                                         batch_size=batch_size, progress=not as_json)
+        pairs = {"-".join(par.columns): result}
+    else:
+        from domain_tune.datasets.stsb_multi import load_multilingual
+
+        data = load_multilingual(multilingual_dir, split, languages, limit)
+        encoder = _load(model)
+        pairs = ml.evaluate_translation_split(encoder, data, batch_size=batch_size,
+                                              progress=not as_json)
+    accs = [v for r in pairs.values() for k, v in r.items() if k != "n"]
+    out = {"pairs": pairs, "mean": float(sum(accs) / len(accs)), "model": model}
+    if as_json:
+        _print_json(out)
+        return
+    for name, r in pairs.items():
+        ways = "  ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "n")
+        click.echo(f"{name} ({_count(r['n'], 'parallel pair')}): {ways}")
+    click.echo(f"mean accuracy {out['mean']:.4f}  [{model}]")
 
 
 @main.command("export")
@@ -366,7 +520,13 @@ def _default_out():
 @click.option("--sts-dir", type=click.Path(), envvar="DOMAIN_TUNE_STS_DIR", show_envvar=True,
               help="STS benchmark folder for the before/after check.")
 @click.option("--no-sts", is_flag=True, help="Skip the STS benchmark before/after.")
-@click.option("--sts-limit", type=click.IntRange(min=2), help="Only the first N STS dev pairs.")
+@click.option("--sts-limit", type=click.IntRange(min=2),
+              help="Only the first N STS dev pairs (of the multilingual panel too).")
+@click.option("--multilingual", metavar="LIST|all|none",
+              help="Languages of the multilingual STS panel before/after (mono, cross-lingual "
+              "en-LANG, translation retrieval) [default: de,ja,pl, if stsb-multi-mt data is found; "
+              "else skipped with a notice].")
+@multilingual_dir_option
 @click.option("--texts", "texts_file", type=click.Path(),
               help="Texts of similarity.png, one per line [default: nine job titles].")
 @click.option("--loss", type=click.Choice(["mse", "cosent", "in-batch", "in-batch-symmetric"]),
@@ -400,7 +560,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
               lr_schedule, warmup, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
-              as_json):
+              as_json, multilingual, multilingual_dir):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
     A shared-weight siamese model embeds both texts; their angular similarity
@@ -408,8 +568,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
     ranking losses; an optional 'negative' column holds hard negatives for
     them, as `pairs esco --hard-negatives` writes).  The defaults reproduce
     the article's recipe (Adam 1e-5, batch 8, 20 epochs, early stopping on
-    val_loss with patience 3).  STS-B dev and validation metrics
-    are printed before and after; the run directory holds the tuned model
+    val_loss with patience 3).  STS-B dev, the multilingual STS panel
+    (--multilingual) and validation metrics are printed before and after; the run directory holds the tuned model
     (model.keras, saved_model/), history.csv, metrics.json, similarity.png and
     a model card.
 
@@ -434,6 +594,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
                                     max_new_pieces=max_new_pieces, new_rows=new_rows,
                                     freeze_encoder=freeze_encoder),
         sts=not no_sts, sts_dir=sts_dir, sts_limit=sts_limit,
+        multilingual=multilingual, multilingual_dir=multilingual_dir,
         plot_texts=_read_texts_file(texts_file) if texts_file else None,
         overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
         mixed_precision=mixed_precision, verbose=0 if (quiet or as_json) else 2,

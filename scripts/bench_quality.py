@@ -78,6 +78,9 @@ def parse_args():
         else:
             p.add_argument(flag, type=type(value), default=value)
     p.add_argument("--keep", help="Keep the pairs and the tuned model in this folder.")
+    p.add_argument("--multilingual", default="all",
+                   help="Languages of the multilingual STS panel (comma-separated, all or none).")
+    p.add_argument("--multilingual-dir", default=str(ROOT.parent / "shared" / "data" / "stsb-multi-mt"))
     return p.parse_args()
 
 
@@ -147,12 +150,57 @@ def main():
         "date": datetime.date.today().isoformat(),
         "command": " ".join(["python", "scripts/bench_quality.py", *sys.argv[1:]]),
     }
+    result["multilingual"] = multilingual_panels(args, job.out)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "quality.json"), "w") as f:
         json.dump(result, f, indent=2)
-    report = render(result)
+    report = render(result) + render_multilingual(result)
     pathlib.Path(args.out_dir, "quality.md").write_text(report, encoding="utf-8")
     print(report)
+
+
+def multilingual_panels(args, tuned_dir):
+    """The multilingual STS panel (mono, cross-lingual en-LANG, translation retrieval) of the
+    base, the tuned and the interpolated model, on stsb-multi-mt dev."""
+    from domain_tune.datasets.stsb_multi import file_name, load_multilingual
+    from domain_tune.evaluation.multilingual import evaluate_panel
+
+    if args.multilingual == "none":
+        return None
+    print("measuring the multilingual panel", file=sys.stderr)
+    data = load_multilingual(args.multilingual_dir, "dev", args.multilingual)
+    base, tuned = load_model("use-m3"), load_model(tuned_dir)
+    panels = {"base": evaluate_panel(base, data), "tuned": evaluate_panel(tuned, data)}
+    if args.interpolate < 1.0:
+        panels["interpolated"] = evaluate_panel(interpolate(base, tuned, args.interpolate)[0], data)
+    panels["sha256"] = {lang: sha256(os.path.join(data.folder, file_name(lang, "dev")))
+                        for lang in [data.pivot, *data.languages]}
+    return panels
+
+
+def render_multilingual(r):
+    from domain_tune.evaluation.multilingual import panel_markdown
+
+    m = r.get("multilingual")
+    if not m:
+        return ""
+    b = m["base"]
+    text = f"""
+## Multilingual STS-B dev (stsb-multi-mt, {b['n']} pairs per language)
+
+Pearson of cosine similarity: mono per language, cross-lingual with sentence 1 in English and
+sentence 2 in LANG; translation retrieval accuracy (both directions averaged). Base -> tuned:
+
+{panel_markdown(b, m["tuned"])}
+"""
+    if m.get("interpolated"):
+        text += f"""
+Base -> interpolated (alpha {r['recipe']['interpolate']:g}):
+
+{panel_markdown(b, m["interpolated"])}
+"""
+    hashes = ", ".join(f"{lang} `{h[:12]}`" for lang, h in m["sha256"].items())
+    return text + f"\nData sha256 (first 12 hex digits of stsb-LANG-dev.csv): {hashes}.\n"
 
 
 def _verdict(m):

@@ -6,7 +6,8 @@ the same way.  The run directory it writes holds:
 ``model.keras``     the tuned encoder (``--model DIR`` of every command loads it)
 ``saved_model/``    a TF Hub-style SavedModel of the tuned encoder
 ``history.csv``     per-epoch loss, val_loss, MAE, MAPE
-``metrics.json``    STS and validation before/after, epochs, data hash, options
+``metrics.json``    STS and validation before/after, epochs, data hash, options; the
+                    multilingual STS panel before/after (key ``multilingual``)
 ``similarity.png``  base vs tuned similarity heatmaps
 ``README.md``       a model card
 ``logs/``           TensorBoard logs
@@ -30,7 +31,9 @@ from domain_tune.datasets.pairs import (
     DEFAULT_SCORE_COLUMN, DEFAULT_TEXT_COLUMNS, PairsWarning, read_pairs, sha256, split_pairs,
 )
 from domain_tune.datasets.sts import load_split
+from domain_tune.datasets.stsb_multi import load_for_training
 from domain_tune.errors import BadInputError, TrainingInterrupted
+from domain_tune.evaluation.multilingual import evaluate_panel, panel_markdown, summary_lines
 from domain_tune.evaluation.sts import evaluate_sts
 from domain_tune.export import save_model_dir
 from domain_tune.models.layers import use_sparse_reads
@@ -60,6 +63,8 @@ class TrainJob:
     sts: bool = True
     sts_dir: str = None
     sts_limit: int = None
+    multilingual: str = None  # panel languages: None (default, if data is found), "all", "none", a list
+    multilingual_dir: str = None
     plot_texts: list = None
     overwrite: bool = False
     resume: bool = False
@@ -126,6 +131,7 @@ def train_run(job, echo=print):
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
     sts_data = load_split("dev", job.sts_dir, job.sts_limit) if job.sts else None
+    panel_data = _panel_data(job, echo)
     strategy = make_strategy(job.distribute, job.cpu_replicas)  # before any TF op
     if not is_chief(strategy):
         # a non-chief worker takes part in every collective step but writes to a scratch copy
@@ -138,14 +144,28 @@ def train_run(job, echo=print):
             shutil.copytree(state, os.path.join(run_dir.partial_dir(scratch_out), "state"))
         try:
             return _train_in(job, scratch_out, strategy, train_pairs, val_pairs, sts_data,
-                             echo=lambda line: None)
+                             echo=lambda line: None, panel_data=panel_data)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     with run_dir.locked(out):
-        return _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo)
+        return _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data)
 
 
-def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
+def _panel_data(job, echo):
+    """The multilingual STS panel's data (read before training), or None (skipped)."""
+    if not job.sts:
+        return None
+    data, notice = load_for_training(job.multilingual_dir, job.multilingual, "dev", job.sts_limit)
+    if notice:
+        echo(notice)
+    return data
+
+
+def _panel(model, data):
+    return None if data is None else evaluate_panel(model, data)
+
+
+def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data=None):
     import keras
 
     started = time.perf_counter()
@@ -162,6 +182,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
             use_sparse_reads(base, sparse_table_access(job.fit.optimizer))
             base_matrix = similarity_matrix(base, texts)
             sts_before = _sts(base, sts_data)
+            panel_before = _panel(base, panel_data)
             encoder, added = prepare_encoder(base, job.embeddings,
                                              train_pairs.base + train_pairs.ref, job.fit.seed)
             del base
@@ -170,11 +191,14 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
         val_before = evaluate(siamese, val_pairs)
         if sts_before or val_before:
             echo(_table_row("before", sts_before, val_before))
+        if panel_before:
+            echo(summary_lines(panel_before)[0])
         tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
         state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
                     resume=job.resume, callbacks=[tensorboard, *job.callbacks],
                     verbose=job.verbose)
         sts_after = _sts(encoder, sts_data)
+        panel_after = _panel(encoder, panel_data)
         embeddings = {
             "strategy": job.embeddings.strategy,
             "added_terms": [a.term for a in added],
@@ -191,9 +215,14 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo):
         val_after = evaluate(siamese, val_pairs)
         if sts_after or val_after:
             echo(_table_row("after", sts_after, val_after))
+        if panel_after:
+            for line in summary_lines(panel_before, panel_after):
+                echo(line)
         metrics = {
             "sts": {"split": "dev", "before": sts_before, "after": sts_after}
             if sts_data is not None else None,
+            "multilingual": {"before": panel_before, "after": panel_after}
+            if panel_data is not None else None,
             "validation": {"before": val_before, "after": val_after},
             "epochs_run": len(state.history),
             "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
@@ -290,6 +319,21 @@ def _fmt(d, key):
     return f"{d[key]:.4f}" if d and d.get(key) is not None else "n/a"
 
 
+def _multilingual_card(m):
+    panel = m.get("multilingual")
+    if not panel:
+        return ""
+    before = panel["before"]
+    return f"""
+### Multilingual STS ({before['split']}, {before['n']} pairs per language)
+
+Pearson of cosine similarity: mono in each language, cross-lingual with sentence 1 in
+{before['pivot']}; translation retrieval accuracy (both directions averaged).
+
+{panel_markdown(before, panel["after"])}
+"""
+
+
 def model_card(job, m):
     sts, val = m["sts"] or {}, m["validation"]
     rows = []
@@ -321,7 +365,7 @@ similarity, loss `{job.fit.loss}`).
 
 Epochs run: {m['epochs_run']}; best epoch: {m['best_epoch']}; stopped early: {m['stopped_early']};
 wall time: {m['seconds']} s.
-
+{_multilingual_card(m)}
 ## Options
 
 {options}
