@@ -733,7 +733,7 @@ def _column_options(defaults):
         option("--group-column", "group_column",
                "Column of the group; concepts of a group are related.", False),
         option("--description-column", "description_column",
-               "Column of the description (read only with --descriptions).", False),
+               "Column of the description (read with --descriptions or --corpus-aware).", False),
         click.option("--separator", default="\\n", show_default=True,
                      help="Separator of the alternative labels in one cell (\\n, \\t or text)."),
         click.option("--language", default="en", show_default=True, metavar="LANG",
