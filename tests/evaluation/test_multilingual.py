@@ -105,6 +105,18 @@ def test_evaluate_panel_embeds_each_distinct_sentence_once(tmp_path, tiny_encode
     assert again["cross"]["en-ja"] == pytest.approx(panel["cross"]["en-ja"], abs=1e-6)
 
 
+def test_evaluate_language_matches_the_panel(tmp_path, tiny_encoder):
+    from domain_tune.evaluation.multilingual import evaluate_language
+
+    write_dir(tmp_path)
+    panel = evaluate_panel(tiny_encoder, str(tmp_path))
+    cross = evaluate_language(tiny_encoder, "en-ja", str(tmp_path))
+    mono = evaluate_language(tiny_encoder, "de", str(tmp_path), limit=3)
+    assert cross["language"] == "en-ja" and cross["n"] == 4
+    assert cross["pearson"] == pytest.approx(panel["cross"]["en-ja"]["pearson"], abs=1e-6)
+    assert mono["n"] == 3
+
+
 def test_evaluate_translation_on_tiny_model(tiny_encoder):
     r = evaluate_translation(tiny_encoder, ["a cat", "a dog", "a cat"], ["un chat", "un chien", "un chat"],
                              names=("en", "fr"))
