@@ -1,9 +1,36 @@
 """domain-tune: fine-tune the multilingual Universal Sentence Encoder for a domain.
 
-The heavy parts (TensorFlow, Keras) are imported lazily so that ``import
-domain_tune`` and ``domain-tune --help`` stay fast.
+The public API (each function documented where it is defined,
+:mod:`domain_tune.api`)::
+
+    import domain_tune as dt
+
+    model = dt.load_model("use-m3")                 # Keras 3: strings -> 512-d embeddings
+    vectors = dt.encode(model, ["data scientist", "scienziato dei dati"])
+    run = dt.train("pairs.csv", "runs/my-domain", epochs=5, sts_dir="stsbenchmark")
+    dt.evaluate_sts(run.path, sts_dir="stsbenchmark")
+    dt.plot_similarity("use-m3", run.path)          # a matplotlib Figure
+    dt.match(run.path, ["data wizard"], ["data scientist", "nurse"], top_k=1)
+
+The heavy parts (TensorFlow, Keras) are imported lazily, by the first function
+that needs them, so that ``import domain_tune`` and ``domain-tune --help`` stay
+fast.  Once Keras is imported, domain-tune's Keras classes are registered, so
+``keras.saving.load_model("RUN/model.keras")`` works after ``import domain_tune``.
 """
 
 from domain_tune import _env  # noqa: F401  (quieten TensorFlow before it loads)
+from domain_tune import _keras_hook
+from domain_tune.api import (
+    TrainResult, encode, evaluate_retrieval, evaluate_sts, export, interpolate, load_model, match,
+    plot_similarity, read_metrics, train, train_options,
+)
+from domain_tune.errors import BadInputError, DomainTuneWarning
 
 __version__ = "0.1.0"
+__all__ = [
+    "load_model", "encode", "train", "train_options", "TrainResult", "evaluate_sts",
+    "evaluate_retrieval", "match", "plot_similarity", "export", "interpolate", "read_metrics",
+    "BadInputError", "DomainTuneWarning", "__version__",
+]
+
+_keras_hook.install()

@@ -166,7 +166,9 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     """Embed every text of INPUT (one per line, or a CSV column).
 
     The format of --out follows its extension: .npy (float32 matrix, one row
-    per text), .csv (text and e0..e511) or .jsonl ({"text", "embedding"}).
+    per text, with OUT.npy.json beside it naming the model, for `match
+    --corpus-embeddings`), .csv (text and e0..e511) or .jsonl ({"text",
+    "embedding"}).
     Large inputs are streamed in chunks; memory does not grow with the file.
 
     \b
@@ -183,7 +185,8 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     start = time.perf_counter()
     numbering = ("row", 2) if is_csv(input_path, column) else ("line", 1)
     info = embed_to_file(encoder, text_chunks(input_path, column), n, out, batch_size=batch_size,
-                         numbering=numbering)
+                         numbering=numbering,
+                         record={"model": model, "source": input_path, "column": column})
     info.update({"model": model, "seconds": round(time.perf_counter() - start, 3)})
     if as_json:
         _print_json(info)
@@ -234,8 +237,7 @@ def eval_sts_cmd(model, split, sts_dir, similarity, limit, language, panel, lang
       domain-tune eval-sts --panel --languages de,ja --multilingual-dir ../shared/data/stsb-multi-mt
       domain-tune eval-sts --file my-sts.csv
     """
-    from domain_tune.datasets.sts import load_split
-    from domain_tune.evaluation.sts import evaluate_sts
+    from domain_tune.api import evaluate_sts
 
     modes = [name for name, on in (("--language", language), ("--panel", panel),
                                    ("--file", stsb_file)) if on]
@@ -246,15 +248,11 @@ def eval_sts_cmd(model, split, sts_dir, similarity, limit, language, panel, lang
     if modes:
         return _eval_multilingual(model, split, similarity, limit, language, panel, languages,
                                   stsb_file, multilingual_dir, batch_size, as_json)
-    data = load_split(split, sts_dir, limit)
-    encoder = _load(model)
     start = time.perf_counter()
-    result = evaluate_sts(
-        encoder, data.sentences1, data.sentences2, data.scores, similarity,
-        batch_size=batch_size, progress=not as_json,
-    )
+    result = evaluate_sts(model, split=split, sts_dir=sts_dir, limit=limit, similarity=similarity,
+                          batch_size=batch_size, progress=not as_json)
     seconds = time.perf_counter() - start
-    result = {"split": split, **result, "model": model}
+    result = {**result, "model": model}
     if as_json:
         _print_json(result)
     else:
@@ -398,10 +396,9 @@ def export_cmd(model, out, overwrite, as_json):
       import tensorflow_hub as hub, tensorflow_text
       embed = hub.load("DIR"); embed(["a text", "un testo"])
     """
-    from domain_tune.export import export_saved_model
+    from domain_tune.api import export
 
-    _refuse_existing(out, overwrite, "dir")
-    export_saved_model(_load(model), out, overwrite=overwrite)
+    export(model, out, overwrite=overwrite)
     if as_json:
         _print_json({"out": out, "model": model, "signature": "serving_default",
                      "inputs": "inputs", "outputs": "outputs"})
@@ -437,17 +434,9 @@ def interpolate_cmd(model, base, alpha, out, overwrite, sts_dir, as_json):
       domain-tune interpolate -m runs/esco --alpha 0.8 --out runs/esco-wise
       domain-tune eval-retrieval -m runs/esco-wise --queries Q.csv --corpus C.csv
     """
-    from domain_tune.models.interpolation import interpolate_to_dir
+    from domain_tune.api import interpolate
 
-    if os.path.normpath(model) == os.path.normpath(base):
-        raise BadInputError(f"--model and --base are both {model}; interpolating would change nothing")
-    _refuse_existing(out, overwrite, "dir")
-    sts = None
-    if sts_dir is not None:
-        from domain_tune.datasets.sts import load_split
-
-        sts = load_split("dev", sts_dir)
-    result = interpolate_to_dir(base, model, alpha, out, overwrite, sts)
+    result = interpolate(model, out, base=base, alpha=alpha, overwrite=overwrite, sts_dir=sts_dir)
     if as_json:
         _print_json(result)
         return
@@ -974,16 +963,12 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
       domain-tune eval-retrieval --queries esco_pairs/heldout_queries.csv \\
           --corpus esco_pairs/corpus.csv --json
     """
-    from domain_tune.datasets.retrieval_set import read_retrieval_set
-    from domain_tune.evaluation.retrieval import evaluate_retrieval
+    from domain_tune.api import evaluate_retrieval
 
-    data = read_retrieval_set(queries_path, corpus_path, query_column, id_column, label_column, limit)
-    encoder = _load(model)
     start = time.perf_counter()
-    result = evaluate_retrieval(
-        encoder, data.queries, data.query_ids, data.corpus_labels, data.corpus_ids,
-        batch_size=batch_size, progress=not as_json,
-    )
+    result = evaluate_retrieval(model, queries_path, corpus_path, query_column=query_column,
+                                label_column=label_column, id_column=id_column, limit=limit,
+                                batch_size=batch_size, progress=not as_json)
     seconds = time.perf_counter() - start
     result.update({"model": model, "seconds": round(seconds, 3)})
     if as_json:
@@ -994,6 +979,61 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
             f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
             f"top-10 {result['top10']:.4f}  MRR {result['mrr']:.4f}  [{model}, {seconds:.1f} s]"
         )
+
+
+@main.command("match")
+@click.argument("queries", type=click.Path())
+@click.option("--corpus", "-c", "corpus", required=True, type=click.Path(),
+              help="Texts to match against: a text file (one per line) or a CSV.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output .csv or .jsonl.")
+@model_option
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Matches per query.")
+@click.option("--min-score", type=float, help="Leave out matches under this cosine similarity.")
+@click.option("--query-column", metavar="COLUMN",
+              help="Column of QUERIES when it is a CSV [default: its only column].")
+@click.option("--corpus-column", metavar="COLUMN",
+              help="Column of --corpus when it is a CSV [default: its only column].")
+@click.option("--id-column", metavar="COLUMN",
+              help="Id column of the --corpus CSV [default: the row number; line number for a "
+              "text file].")
+@click.option("--corpus-embeddings", type=click.Path(), metavar="FILE.npy",
+              help="Reuse the corpus embeddings in FILE.npy (written by `embed` or an earlier "
+              "`match`), refused if another model or other texts made them; written if absent.")
+@batch_size_option()
+@overwrite_option
+@json_option
+@needs_tensorflow
+def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpus_column,
+              id_column, corpus_embeddings, batch_size, overwrite, as_json):
+    """For each query, the --top-k most similar corpus entries, with scores.
+
+    One row per match: query, rank (1 = best), corpus_id, corpus_text, cosine
+    and angular similarity; CSV or JSONL by the extension of --out.  The
+    search is exact and runs in memory-bounded blocks (the corpus embeddings
+    plus 64 MB), so millions of queries stream through.
+
+    \b
+    Example:
+      domain-tune match titles.txt --corpus ../shared/data/esco/occupations_en.csv \\
+          --corpus-column preferredLabel --id-column conceptUri --out matches.csv
+    """
+    from domain_tune.matching import match_files
+
+    info = match_files(None, queries, corpus, out, top_k=top_k, query_column=query_column,
+                       corpus_column=corpus_column, id_column=id_column, min_score=min_score,
+                       corpus_embeddings=corpus_embeddings, model_spec=model,
+                       batch_size=batch_size, progress=not as_json, overwrite=overwrite,
+                       loader=lambda: _load(model))
+    info["model"] = model
+    if as_json:
+        _print_json(info)
+    else:
+        reused = " (corpus embeddings reused)" if (info["corpus_embeddings"] or {}).get("reused") else ""
+        queries_n = f"{info['queries']:,} quer{'y' if info['queries'] == 1 else 'ies'}"
+        corpus_n = f"{info['corpus']:,} corpus entr{'y' if info['corpus'] == 1 else 'ies'}"
+        click.echo(f"Wrote {_count(info['rows'], 'match')} for {queries_n} against {corpus_n} "
+                   f"to {out}{reused}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

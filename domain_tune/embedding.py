@@ -78,20 +78,28 @@ def output_format(path):
 
 
 def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZE, progress=True,
-                  numbering=("line", 1)):
+                  numbering=("line", 1), record=None):
     """Embed an iterable of text chunks into ``out_path`` (.npy, .csv or .jsonl).
 
     Memory stays bounded by one chunk.  The file appears only when complete:
     it is written beside the target under a temporary name and renamed.
     ``numbering`` names the input's texts in warnings: ``("line", 1)`` for a
-    text file, ``("row", 2)`` for a CSV column (the header is row 1).
+    text file, ``("row", 2)`` for a CSV column (the header is row 1).  With
+    ``record`` (``{"model": the --model value, "source": input path,
+    "column": ...}``), a ``.npy`` gets its record beside it (``OUT.npy.json``:
+    the model's fingerprint and a hash of the texts; see
+    :mod:`domain_tune.embedding_cache`), so that ``match --corpus-embeddings``
+    can reuse it safely.
     """
+    from domain_tune import embedding_cache
+
     unit, first = numbering
     fmt = output_format(out_path)
     tmp = f"{out_path}.tmp-{os.getpid()}"
     dim = None
     row = 0
     blank = []
+    hashed = embedding_cache.TextsHash()
     try:
         with progress_bar(n_texts, "Embedding", enabled=progress) as bar:
             sink = None
@@ -102,6 +110,7 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
                     dim = emb.shape[1]
                     sink = _open_sink(fmt, tmp, n_texts, dim)
                 sink.write(chunk, emb, row)
+                hashed.update(chunk)
                 row += len(chunk)
                 bar.update(len(chunk))
             if sink is None:
@@ -109,6 +118,11 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
             sink.close()
         if row != n_texts:  # pragma: no cover - the counting pass and the read disagree
             raise RuntimeError(f"read {row} texts, expected {n_texts}")
+        if fmt == "npy" and record is not None:
+            meta = embedding_cache.metadata(model, record.get("model"), row, dim,
+                                            hashed.hexdigest(), record.get("source"),
+                                            record.get("column"))
+            embedding_cache.write_sidecar(embedding_cache.sidecar_path(out_path), meta)
         os.replace(tmp, out_path)
     except BaseException:
         if os.path.exists(tmp):

@@ -47,69 +47,124 @@ def similarity_matrix(model, texts, metric="angular"):
     return angular(cos) if metric == "angular" else cos
 
 
-def plot_heatmaps(matrices, titles, texts, out_path, metric="angular"):
-    """One annotated heatmap per matrix, on a shared colour scale, saved as PNG."""
+def _annotate(ax, mat, threshold, fmt, dark_above=True):
+    n = len(mat)
+    if n > 25:
+        return
+    for i in range(n):
+        for j in range(n):
+            light = abs(mat[i, j]) > threshold if not dark_above else mat[i, j] <= threshold
+            ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=7,
+                    color="white" if light else "black")
+
+
+def similarity_figure(matrices, titles, texts, metric="angular", difference=None):
+    """A matplotlib Figure: one annotated heatmap per matrix on a shared colour scale.
+
+    With two matrices and ``difference`` (default: on), a third panel shows the
+    second minus the first (tuned minus base) with a diverging colour map
+    centred on 0 and a colour bar of its own.  Made without pyplot, so it
+    works under any backend and shows inline in a notebook.
+    """
+    from matplotlib.figure import Figure
+
+    difference = len(matrices) == 2 if difference is None else bool(difference)
+    if difference and len(matrices) != 2:
+        raise ValueError("the difference panel needs exactly two matrices")
+    labels = [shorten(t, LABEL_CHARS) for t in texts]
+    titles = [shorten(t, TITLE_CHARS, keep="end") for t in titles]
+    k, n = len(matrices), len(texts)
+    panels = k + (1 if difference else 0)
+    vmin = min(float(m.min()) for m in matrices)
+    vmax = max(float(m.max()) for m in matrices)
+    side = max(4.5, 0.55 * n + 2.2)
+    with _fonts():
+        fig = Figure(figsize=(side * panels + 1.2 * (2 if difference else 1), side + 0.6),
+                     layout="constrained")
+        axes = fig.subplots(1, panels, squeeze=False)[0]
+        image = None
+        for ax, mat, title in zip(axes, matrices, titles):
+            image = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
+            _ticks(ax, labels)
+            ax.set_title(title, fontsize=11)
+            _annotate(ax, mat, vmin + 0.6 * (vmax - vmin), ".2f", dark_above=False)
+        fig.colorbar(image, ax=axes[:k].tolist(), shrink=0.8, label=f"{metric} similarity")
+        if difference:
+            delta = matrices[1] - matrices[0]
+            off = ~np.eye(n, dtype=bool)
+            bound = float(np.abs(delta[off]).max()) if n > 1 else 0.0
+            bound = bound if bound > 0 else 1e-3
+            ax = axes[-1]
+            diff_image = ax.imshow(delta, cmap="RdBu_r", vmin=-bound, vmax=bound)
+            _ticks(ax, labels)
+            ax.set_title(f"change ({shorten(titles[1], 24, keep='end')} \u2212 "
+                         f"{shorten(titles[0], 24, keep='end')})", fontsize=11)
+            _annotate(ax, delta, 0.6 * bound, "+.2f")
+            fig.colorbar(diff_image, ax=ax, shrink=0.8, label=f"change in {metric} similarity")
+    return fig
+
+
+def _ticks(ax, labels):
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=9)
+    ax.set_yticks(range(len(labels)), labels, fontsize=9)
+
+
+def _fonts():
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return matplotlib.rc_context({"font.family": _font_family()})  # fallbacks for other scripts
 
-    with plt.rc_context({"font.family": _font_family()}):  # fallbacks for other scripts
-        labels = [shorten(t, LABEL_CHARS) for t in texts]
-        titles = [shorten(t, TITLE_CHARS, keep="end") for t in titles]
-        k, n = len(matrices), len(texts)
-        vmin = min(float(m.min()) for m in matrices)
-        vmax = max(float(m.max()) for m in matrices)
-        side = max(4.5, 0.55 * n + 2.2)
-        fig, axes = plt.subplots(1, k, figsize=(side * k + 1.2, side + 0.6), squeeze=False,
-                                 layout="constrained")
-        image = None
-        for ax, mat, title in zip(axes[0], matrices, titles):
-            image = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
-            ax.set_xticks(range(n), labels, rotation=90, fontsize=9)
-            ax.set_yticks(range(n), labels, fontsize=9)
-            ax.set_title(title, fontsize=11)
-            if n <= 25:
-                threshold = vmin + 0.6 * (vmax - vmin)
-                for i in range(n):
-                    for j in range(n):
-                        ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                                color="black" if mat[i, j] > threshold else "white")
-        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=f"{metric} similarity")
-        tmp = f"{out_path}.tmp-{os.getpid()}.png"
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                fig.savefig(tmp, dpi=130)
-            missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
-            for w in caught:  # the others as they were
-                if "missing from font" not in str(w.message):
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            if missing:
-                warnings.warn(
-                    f"{len(missing)} characters have no glyph in the installed fonts and show as "
-                    f"boxes in {out_path} ({missing[0]}); install a font that has them, such as "
-                    "Noto Sans CJK", PlotWarning, stacklevel=2,
-                )
-            os.replace(tmp, out_path)
-        finally:
-            plt.close(fig)
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+def save_figure(fig, out_path, dpi=130):
+    """Write ``fig`` as a PNG at ``out_path``, complete or not at all.
+
+    Characters without a glyph in the installed fonts are reported in one
+    :class:`PlotWarning`.
+    """
+    out_path = os.fspath(out_path)
+    tmp = f"{out_path}.tmp-{os.getpid()}.png"
+    try:
+        with _fonts(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.savefig(tmp, dpi=dpi)
+        missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+        for w in caught:  # the others as they were
+            if "missing from font" not in str(w.message):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if missing:
+            warnings.warn(
+                f"{len(missing)} characters have no glyph in the installed fonts and show as "
+                f"boxes in {out_path} ({missing[0]}); install a font that has them, such as "
+                "Noto Sans CJK", PlotWarning, stacklevel=2,
+            )
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return out_path
 
 
-def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular"):
-    """``models``: list of ``(title, model)``; writes the side-by-side PNG.
+def plot_heatmaps(matrices, titles, texts, out_path, metric="angular", difference=None):
+    """:func:`similarity_figure` saved as a PNG at ``out_path``."""
+    return save_figure(similarity_figure(matrices, titles, texts, metric, difference), out_path)
 
-    Returns ``{"texts": [...], "matrices": [one per model, in order]}``.
+
+def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular", difference=None):
+    """``models``: list of ``(title, model)``; draws their heatmaps side by side.
+
+    Two models get a third panel, the second minus the first (see
+    :func:`similarity_figure`).  Writes the PNG at ``out_path`` unless it is
+    ``None``.  Returns ``{"texts": [...], "matrices": [one per model, in
+    order], "figure": the matplotlib Figure}``.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}")
     texts = list(texts or DEFAULT_TEXTS)
     matrices = [similarity_matrix(model, texts, metric) for _, model in models]
-    plot_heatmaps(matrices, [title for title, _ in models], texts, out_path, metric)
-    return {"texts": texts, "matrices": matrices}
+    fig = similarity_figure(matrices, [title for title, _ in models], texts, metric, difference)
+    if out_path is not None:
+        save_figure(fig, out_path)
+    return {"texts": texts, "matrices": matrices, "figure": fig}
 
 
 def plot_history(histories, out_path, title="Loss per epoch"):

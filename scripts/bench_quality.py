@@ -30,6 +30,10 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from domain_tune._env import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # quietly, as the CLI does (DOMAIN_TUNE_DEBUG=1 shows the start-up lines)
+
 from domain_tune.datasets.pairs import sha256  # noqa: E402
 from domain_tune.datasets.sts import load_split  # noqa: E402
 from domain_tune.datasets.retrieval_set import read_retrieval_set  # noqa: E402

@@ -21,6 +21,10 @@ import pandas as pd
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from domain_tune._env import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # quietly, as the CLI does (DOMAIN_TUNE_DEBUG=1 shows the start-up lines)
+
 from domain_tune.datasets.sts import read_sts  # noqa: E402
 from domain_tune.embedding import encode  # noqa: E402
 from domain_tune.models.loading import from_preset  # noqa: E402

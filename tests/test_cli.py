@@ -132,16 +132,16 @@ def test_a_saved_model_in_any_folder_name_is_a_model(tmp_path, tiny_model_dir, f
 def test_internal_errors_are_one_short_line(tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from domain_tune import cli
+    from domain_tune import api
 
     def oom(model):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating\n  File x, line 1")
 
-    monkeypatch.setattr(cli, "_load", oom)
+    monkeypatch.setattr(api, "load_model", oom)  # export loads through the Python API
     result = run("export", "--out", tmp_path / "x")
     assert result.exit_code == 1
     assert error_line(result).startswith("Error: out of memory")
-    monkeypatch.setattr(cli, "_load", lambda model: (_ for _ in ()).throw(
+    monkeypatch.setattr(api, "load_model", lambda model: (_ for _ in ()).throw(
         RuntimeError("first line\nGraph execution error:\n  File y")))
     result = run("export", "--out", tmp_path / "x")
     assert result.exit_code == 1

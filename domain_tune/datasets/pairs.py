@@ -110,12 +110,14 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     scores = (scores - lo) / (hi - lo)
     dup = pd.DataFrame({"a": a, "b": b}).duplicated().to_numpy()
     if dup.any():
-        warnings.warn(f"{path}: {int(dup.sum())} duplicate pairs ({_rows(dup)}); kept",
+        n_dup = int(dup.sum())
+        warnings.warn(f"{path}: {n_dup} duplicate pair{'' if n_dup == 1 else 's'} ({_rows(dup)}); kept",
                       PairsWarning, stacklevel=2)
     long = (a.str.len() > LONG_TEXT_CHARS) | (b.str.len() > LONG_TEXT_CHARS)
     if long.any():
         warnings.warn(
-            f"{path}: {int(long.sum())} texts longer than {LONG_TEXT_CHARS} characters "
+            f"{path}: {int(long.sum())} text{'' if int(long.sum()) == 1 else 's'} longer than "
+            f"{LONG_TEXT_CHARS} characters "
             f"({_rows(long.values)}); kept", PairsWarning, stacklevel=2,
         )
     negative = None

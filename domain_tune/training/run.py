@@ -111,6 +111,15 @@ def _read_data(job):
     return train, val
 
 
+def _load_sts(job):
+    if not job.sts:
+        return None
+    try:
+        return load_split("dev", job.sts_dir, job.sts_limit)
+    except BadInputError as e:
+        raise BadInputError(f"{e}; or pass --no-sts to train without the STS check") from None
+
+
 def _count_negatives(pairs):
     return 0 if pairs.negative is None else sum(1 for n in pairs.negative if n)
 
@@ -130,7 +139,7 @@ def train_run(job, echo=print):
     job.embeddings.validate()
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
-    sts_data = load_split("dev", job.sts_dir, job.sts_limit) if job.sts else None
+    sts_data = _load_sts(job)
     panel_data = _panel_data(job, echo)
     strategy = make_strategy(job.distribute, job.cpu_replicas)  # before any TF op
     if not is_chief(strategy):

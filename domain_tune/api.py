@@ -1,0 +1,352 @@
+"""The Python API: what every command does, as functions a notebook can call.
+
+``import domain_tune`` exposes these names; TensorFlow is imported (quietly) by
+the first function that needs it, not by the import.  Every function takes a
+model as a ``--model`` value (``"use-m3"``, a run directory, a ``.keras``
+file, a SavedModel directory, a TF Hub handle) or as a model already loaded
+with :func:`load_model`.  Bad input raises
+:class:`domain_tune.errors.BadInputError` with the one-line message the
+command line prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+
+from domain_tune.errors import BadInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+    import numpy as np
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+DEFAULT_MODEL = "use-m3"
+PathLike = Union[str, "os.PathLike[str]"]
+ModelLike = Union[str, "os.PathLike[str]", "keras.Model"]
+
+
+def _tensorflow():
+    from domain_tune._env import import_tensorflow
+
+    import_tensorflow()
+
+
+def load_model(model: PathLike = DEFAULT_MODEL) -> "keras.Model":
+    """Load a model: a Keras 3 model mapping a ``(batch,)`` string tensor to ``(batch, 512)`` embeddings.
+
+    ``model`` is what ``--model`` takes: the preset ``"use-m3"`` (the embedded
+    USE-multilingual v3 weights), a run directory written by :func:`train`, a
+    ``.keras`` file, a SavedModel directory or a TF Hub handle.
+    """
+    _tensorflow()
+    from domain_tune.models.loading import load_model as _load
+
+    return _load(model)
+
+
+def _model(model: ModelLike) -> "keras.Model":
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    _tensorflow()
+    return model
+
+
+def _spec(model: ModelLike) -> str:
+    return os.fspath(model) if isinstance(model, (str, os.PathLike)) else getattr(model, "name", "model")
+
+
+def encode(model: ModelLike, texts: Sequence[str], *, batch_size: int = 256,
+           progress: bool = False) -> "np.ndarray":
+    """Embed ``texts``: a float32 array of shape ``(len(texts), 512)``, rows L2-normalised.
+
+    Texts are batched by length (little padding) and returned in input order.
+    """
+    if isinstance(texts, str):
+        raise BadInputError("texts must be a list of strings, not one string")
+    encoder = _model(model)
+    from domain_tune.embedding import encode as _encode
+
+    return _encode(encoder, list(texts), batch_size=batch_size, progress=progress)
+
+
+# --- training ------------------------------------------------------------------
+
+# Option names of ``domain-tune train`` that differ from the field they set.
+_TRAIN_ALIASES = {"embeddings": ("embeddings", "strategy"), "bucket": ("fit", "bucket_by_length"),
+                  "lr": ("fit", "learning_rate")}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the run directory and its ``metrics.json``."""
+
+    path: str
+    metrics: dict
+
+    def load(self) -> "keras.Model":
+        """The tuned encoder (``load_model(self.path)``)."""
+        return load_model(self.path)
+
+    @property
+    def card(self) -> str:
+        """The run's model card (``README.md``)."""
+        with open(os.path.join(self.path, "README.md"), encoding="utf-8") as f:
+            return f.read()
+
+
+def train_options() -> dict:
+    """Every keyword :func:`train` accepts, with its default (the command's options)."""
+    from domain_tune.training.run import TrainJob
+
+    job = TrainJob(pairs_path="", out="")
+    out = {}
+    for field in dataclasses.fields(job):
+        value = getattr(job, field.name)
+        if field.name in ("pairs_path", "out", "callbacks"):
+            continue
+        if dataclasses.is_dataclass(value):
+            out.update({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        else:
+            out[field.name] = value
+    out.update({"embeddings": out.pop("strategy"), "no_sts": False, "texts": None, "quiet": False})
+    out.pop("plot_texts", None)
+    out.pop("sts", None)
+    out.pop("verbose", None)
+    return out
+
+
+def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: Any):
+    """A :class:`~domain_tune.training.run.TrainJob` from ``domain-tune train``'s options.
+
+    Keywords are the command's options with ``_`` for ``-`` (``learning_rate``,
+    ``batch_size``, ``no_sts``, ``embeddings``, ``texts`` as a list of strings,
+    ...); any field of the job or of its nested option groups is accepted by
+    its own name too, so options added to the job need no change here.
+    """
+    from domain_tune.training.run import TrainJob
+
+    job = TrainJob(pairs_path=os.fspath(pairs), out=os.fspath(out) if out else _default_out())
+    groups = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)
+              if dataclasses.is_dataclass(getattr(job, f.name))}
+    if "no_sts" in options:
+        job.sts = not options.pop("no_sts")
+    if "texts" in options:
+        texts = options.pop("texts")
+        job.plot_texts = None if texts is None else [str(t) for t in texts]
+    if "quiet" in options:
+        job.verbose = 0 if options.pop("quiet") else job.verbose
+    for name, value in options.items():
+        if isinstance(value, list) and name in ("text_columns", "score_range"):
+            value = tuple(value)
+        if name in _TRAIN_ALIASES:
+            group, field = _TRAIN_ALIASES[name]
+            setattr(groups[group], field, value)
+        elif hasattr(job, name) and name not in groups:
+            setattr(job, name, value)
+        else:
+            owner = next((g for g in groups.values() if hasattr(g, name)), None)
+            if owner is None:
+                known = ", ".join(sorted(train_options()))
+                raise BadInputError(f"train: unknown option {name!r} (options: {known})")
+            setattr(owner, name, value)
+    return job
+
+
+def _default_out():
+    import time
+
+    return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+
+
+def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = DEFAULT_MODEL,
+          echo: Optional[Callable[[str], None]] = print, **options: Any) -> TrainResult:
+    """Fine-tune on a pairs CSV, as ``domain-tune train PAIRS --out OUT`` does.
+
+    Every option of the command is a keyword (``-`` becomes ``_``), with the
+    same defaults: ``epochs=20, batch_size=8, learning_rate=1e-5, loss="mse",
+    sts_dir=None, no_sts=False, sts_limit=None, texts=None, overwrite=False,
+    ...``; :func:`train_options` lists them all.  ``echo`` receives the
+    before/after lines (``None`` for silence); ``quiet=True`` hides the
+    per-epoch lines.  Returns the run directory and its metrics.  Raises
+    :class:`~domain_tune.errors.BadInputError` on bad input (nothing is left
+    at ``out``) and ``TrainingFailed`` when the loss turns non-finite.
+    """
+    _tensorflow()
+    from domain_tune.training.run import train_run
+
+    job = make_train_job(pairs, out, model=os.fspath(model), **options)
+    metrics = train_run(job, echo=echo or (lambda line: None))
+    return TrainResult(path=metrics["out"], metrics=metrics)
+
+
+# --- evaluation ----------------------------------------------------------------
+
+
+def evaluate_sts(model: ModelLike = DEFAULT_MODEL, *, split: str = "dev",
+                 sts_dir: Optional[PathLike] = None, limit: Optional[int] = None,
+                 similarity: str = "cosine", batch_size: int = 256,
+                 progress: bool = False) -> dict:
+    """STS benchmark Pearson and Spearman of ``model`` (``domain-tune eval-sts``).
+
+    ``sts_dir`` holds ``sts-dev.csv`` etc. (default: ``$DOMAIN_TUNE_STS_DIR``,
+    else a cached download).  Returns ``{"split", "n", "similarity",
+    "pearson", "spearman"}``.
+    """
+    from domain_tune.datasets.sts import load_split
+
+    if similarity not in ("cosine", "angular"):
+        raise BadInputError(f"--similarity must be cosine or angular (got {similarity!r})")
+    if limit is not None and limit < 2:
+        raise BadInputError(f"--limit must be at least 2 (got {limit})")
+    data = load_split(split, os.fspath(sts_dir) if sts_dir else None, limit)
+    encoder = _model(model)
+    from domain_tune.evaluation.sts import evaluate_sts as _evaluate
+
+    result = _evaluate(encoder, data.sentences1, data.sentences2, data.scores, similarity,
+                       batch_size=batch_size, progress=progress)
+    return {"split": split, **result}
+
+
+def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
+                       query_column: str = "query", label_column: str = "label",
+                       id_column: str = "conceptUri", limit: Optional[int] = None,
+                       batch_size: int = 256, progress: bool = False) -> dict:
+    """Top-1/5/10 accuracy and MRR of ranking ``corpus`` for each query (``domain-tune eval-retrieval``).
+
+    ``queries`` and ``corpus`` are CSV files (as ``pairs esco`` writes
+    ``heldout_queries.csv`` and ``corpus.csv``).  Returns ``{"n", "corpus",
+    "top1", "top5", "top10", "mrr"}``.
+    """
+    from domain_tune.datasets.retrieval_set import read_retrieval_set
+
+    data = read_retrieval_set(os.fspath(queries), os.fspath(corpus), query_column, id_column,
+                              label_column, limit)
+    encoder = _model(model)
+    from domain_tune.evaluation.retrieval import evaluate_retrieval as _evaluate
+
+    return _evaluate(encoder, data.queries, data.query_ids, data.corpus_labels, data.corpus_ids,
+                     batch_size=batch_size, progress=progress)
+
+
+# --- matching ------------------------------------------------------------------
+
+
+def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
+          top_k: int = 5, corpus_ids: Optional[Sequence[Any]] = None,
+          min_score: Optional[float] = None,
+          corpus_embeddings: Optional[Union["np.ndarray", PathLike]] = None,
+          batch_size: int = 256, progress: bool = False) -> "pd.DataFrame":
+    """The ``top_k`` corpus entries for each query, best first (``domain-tune match``).
+
+    Returns a DataFrame with one row per match: ``query``, ``rank`` (1 =
+    best), ``corpus_id`` (``corpus_ids``, default the entry's position from
+    1), ``corpus_text``, ``cosine`` and ``angular`` similarity.  Matches under
+    ``min_score`` (cosine) are left out.  ``corpus_embeddings`` is an array,
+    or a ``.npy`` file written by ``domain-tune embed`` (checked against the
+    model and the corpus texts).  Exact search in memory-bounded blocks.
+    """
+    encoder = _model(model)
+    from domain_tune import matching
+
+    if corpus_embeddings is not None and isinstance(corpus_embeddings, (str, os.PathLike)):
+        corpus_embeddings = matching.load_corpus_embeddings(
+            os.fspath(corpus_embeddings), encoder, [str(t) for t in corpus], _spec(model))
+    return matching.match(encoder, list(queries), list(corpus), top_k=top_k,
+                          corpus_ids=corpus_ids, min_score=min_score,
+                          corpus_embeddings=corpus_embeddings, batch_size=batch_size,
+                          progress=progress)
+
+
+# --- pictures, export, interpolation ------------------------------------------------
+
+
+def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLike] = None,
+                    texts: Optional[Sequence[str]] = None, *, out: Optional[PathLike] = None,
+                    metric: str = "angular", titles: Optional[Sequence[str]] = None,
+                    overwrite: bool = True) -> "Figure":
+    """Heatmaps of the pairwise similarity of ``texts`` (default: the article's nine job titles).
+
+    With ``compare``, its heatmap is drawn beside ``model``'s and a third
+    panel shows ``compare`` minus ``model`` on a diverging scale centred on 0.
+    Returns the matplotlib Figure (shown inline by a notebook); with ``out``,
+    also writes it there as a PNG.
+    """
+    _tensorflow()
+    from domain_tune.plotting import METRICS, plot_similarity as _plot
+
+    if metric not in METRICS:
+        raise BadInputError(f"--metric must be one of {', '.join(METRICS)} (got {metric!r})")
+    if texts is not None:
+        texts = [str(t) for t in texts if str(t).strip()]
+        if len(texts) < 2:
+            raise BadInputError("--texts: need at least 2 non-empty texts")
+    if out is not None:
+        out = os.fspath(out)
+        if not out.lower().endswith(".png"):
+            raise BadInputError(f"--out {out}: the plot is a PNG; name it *.png")
+        from domain_tune.outputs import check_out
+
+        check_out(out, overwrite)
+    specs = [model] + ([compare] if compare is not None else [])
+    names = list(titles) if titles is not None else [_spec(m) for m in specs]
+    if len(names) != len(specs):
+        raise BadInputError(f"titles: give {len(specs)} titles, one per model")
+    models = [(name, _model(m)) for name, m in zip(names, specs)]
+    return _plot(models, texts, out, metric)["figure"]
+
+
+def export(model: ModelLike, out: PathLike, *, overwrite: bool = False) -> str:
+    """Write ``model`` as a TF Hub-style SavedModel directory (``domain-tune export``).
+
+    The directory loads with only TensorFlow and TF Text
+    (``hub.load(out)(["a text"])``).  Returns its path.
+    """
+    from domain_tune.outputs import check_out
+
+    check_out(os.fspath(out), overwrite, "dir")
+    encoder = _model(model)
+    from domain_tune.export import export_saved_model
+
+    return export_saved_model(encoder, os.fspath(out), overwrite=overwrite)
+
+
+def interpolate(model: PathLike, out: PathLike, *, base: PathLike = DEFAULT_MODEL,
+                alpha: float = 0.8, overwrite: bool = False,
+                sts_dir: Optional[PathLike] = None) -> dict:
+    """Mix a tuned model's weights with its base's, WiSE-FT (``domain-tune interpolate``).
+
+    Every weight becomes ``alpha * tuned + (1 - alpha) * base``; ``out``
+    (``model.keras``, ``saved_model/``, ``README.md``) is a model for every
+    function.  With ``sts_dir``, STS-B dev Pearson of base, tuned and mixed
+    models is measured.  Returns the report the command prints.
+    """
+    from domain_tune.outputs import check_out
+
+    model, base, out = os.fspath(model), os.fspath(base), os.fspath(out)
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise BadInputError(f"--alpha {alpha} must be in [0, 1]")
+    if os.path.normpath(model) == os.path.normpath(base):
+        raise BadInputError(f"--model and --base are both {model}; interpolating would change nothing")
+    check_out(out, overwrite, "dir")
+    sts = None
+    if sts_dir is not None:
+        from domain_tune.datasets.sts import load_split
+
+        sts = load_split("dev", os.fspath(sts_dir))
+    _tensorflow()
+    from domain_tune.training.interpolate_run import interpolate_to_dir
+
+    return interpolate_to_dir(base, model, alpha, out, overwrite, sts)
+
+
+def read_metrics(run: PathLike) -> dict:
+    """The ``metrics.json`` of a run directory."""
+    path = os.path.join(os.fspath(run), "metrics.json")
+    if not os.path.isfile(path):
+        raise BadInputError(f"{run} is not a domain-tune run directory (no metrics.json)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

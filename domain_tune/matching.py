@@ -1,0 +1,401 @@
+"""Match free texts to a corpus: for each query, its ``top_k`` corpus entries with scores.
+
+The end use of a tuned model: map job titles (or any texts) to the concepts
+of a taxonomy.  The search is exact: every query is scored against every
+corpus entry, in blocks of at most :data:`MAX_CELLS` similarities, so memory
+is the corpus embeddings (float32, 2 KB an entry) plus one block, however many
+queries stream through.  The ``top_k`` of a block are found with
+``argpartition`` (linear in the corpus) and then sorted; ties go to the
+earlier corpus entry.
+
+Scoring is a hook: a *scorer* is called on each block of queries (their texts
+and embeddings) and returns the block's scores against the whole corpus,
+higher is better.  :class:`CosineScorer` is the default; another scorer (a
+lexical + dense fusion, say) ranks with its own score, and the rows still
+report cosine and angular similarity of the pair (and the scorer's ``score``).
+"""
+
+import csv
+import json
+import os
+import warnings
+from typing import Iterable, Iterator, List, Optional, Protocol, Sequence
+
+import numpy as np
+
+from domain_tune.errors import BadInputError, DomainTuneWarning
+
+MAX_CELLS = 1 << 24  # query x corpus scores held at once (64 MB of float32)
+QUERY_CHUNK = 8192  # queries read and embedded at once
+COLUMNS = ("query", "rank", "corpus_id", "corpus_text", "cosine", "angular")
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+CLIP = 0.99999  # as the angular similarity of training and evaluation
+
+
+class MatchWarning(DomainTuneWarning):
+    """Input matched, but not all of it as given (blank texts)."""
+
+
+class Scorer(Protocol):
+    """Scores of a block of queries against the whole corpus (the ranking hook).
+
+    ``name`` labels the score column when it is not plain cosine.
+    """
+
+    name: str
+
+    def __call__(self, queries: List[str], query_embeddings: np.ndarray) -> np.ndarray:
+        """A ``(len(queries), corpus size)`` float32 array; higher ranks first."""
+
+
+class CosineScorer:
+    """Cosine similarity of unit-length embeddings (the default)."""
+
+    name = "cosine"
+
+    def __init__(self, corpus_embeddings: np.ndarray):
+        self.corpus = corpus_embeddings
+
+    def __call__(self, queries, query_embeddings):
+        return query_embeddings @ self.corpus.T
+
+
+def is_cosine(scorer):
+    """True for a scorer that ranks by plain cosine (no extra score column)."""
+    return scorer is None or getattr(scorer, "name", None) == "cosine"
+
+
+def normalize_in_place(x: np.ndarray) -> np.ndarray:
+    """Scale the rows of a float32 array to unit length without a copy (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    x /= norms
+    return x
+
+
+def angular(cos):
+    return 1.0 - np.arccos(np.clip(cos, -CLIP, CLIP)) / np.pi
+
+
+def top_k(scores: np.ndarray, k: int):
+    """Indices and values of the ``k`` best scores of each row, best first.
+
+    Exact: ties are settled in favour of the lower index, so the result does
+    not depend on how the rows were blocked.
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == n:
+        idx = np.broadcast_to(np.arange(n), scores.shape).copy()
+    else:
+        idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, idx, axis=1).min(axis=1)
+        ties = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k)
+        for r in ties:  # more candidates than places: keep the lowest indices among equals
+            cand = np.flatnonzero(scores[r] >= kth[r])
+            idx[r] = cand[np.lexsort((cand, -scores[r, cand]))[:k]]
+    vals = np.take_along_axis(scores, idx, axis=1)
+    order = np.lexsort((idx, -vals), axis=-1)
+    idx = np.take_along_axis(idx, order, axis=1)
+    return idx, np.take_along_axis(vals, order, axis=1)
+
+
+class Block:
+    """The matches of a block of queries: ``index``/``score``/``cosine`` are ``(n, k)``."""
+
+    def __init__(self, queries, index, score, cosine):
+        self.queries, self.index, self.score, self.cosine = queries, index, score, cosine
+
+
+def search(query_chunks: Iterable[Sequence[str]], encode_fn, corpus_embeddings: np.ndarray,
+           k: int, scorer: Optional[Scorer] = None, exclude: Optional[np.ndarray] = None,
+           max_cells: int = MAX_CELLS) -> Iterator[Block]:
+    """Yield the ``k`` best corpus rows of every query, block by block, in query order.
+
+    ``encode_fn(texts)`` embeds a chunk of queries; ``corpus_embeddings`` must
+    be unit-length float32 rows; ``exclude`` marks corpus rows never to
+    return (blank texts).  Blank queries come back with no matches (``k``
+    columns of index -1).
+    """
+    c = corpus_embeddings
+    scorer = scorer or CosineScorer(c)
+    allowed = len(c) - (int(exclude.sum()) if exclude is not None else 0)
+    k = min(k, allowed)
+    rows = max(1, max_cells // max(1, len(c)))
+    for chunk in query_chunks:
+        chunk = [str(t) for t in chunk]
+        keep = np.array([bool(t.strip()) for t in chunk], dtype=bool)
+        emb = np.zeros((len(chunk), c.shape[1]), np.float32)
+        if keep.any():
+            emb[keep] = encode_fn([t for t, ok in zip(chunk, keep) if ok])
+            normalize_in_place(emb)
+        for s in range(0, len(chunk), rows):
+            texts, q, ok = chunk[s : s + rows], emb[s : s + rows], keep[s : s + rows]
+            index = np.full((len(texts), k), -1, dtype=np.int64)
+            score = np.full((len(texts), k), np.nan, dtype=np.float32)
+            cosine = np.full((len(texts), k), np.nan, dtype=np.float32)
+            if ok.any() and k > 0:
+                live = [t for t, o in zip(texts, ok) if o]
+                scores = np.asarray(scorer(live, q[ok]), dtype=np.float32)
+                if exclude is not None:
+                    scores[:, exclude] = -np.inf
+                idx, vals = top_k(scores, k)
+                del scores
+                index[ok], score[ok] = idx, vals
+                cosine[ok] = vals if is_cosine(scorer) else np.einsum(
+                    "ij,ikj->ik", q[ok], c[idx])
+            yield Block(texts, index, score, cosine)
+
+
+def _rows(block, corpus_texts, corpus_ids, min_score, extra_score):
+    for i, query in enumerate(block.queries):
+        rank = 0
+        for j in range(block.index.shape[1]):
+            r = block.index[i, j]
+            if r < 0:
+                break
+            score = float(block.score[i, j])
+            if min_score is not None and score < min_score:
+                break
+            rank += 1
+            cos = float(block.cosine[i, j])
+            row = {"query": query, "rank": rank, "corpus_id": corpus_ids[r],
+                   "corpus_text": corpus_texts[r], "cosine": round(cos, 6),
+                   "angular": round(float(angular(cos)), 6)}
+            if extra_score:
+                row["score"] = round(score, 6)
+            yield row
+
+
+def _blank_mask(corpus_texts):
+    blank = np.array([not str(t).strip() for t in corpus_texts], dtype=bool)
+    if blank.all():
+        raise BadInputError("the corpus holds no non-blank texts")
+    if blank.any():
+        n = int(blank.sum())
+        warnings.warn(f"{n} blank corpus text{'' if n == 1 else 's'} left out of the matches",
+                      MatchWarning, stacklevel=3)
+    return blank if blank.any() else None
+
+
+def _check_k(top_k, min_score):
+    if int(top_k) < 1:
+        raise BadInputError(f"--top-k must be at least 1 (got {top_k})")
+    if min_score is not None and not np.isfinite(float(min_score)):
+        raise BadInputError(f"--min-score must be a finite number (got {min_score})")
+
+
+def load_corpus_embeddings(path, model, corpus_texts, model_spec=None):
+    """A ``.npy`` written by ``domain-tune embed`` for ``corpus_texts`` with ``model`` (checked)."""
+    from domain_tune.embedding_cache import load_cache
+
+    if not os.path.exists(path):
+        raise BadInputError(f"--corpus-embeddings {path} does not exist")
+    return load_cache(path, model, model_spec or getattr(model, "name", "this model"), corpus_texts)
+
+
+def corpus_matrix(model, corpus_texts, corpus_embeddings=None, batch_size=256, progress=False):
+    """Unit-length float32 corpus embeddings: given ones (checked) or computed."""
+    from domain_tune.embedding import encode
+
+    if corpus_embeddings is None:
+        return normalize_in_place(encode(model, list(corpus_texts), batch_size=batch_size,
+                                         progress=progress, label="Corpus"))
+    c = np.array(corpus_embeddings, dtype=np.float32)  # a copy, normalised in place
+    if c.ndim != 2 or len(c) != len(corpus_texts):
+        raise BadInputError(f"corpus_embeddings has shape {c.shape}; expected one row per corpus "
+                            f"text ({len(corpus_texts)})")
+    return normalize_in_place(c)
+
+
+def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
+          corpus_ids: Optional[Sequence] = None, min_score: Optional[float] = None,
+          corpus_embeddings: Optional[np.ndarray] = None, batch_size: int = 256,
+          progress: bool = False, scorer=None, max_cells: int = MAX_CELLS):
+    """In memory: a DataFrame of the ``top_k`` matches of each query (see :data:`COLUMNS`).
+
+    ``scorer``: ``None`` (cosine) or a callable ``scorer(corpus_embeddings)``
+    returning a :class:`Scorer`.
+    """
+    import pandas as pd
+
+    from domain_tune.embedding import encode
+
+    _check_k(top_k, min_score)
+    corpus = [str(t) for t in corpus]
+    if not corpus:
+        raise BadInputError("the corpus is empty")
+    ids = list(range(1, len(corpus) + 1)) if corpus_ids is None else list(corpus_ids)
+    if len(ids) != len(corpus):
+        raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
+    exclude = _blank_mask(corpus)
+    c = corpus_matrix(model, corpus, corpus_embeddings, batch_size, progress)
+    made = scorer(c) if scorer is not None else None
+    chunks = (list(queries[s : s + QUERY_CHUNK]) for s in range(0, len(queries), QUERY_CHUNK))
+    rows = []
+    for block in search(chunks, lambda t: encode(model, t, batch_size=batch_size), c, top_k,
+                        made, exclude, max_cells):
+        rows.extend(_rows(block, corpus, ids, min_score, not is_cosine(made)))
+    columns = list(COLUMNS) + ([] if is_cosine(made) else ["score"])
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --- files ---------------------------------------------------------------------
+
+
+def output_format(path):
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise BadInputError(f"--out {path}: unknown output format {ext or '(no extension)'}; "
+                            "use .csv or .jsonl")
+    return OUTPUT_FORMATS[ext]
+
+
+def _text_column(path, column, option, what):
+    """The column of ``path`` to read (None for a plain text file); checks it exists."""
+    from domain_tune.datasets.files import check_text_file, read_csv
+    from domain_tune.datasets.texts import is_csv
+
+    check_text_file(path, what)
+    if not is_csv(path, column):
+        return None
+    header = [str(h) for h in read_csv(path, what, nrows=0).columns]
+    if column is None:
+        if len(header) != 1:
+            raise BadInputError(f"{what} {path} has {len(header)} columns; choose one with {option}")
+        return header[0]
+    if column not in header:
+        raise BadInputError(f"{what} {path} has no column {column!r} (columns: {', '.join(header)})")
+    return column
+
+
+def read_corpus(path, column=None, id_column=None):
+    """Texts and ids of a corpus: a text file (ids: line numbers) or a CSV column.
+
+    In a CSV the ids come from ``id_column``, else the row number (the header
+    is row 1).
+    """
+    from domain_tune.datasets.files import read_csv
+    from domain_tune.datasets.texts import text_chunks
+
+    path = os.fspath(path)
+    if id_column is not None and column is None and not path.lower().endswith((".csv", ".tsv")):
+        raise BadInputError(f"--id-column {id_column}: corpus {path} is not a CSV")
+    column = _text_column(path, column, "--corpus-column", "corpus")
+    texts = [t for chunk in text_chunks(path, column, what="corpus") for t in chunk]
+    if not texts:
+        raise BadInputError(f"corpus {path} holds no texts")
+    if column is None:
+        return texts, list(range(1, len(texts) + 1))
+    if id_column is None:
+        return texts, list(range(2, len(texts) + 2))
+    frame = read_csv(path, "corpus", usecols=lambda c: c == id_column)
+    if id_column not in frame.columns:
+        header = ", ".join(map(str, read_csv(path, "corpus", nrows=0).columns))
+        raise BadInputError(f"corpus {path} has no column {id_column!r} (columns: {header})")
+    ids = frame[id_column].str.strip().tolist()
+    if len(ids) != len(texts):  # pragma: no cover - both read the same rows
+        raise RuntimeError(f"corpus {path}: {len(ids)} ids for {len(texts)} texts")
+    return texts, ids
+
+
+class _CsvWriter:
+    def __init__(self, f, columns):
+        self.w = csv.DictWriter(f, fieldnames=columns)
+        self.w.writeheader()
+
+    def write(self, row):
+        self.w.writerow(row)
+
+
+class _JsonlWriter:
+    def __init__(self, f, columns):
+        self.f = f
+
+    def write(self, row):
+        self.f.write(json.dumps(row, ensure_ascii=False, default=str))
+        self.f.write("\n")
+
+
+def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=None,
+                corpus_column=None, id_column=None, min_score=None, corpus_embeddings=None,
+                model_spec=None, batch_size=256, progress=True, overwrite=False, scorer=None,
+                max_cells=MAX_CELLS, loader=None):
+    """Stream the matches of every query of ``queries_path`` into ``out`` (.csv or .jsonl).
+
+    ``corpus_embeddings`` is a ``.npy`` path: reused if it exists (refused if
+    another model or other texts made it), else written with its record for
+    the next run.  ``out`` appears only when complete.  ``model`` may be
+    ``None`` with ``loader`` (a function returning it), called once the
+    inputs have been checked.  ``scorer``: ``None`` (cosine) or a callable
+    ``scorer(corpus_embeddings)`` returning a :class:`Scorer`.  Returns a
+    summary.
+    """
+    import time
+
+    from domain_tune import embedding_cache
+    from domain_tune.datasets.texts import count_texts, text_chunks
+    from domain_tune.embedding import encode
+    from domain_tune.outputs import check_out
+    from domain_tune.progress import progress_bar
+
+    started = time.perf_counter()
+    fmt = output_format(out)
+    check_out(out, overwrite)
+    _check_k(top_k, min_score)
+    queries_path, corpus_path = os.fspath(queries_path), os.fspath(corpus_path)
+    q_column = _text_column(queries_path, query_column, "--query-column", "queries")
+    n_queries = count_texts(queries_path, q_column, what="queries")
+    texts, ids = read_corpus(corpus_path, corpus_column, id_column)
+    exclude = _blank_mask(texts)
+    if corpus_embeddings is not None:
+        corpus_embeddings = os.fspath(corpus_embeddings)
+        if not os.path.exists(corpus_embeddings):
+            if not corpus_embeddings.lower().endswith(".npy"):
+                raise BadInputError(f"--corpus-embeddings {corpus_embeddings}: name a .npy file")
+            check_out(corpus_embeddings, False)
+    if model is None:
+        model = loader()
+    reused = False
+    if corpus_embeddings is not None and os.path.exists(corpus_embeddings):
+        c = normalize_in_place(embedding_cache.load_cache(corpus_embeddings, model, model_spec, texts))
+        reused = True
+    else:
+        raw = encode(model, texts, batch_size=batch_size, progress=progress, label="Corpus")
+        if corpus_embeddings is not None:
+            meta = embedding_cache.metadata(model, model_spec, len(raw), raw.shape[1],
+                                            embedding_cache.texts_sha256(texts), corpus_path,
+                                            corpus_column)
+            embedding_cache.save_cache(corpus_embeddings, raw, meta)
+        c = normalize_in_place(raw)
+    made = scorer(c) if scorer is not None else None
+    columns = list(COLUMNS) + ([] if is_cosine(made) else ["score"])
+    out = os.fspath(out)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    written = blank = matched = 0
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f, \
+                progress_bar(n_queries, "Matching", enabled=progress) as bar:
+            writer = (_CsvWriter if fmt == "csv" else _JsonlWriter)(f, columns)
+            chunks = text_chunks(queries_path, q_column, chunk=QUERY_CHUNK, what="queries")
+            for block in search(chunks, lambda t: encode(model, t, batch_size=batch_size), c,
+                                top_k, made, exclude, max_cells):
+                blank += sum(1 for q in block.queries if not q.strip())
+                for row in _rows(block, texts, ids, min_score, not is_cosine(made)):
+                    writer.write(row)
+                    written += 1
+                    matched += row["rank"] == 1
+                bar.update(len(block.queries))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    if blank:
+        warnings.warn(f"{blank} blank quer{'y' if blank == 1 else 'ies'} left without matches",
+                      MatchWarning, stacklevel=2)
+    return {"out": out, "format": fmt, "queries": n_queries, "blank_queries": blank,
+            "matched_queries": int(matched), "corpus": len(texts), "top_k": int(top_k),
+            "min_score": min_score, "rows": written,
+            "corpus_embeddings": ({"path": os.fspath(corpus_embeddings), "reused": reused}
+                                  if corpus_embeddings is not None else None),
+            "seconds": round(time.perf_counter() - started, 3)}
