@@ -18,6 +18,9 @@ fast.  Once Keras is imported, domain-tune's Keras classes are registered, so
 ``keras.saving.load_model("RUN/model.keras")`` works after ``import domain_tune``.
 """
 
+import sys
+import types
+
 from domain_tune import _env  # noqa: F401  (quieten TensorFlow before it loads)
 from domain_tune import _keras_hook
 from domain_tune.api import (
@@ -34,3 +37,21 @@ __all__ = [
 ]
 
 _keras_hook.install()
+
+
+class _Package(types.ModuleType):
+    """The package keeps its public functions when a submodule of the same name is imported.
+
+    ``domain_tune.export`` is the function; importing the module
+    ``domain_tune/export.py`` (``from domain_tune.export import ...``, as the
+    library does) would otherwise replace the attribute with the module.
+    The module stays reachable as ``sys.modules["domain_tune.export"]``.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and callable(self.__dict__.get(name)):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

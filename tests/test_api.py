@@ -1,0 +1,176 @@
+"""The public Python API (``import domain_tune``) on tiny random encoders."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import domain_tune as dt
+from domain_tune.errors import BadInputError
+from tests.conftest import ROOT, make_tiny_encoder
+from tests.test_matching import compass_model
+
+STS_LINES = [
+    ("5.0", "a man is dancing", "a man dances"),
+    ("0.5", "a cat sleeps", "the market fell"),
+    ("3.0", "a child rides a horse", "a kid on a horse"),
+    ("1.0", "a woman cooks", "a dog runs"),
+    ("4.0", "two men play chess", "two people play chess"),
+]
+
+
+@pytest.fixture
+def tiny_sts(tmp_path):
+    folder = tmp_path / "sts"
+    folder.mkdir()
+    lines = [f"g\tf\t2012\t{i:04d}\t{s}\t{a}\t{b}" for i, (s, a, b) in enumerate(STS_LINES)]
+    (folder / "sts-dev.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def _python(code):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def test_import_is_fast_and_lazy():
+    result = _python("import sys, domain_tune\n"
+                     "print(sorted(m for m in ('tensorflow', 'keras', 'tensorflow_text', 'pandas') "
+                     "if m in sys.modules))\n"
+                     "print(all(callable(getattr(domain_tune, n)) for n in domain_tune.__all__ "
+                     "if n[0].islower() and not n.startswith('__')))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_public_functions_are_documented():
+    for name in ("load_model", "encode", "train", "evaluate_sts", "evaluate_retrieval", "match",
+                 "plot_similarity", "export", "interpolate"):
+        fn = getattr(dt, name)
+        assert fn.__doc__ and len(fn.__doc__.split()) > 10, name
+        assert fn.__annotations__.get("return"), name
+
+
+def test_load_model_and_encode(tiny_model_dir):
+    model = dt.load_model(tiny_model_dir)
+    vectors = dt.encode(model, ["data scientist", "nurse", "data scientist"])
+    assert vectors.shape == (3, 8) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-6)
+    np.testing.assert_allclose(dt.encode(str(tiny_model_dir), ["nurse"])[0], vectors[1], atol=1e-6)
+    with pytest.raises(BadInputError, match="^unknown model 'nope'"):
+        dt.load_model("nope")
+    with pytest.raises(BadInputError, match="a list of strings"):
+        dt.encode(model, "one string")
+
+
+def test_train_returns_metrics_and_path(tmp_path, tiny_model_dir, pairs_csv):
+    lines = []
+    run = dt.train(pairs_csv, tmp_path / "run", model=tiny_model_dir, epochs=2, no_sts=True,
+                   learning_rate=3e-3, loss="cosent", quiet=True, echo=lines.append,
+                   texts=["nurse", "chef", "data analyst"])
+    assert run.path == str(tmp_path / "run") and os.path.isfile(os.path.join(run.path, "model.keras"))
+    assert run.metrics["epochs_run"] == 2 and run.metrics["sts"] is None
+    assert run.metrics["options"]["fit"]["learning_rate"] == 3e-3
+    assert run.metrics["options"]["fit"]["loss"] == "cosent"
+    assert json.load(open(os.path.join(run.path, "metrics.json")))["train_pairs"] == \
+        run.metrics["train_pairs"]
+    assert lines and lines[0].startswith("before:")
+    assert run.card.startswith("# ")
+    assert dt.encode(run.load(), ["nurse"]).shape == (1, 8)
+
+
+def test_train_options_and_errors(tmp_path, pairs_csv):
+    options = dt.train_options()
+    assert options["epochs"] == 20 and options["learning_rate"] == 1e-5
+    assert options["embeddings"] == "trainable" and options["no_sts"] is False
+    with pytest.raises(BadInputError, match="unknown option 'epoch'"):
+        dt.train(pairs_csv, tmp_path / "r", epoch=3)
+    with pytest.raises(BadInputError, match="--epochs must be at least 1"):
+        dt.train(pairs_csv, tmp_path / "r", epochs=0, no_sts=True)
+    with pytest.raises(BadInputError, match="not a directory; or pass --no-sts"):
+        dt.train(pairs_csv, tmp_path / "r", sts_dir=tmp_path / "absent")
+    assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_sts_matches_the_evaluator(tiny_model_dir, tiny_sts):
+    from domain_tune.evaluation.sts import evaluate_sts
+
+    result = dt.evaluate_sts(tiny_model_dir, sts_dir=tiny_sts, limit=4)
+    assert result["split"] == "dev" and result["n"] == 4
+    direct = evaluate_sts(dt.load_model(tiny_model_dir), *zip(*[(a, b, float(s)) for s, a, b in
+                                                                 STS_LINES[:4]]))
+    assert result["pearson"] == pytest.approx(direct["pearson"], abs=1e-6)
+    with pytest.raises(BadInputError, match="unknown STS split 'val'"):
+        dt.evaluate_sts(tiny_model_dir, split="val", sts_dir=tiny_sts)
+
+
+def test_evaluate_retrieval(tmp_path):
+    q = tmp_path / "q.csv"
+    q.write_text("query,id\nnorth,N\neast,E\nnortheast,W\n", encoding="utf-8")
+    c = tmp_path / "c.csv"
+    c.write_text("label,id\nnorth,N\neast,E\nwest,W\n", encoding="utf-8")
+    result = dt.evaluate_retrieval(compass_model(), q, c, id_column="id")
+    assert result["n"] == 3 and result["corpus"] == 3
+    assert result["top1"] == pytest.approx(2 / 3)  # northeast: north and east beat west
+    assert result["mrr"] == pytest.approx((1 + 1 + 1 / 3) / 3)
+
+
+def test_match_in_memory():
+    frame = dt.match(compass_model(), ["north", "west"], ["south", "northeast", "west"], top_k=2,
+                     corpus_ids=["S", "NE", "W"])
+    assert frame[["query", "rank", "corpus_id", "corpus_text"]].values.tolist() == [
+        ["north", 1, "NE", "northeast"], ["north", 2, "W", "west"],
+        ["west", 1, "W", "west"], ["west", 2, "S", "south"],
+    ]
+    assert frame["cosine"].tolist() == [0.707107, 0.0, 1.0, 0.0]
+    assert frame["angular"].tolist()[0] == 0.75
+    assert len(dt.match(compass_model(), ["north"], ["south", "northeast"], min_score=0.5)) == 1
+
+
+def test_plot_similarity_returns_a_figure_and_writes_png(tmp_path, sp_model_path):
+    from matplotlib.figure import Figure
+
+    base, tuned = make_tiny_encoder(sp_model_path, seed=0), make_tiny_encoder(sp_model_path, seed=1)
+    texts = ["nurse", "chef", "data analyst", "data scientist"]
+    fig = dt.plot_similarity(base, tuned, texts, titles=["base", "tuned"])
+    assert isinstance(fig, Figure)
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in heatmaps][:2] == ["base", "tuned"]
+    assert len(heatmaps) == 3  # base, tuned, tuned minus base
+    delta = heatmaps[2].images[0]
+    lo, hi = delta.get_clim()
+    assert lo == -hi and delta.get_cmap().name == "RdBu_r"
+    out = tmp_path / "sim.png"
+    fig = dt.plot_similarity(base, texts=texts, out=out)
+    assert len([ax for ax in fig.axes if ax.images]) == 1
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(BadInputError, match="name it \\*.png"):
+        dt.plot_similarity(base, out=tmp_path / "sim.jpg")
+
+
+def test_export_and_interpolate(tmp_path, sp_model_path):
+    import tensorflow as tf
+
+    base, tuned = make_tiny_encoder(sp_model_path, seed=0), make_tiny_encoder(sp_model_path, seed=1)
+    texts = tf.constant(["nurse", "chef"])
+    base(texts), tuned(texts)
+    base.save(tmp_path / "base.keras")
+    tuned.save(tmp_path / "tuned.keras")
+    out = dt.export(tmp_path / "tuned.keras", tmp_path / "exported")
+    assert os.path.isfile(os.path.join(out, "saved_model.pb"))
+    np.testing.assert_allclose(dt.encode(out, ["nurse"]), dt.encode(tuned, ["nurse"]), atol=1e-5)
+    with pytest.raises(BadInputError, match="already exists; pass --overwrite"):
+        dt.export(tuned, tmp_path / "exported")
+    report = dt.interpolate(tmp_path / "tuned.keras", tmp_path / "mixed", base=tmp_path / "base.keras",
+                            alpha=0.5)
+    assert report["alpha"] == 0.5 and os.path.isfile(tmp_path / "mixed" / "model.keras")
+    with pytest.raises(BadInputError, match="interpolating would change nothing"):
+        dt.interpolate(tmp_path / "base.keras", tmp_path / "m2", base=tmp_path / "base.keras")
+    with pytest.raises(BadInputError, match=r"--alpha 1.5 must be in \[0, 1\]"):
+        dt.interpolate(tmp_path / "tuned.keras", tmp_path / "m2", base=tmp_path / "base.keras",
+                       alpha=1.5)
