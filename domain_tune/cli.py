@@ -518,6 +518,9 @@ def _default_out():
 @multilingual_dir_option
 @click.option("--texts", "texts_file", type=click.Path(),
               help="Texts of similarity.png, one per line [default: nine job titles].")
+@click.option("--data-attribution", metavar="TEXT",
+              help="Licence and attribution of PAIRS for the model card [default: the line with "
+              "a (c) or licence in a README.md beside PAIRS].")
 @click.option("--loss", type=click.Choice(["mse", "cosent", "in-batch", "in-batch-symmetric"]),
               default="mse",
               show_default=True,
@@ -549,7 +552,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
               lr_schedule, warmup, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
-              as_json, multilingual, multilingual_dir):
+              as_json, multilingual, multilingual_dir, data_attribution):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
     A shared-weight siamese model embeds both texts; their angular similarity
@@ -585,7 +588,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         sts=not no_sts, sts_dir=sts_dir, sts_limit=sts_limit,
         multilingual=multilingual, multilingual_dir=multilingual_dir,
         plot_texts=_read_texts_file(texts_file) if texts_file else None,
-        overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
+        data_attribution=data_attribution, overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
         mixed_precision=mixed_precision, verbose=0 if (quiet or as_json) else 2,
     )
     echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo

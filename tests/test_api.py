@@ -80,7 +80,10 @@ def test_train_returns_metrics_and_path(tmp_path, tiny_model_dir, pairs_csv):
     assert json.load(open(os.path.join(run.path, "metrics.json")))["train_pairs"] == \
         run.metrics["train_pairs"]
     assert lines and lines[0].startswith("before:")
-    assert run.card.startswith("# ")
+    from domain_tune.training.model_card import render
+
+    assert run.card == render(dt.read_metrics(run.path))  # the card is metrics.json rendered
+    assert run.card.startswith("# tiny_model, fine-tuned on pairs.csv")
     assert dt.encode(run.load(), ["nurse"]).shape == (1, 8)
 
 

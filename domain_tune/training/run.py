@@ -33,14 +33,14 @@ from domain_tune.datasets.pairs import (
 from domain_tune.datasets.sts import load_split
 from domain_tune.datasets.stsb_multi import load_for_training
 from domain_tune.errors import BadInputError, TrainingInterrupted
-from domain_tune.evaluation.multilingual import evaluate_panel, panel_markdown, summary_lines
+from domain_tune.evaluation.multilingual import evaluate_panel, summary_lines
 from domain_tune.evaluation.sts import evaluate_sts
 from domain_tune.export import save_model_dir
 from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
 from domain_tune.seeding import seed_everything
-from domain_tune.training import run_dir
+from domain_tune.training import model_card, run_dir
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
 from domain_tune.training.losses import POSITIVE, READS_NEGATIVES
@@ -66,6 +66,7 @@ class TrainJob:
     multilingual: str = None  # panel languages: None (default, if data is found), "all", "none", a list
     multilingual_dir: str = None
     plot_texts: list = None
+    data_attribution: str = None  # licence line of the pairs (default: from a README.md beside them)
     overwrite: bool = False
     resume: bool = False
     distribute: str = "none"
@@ -245,6 +246,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
             "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
             "options": job.options(),
             "seconds": round(time.perf_counter() - started, 1),
+            "data_attribution": job.data_attribution or model_card.data_attribution(job.pairs_path),
+            "environment": model_card.environment(),
         }
         _write_outputs(work, job, encoder, state, metrics, base_matrix, texts)
     except TrainingInterrupted as e:
@@ -309,93 +312,4 @@ def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
         texts, os.path.join(work, "similarity.png"),
     )
     with open(os.path.join(work, "README.md"), "w", encoding="utf-8") as f:
-        f.write(model_card(job, metrics))
-
-
-def _versions():
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("domain-tune", "tensorflow", "tensorflow-text", "keras", "numpy", "pandas"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _fmt(d, key):
-    return f"{d[key]:.4f}" if d and d.get(key) is not None else "n/a"
-
-
-def _multilingual_card(m):
-    panel = m.get("multilingual")
-    if not panel:
-        return ""
-    before = panel["before"]
-    return f"""
-### Multilingual STS ({before['split']}, {before['n']} pairs per language)
-
-Pearson of cosine similarity: mono in each language, cross-lingual with sentence 1 in
-{before['pivot']}; translation retrieval accuracy (both directions averaged).
-
-{panel_markdown(before, panel["after"])}
-"""
-
-
-def model_card(job, m):
-    sts, val = m["sts"] or {}, m["validation"]
-    rows = []
-    if sts:
-        for key in ("pearson", "spearman"):
-            rows.append(f"| STS-B dev {key} | {_fmt(sts['before'], key)} | {_fmt(sts['after'], key)} |")
-    loss_label = "validation MSE" if job.fit.loss == "mse" else f"validation loss ({job.fit.loss})"
-    for key, label in (("loss", loss_label), ("mae", "validation MAE"), ("mape", "validation MAPE")):
-        rows.append(f"| {label} | {_fmt(val['before'], key)} | {_fmt(val['after'], key)} |")
-    options = "\n".join(f"- `{k}`: `{v}`" for k, v in m["options"].items() if k != "fit")
-    options += "\n" + "\n".join(f"- `fit.{k}`: `{v}`" for k, v in m["options"]["fit"].items())
-    versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
-    return f"""# Tuned sentence encoder: {os.path.basename(os.path.normpath(job.out))}
-
-Fine-tuned from `{job.model}` with domain-tune on scored pairs (siamese model, angular
-similarity, loss `{job.fit.loss}`).
-
-## Data
-
-- pairs: `{job.pairs_path}` (sha256 `{m['data_sha256']}`)
-- training pairs: {m['train_pairs']}, validation pairs: {m['val_pairs']}; hard negatives: {m['hard_negatives']}
-  ({'file ' + job.validation_file if job.validation_file else f'{job.validation_split:g} of the pairs, seed {job.fit.seed}'})
-
-## Results
-
-| metric | before | after |
-| --- | --- | --- |
-{chr(10).join(rows)}
-
-Epochs run: {m['epochs_run']}; best epoch: {m['best_epoch']}; stopped early: {m['stopped_early']};
-wall time: {m['seconds']} s.
-{_multilingual_card(m)}
-## Options
-
-{options}
-
-## Load it
-
-```bash
-domain-tune embed texts.txt --model {job.out} --out embeddings.npy
-domain-tune eval-sts --model {job.out}
-```
-
-```python
-import tensorflow_hub as hub, tensorflow_text  # noqa: F401
-embed = hub.load("{job.out}/saved_model")
-vectors = embed(["a text", "un testo"])
-```
-
-or, with domain-tune installed, `domain_tune.models.loading.load_model("{job.out}")` (Keras 3).
-
-## Environment
-
-{versions}; Python {platform.python_version()} on {platform.machine()};
-{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}.
-"""
+        f.write(model_card.render(metrics))
