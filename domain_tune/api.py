@@ -140,6 +140,8 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
     if "quiet" in options:
         job.verbose = 0 if options.pop("quiet") else job.verbose
     for name, value in options.items():
+        if name == "text_columns" and isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(","))
         if isinstance(value, list) and name in ("text_columns", "score_range"):
             value = tuple(value)
         if name in _TRAIN_ALIASES:

@@ -33,3 +33,19 @@ def test_a_text_column_named_negative_is_not_a_hard_negative(tmp_path):
     pairs = read_pairs(path, ("base", "negative"), "score")
     assert pairs.ref == ["b"] and pairs.negative is None
     np.testing.assert_array_equal(pairs.similarity, [1.0])
+
+
+def test_duplicate_and_long_text_warnings_count_in_the_singular(tmp_path):
+    import warnings
+
+    from domain_tune.datasets.pairs import read_pairs
+
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity\na,b,1\na,b,1\nc,d,0.5\n" + "x" * 3000 + ",y,0.5\n",
+                    encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_pairs(str(path))
+    messages = [str(w.message) for w in caught]
+    assert any(": 1 duplicate pair (row 3); kept" in m for m in messages), messages
+    assert any(": 1 text longer than" in m for m in messages), messages
