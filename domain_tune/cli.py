@@ -620,6 +620,9 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
 def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite, as_json):
     """Heatmap of pairwise similarity of texts under one or two models.
 
+    With --compare, a third panel shows the second model minus the first
+    (red: drawn together, blue: pushed apart) on a colour scale of its own.
+
     \b
     Example:
       domain-tune plot-similarity --compare runs/esco --out base_vs_tuned.png

@@ -8,9 +8,10 @@ queries stream through.  The ``top_k`` of a block are found with
 ``argpartition`` (linear in the corpus) and then sorted; ties go to the
 earlier corpus entry.
 
-Scoring is a hook: a *scorer* is called on each block of queries (their texts
-and embeddings) and returns the block's scores against the whole corpus,
-higher is better.  :class:`CosineScorer` is the default; another scorer (a
+Scoring is a hook: a *scorer* is built once from the corpus (its texts and
+unit-length embeddings), then called on each block of queries (their texts
+and unit-length embeddings) and returns the block's scores against the whole
+corpus, higher is better.  :class:`CosineScorer` is the default; another scorer (a
 lexical + dense fusion, say) ranks with its own score, and the rows still
 report cosine and angular similarity of the pair (and the scorer's ``score``).
 """
@@ -214,8 +215,8 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
           progress: bool = False, scorer=None, max_cells: int = MAX_CELLS):
     """In memory: a DataFrame of the ``top_k`` matches of each query (see :data:`COLUMNS`).
 
-    ``scorer``: ``None`` (cosine) or a callable ``scorer(corpus_embeddings)``
-    returning a :class:`Scorer`.
+    ``scorer``: ``None`` (cosine) or a factory ``scorer(corpus_texts,
+    corpus_embeddings)`` returning a :class:`Scorer`.
     """
     import pandas as pd
 
@@ -230,7 +231,7 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
         raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
     exclude = _blank_mask(corpus)
     c = corpus_matrix(model, corpus, corpus_embeddings, batch_size, progress)
-    made = scorer(c) if scorer is not None else None
+    made = scorer(corpus, c) if scorer is not None else None
     chunks = (list(queries[s : s + QUERY_CHUNK]) for s in range(0, len(queries), QUERY_CHUNK))
     rows = []
     for block in search(chunks, lambda t: encode(model, t, batch_size=batch_size), c, top_k,
@@ -327,9 +328,9 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
     another model or other texts made it), else written with its record for
     the next run.  ``out`` appears only when complete.  ``model`` may be
     ``None`` with ``loader`` (a function returning it), called once the
-    inputs have been checked.  ``scorer``: ``None`` (cosine) or a callable
-    ``scorer(corpus_embeddings)`` returning a :class:`Scorer`.  Returns a
-    summary.
+    inputs have been checked.  ``scorer``: ``None`` (cosine) or a factory
+    ``scorer(corpus_texts, corpus_embeddings)`` returning a :class:`Scorer`
+    (built once, then called on every block of queries).  Returns a summary.
     """
     import time
 
@@ -368,7 +369,7 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
                                             corpus_column)
             embedding_cache.save_cache(corpus_embeddings, raw, meta)
         c = normalize_in_place(raw)
-    made = scorer(c) if scorer is not None else None
+    made = scorer(texts, c) if scorer is not None else None
     columns = list(COLUMNS) + ([] if is_cosine(made) else ["score"])
     out = os.fspath(out)
     tmp = f"{out}.tmp-{os.getpid()}"

@@ -241,3 +241,27 @@ def test_library_refuses_bad_k():
 
     with pytest.raises(BadInputError, match="--top-k must be at least 1"):
         _check_k(0, None)
+
+
+def test_match_with_a_scorer_factory_adds_its_score_column():
+    from domain_tune.matching import match
+
+    seen = {}
+
+    def factory(texts, embeddings):
+        seen["texts"] = texts
+
+        class Reverse(CosineScorer):
+            name = "reverse"
+
+            def __call__(self, queries, q):
+                return -super().__call__(queries, q)
+
+        return Reverse(embeddings)
+
+    frame = match(compass_model(), ["north"], ["south", "northeast", "north"], top_k=2,
+                  scorer=factory)
+    assert seen["texts"] == ["south", "northeast", "north"]
+    assert frame.columns.tolist()[-1] == "score"
+    assert frame["corpus_text"].tolist() == ["south", "northeast"]
+    assert frame["cosine"].tolist() == [-1.0, 0.707107]
