@@ -47,13 +47,16 @@ def similarity_matrix(model, texts, metric="angular"):
     return angular(cos) if metric == "angular" else cos
 
 
-def _annotate(ax, mat, threshold, fmt, dark_above=True):
+def _annotate(ax, mat, threshold, fmt, diverging=False):
+    """Values in the cells: white text on dark cells (low values, or far from 0 when diverging)."""
     n = len(mat)
     if n > 25:
         return
     for i in range(n):
         for j in range(n):
-            light = abs(mat[i, j]) > threshold if not dark_above else mat[i, j] <= threshold
+            if diverging and i == j:
+                continue  # a text's similarity to itself never changes
+            light = abs(mat[i, j]) > threshold if diverging else mat[i, j] <= threshold
             ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=7,
                     color="white" if light else "black")
 
@@ -87,7 +90,7 @@ def similarity_figure(matrices, titles, texts, metric="angular", difference=None
             image = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
             _ticks(ax, labels)
             ax.set_title(title, fontsize=11)
-            _annotate(ax, mat, vmin + 0.6 * (vmax - vmin), ".2f", dark_above=False)
+            _annotate(ax, mat, vmin + 0.6 * (vmax - vmin), ".2f")
         fig.colorbar(image, ax=axes[:k].tolist(), shrink=0.8, label=f"{metric} similarity")
         if difference:
             delta = matrices[1] - matrices[0]
@@ -99,7 +102,7 @@ def similarity_figure(matrices, titles, texts, metric="angular", difference=None
             _ticks(ax, labels)
             ax.set_title(f"change ({shorten(titles[1], 24, keep='end')} \u2212 "
                          f"{shorten(titles[0], 24, keep='end')})", fontsize=11)
-            _annotate(ax, delta, 0.6 * bound, "+.2f")
+            _annotate(ax, delta, 0.6 * bound, "+.2f", diverging=True)
             fig.colorbar(diff_image, ax=ax, shrink=0.8, label=f"change in {metric} similarity")
     return fig
 
