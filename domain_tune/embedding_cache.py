@@ -138,7 +138,8 @@ def load_cache(npy_path, model, model_spec, texts, option="--corpus-embeddings")
         raise BadInputError(
             f"{option} {npy_path} was made from other texts than this corpus; embed the corpus again"
         )
-    return np.array(matrix, dtype=np.float32)
+    del matrix
+    return np.asarray(np.load(npy_path), dtype=np.float32)  # one copy in memory, not two
 
 
 def save_cache(npy_path, matrix, meta):

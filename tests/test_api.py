@@ -83,7 +83,7 @@ def test_train_returns_metrics_and_path(tmp_path, tiny_model_dir, pairs_csv):
     from domain_tune.training.model_card import render
 
     assert run.card == render(dt.read_metrics(run.path))  # the card is metrics.json rendered
-    assert run.card.startswith("# tiny_model, fine-tuned on pairs.csv")
+    assert run.card.startswith(f"# tiny_model, fine-tuned on {tmp_path.name}/pairs.csv\n")
     assert dt.encode(run.load(), ["nurse"]).shape == (1, 8)
 
 
