@@ -30,7 +30,7 @@ def test_evaluation_rows_before_after_and_change():
     card = render(METRICS)
     assert "| STS-B dev Pearson | 0.8309 | 0.8313 | +0.0004 |" in card
     assert "| translation retrieval, mean accuracy | 0.9500 | 0.9400 | -0.0100 |" in card
-    assert "| de | 0.7900 | 0.8000 | 0.7700 | 0.7800 |" in card
+    assert "| de | 0.7900 -> 0.8000 (+0.0100) | 0.7700 -> 0.7800 (+0.0100) |" in card
     assert "Mean distillation loss per epoch: 0.00120, 0.00090." in card
     plain = copy.deepcopy(METRICS)
     del plain["multilingual"], plain["alignment"]
