@@ -294,7 +294,8 @@ def render(m):
     base_note = BASE_MODELS.get(base, (None, None))[1]
     attribution = m.get("data_attribution") or o.get("data_attribution")
     data_rows = [
-        ("pairs file", f"`{o['pairs_path']}` (sha256 `{(m.get('data_sha256') or '')[:16]}…`)"),
+        ("pairs file", f"`{o['pairs_path']}`"),
+        ("sha256 of the pairs", f"`{m.get('data_sha256') or '—'}`"),
         ("training pairs", f"{m['train_pairs']:,}"),
         ("validation pairs", f"{m['val_pairs']:,} " + (
             f"(file `{o['validation_file']}`)" if o.get("validation_file") else
