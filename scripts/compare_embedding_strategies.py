@@ -58,9 +58,10 @@ sys.path.insert(0, str(ROOT))
 from domain_tune import _env  # noqa: E402,F401
 from domain_tune.datasets.pairs import read_pairs, split_pairs  # noqa: E402
 from domain_tune.datasets.sts import load_split  # noqa: E402
-from domain_tune.datasets.taxonomy import (  # noqa: E402
-    build_pairs, only_groups, read_esco, read_retrieval_set, write_pairs,
-)
+from domain_tune.datasets.pairs_folder import write_pairs  # noqa: E402
+from domain_tune.datasets.retrieval_set import read_retrieval_set  # noqa: E402
+from domain_tune.datasets.taxonomy import only_groups, read_esco  # noqa: E402
+from domain_tune.datasets.taxonomy_pairs import build_pairs  # noqa: E402
 from domain_tune.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from domain_tune.evaluation.sts import evaluate_sts  # noqa: E402
 from domain_tune.models.layers import use_sparse_reads  # noqa: E402
