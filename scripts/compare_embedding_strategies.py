@@ -16,11 +16,13 @@ the training split seen at least twice that the model splits into
 goes to ``--add-vocab``).
 
 Settings (``--settings``): the embeddings doing the work (``--freeze-encoder``,
-only the table trains) and the whole model training, each at learning rates
-from the article's 1e-5 to the original experiment's 3e-3.  Every setting
-trains the four strategies from the same data, seed and batches, for
-``--epochs`` epochs (no early stopping; the reported model is the best
-validation epoch's, as ``train`` restores it).
+only the table trains; lr 3e-4 and 3e-3) and the whole model training (lr
+1e-5, 3e-4, 3e-3): learning rates from the article's 1e-5 to the original
+experiment's 3e-3.  Every setting trains the four strategies from the same
+data, seed and batches, for ``--epochs`` epochs (no early stopping; the
+reported model is the best validation epoch's, as ``train`` restores it).
+The whole-model settings at 1e-5 and 3e-4 also train a reference without new
+pieces (does adding them pay at all?).
 
 Per setting and strategy: train and validation loss per epoch (epoch 0 is the
 starting point), held-out retrieval top-1 / MRR, STS-B dev Pearson (first
@@ -405,7 +407,8 @@ def write_report(args, results, settings, base, info, summary, path, elapsed):
         f"{platform.python_version()}; {datetime.date.today()}; training and measuring took "
         f"{sum(r['seconds'] for x in results.values() for r in x.values()) / 60:.0f} min in all "
         f"(this run: {elapsed / 60:.0f} min, the rest from the cache) on a machine shared with "
-        "other jobs, so 2-3x slower than a quiet one. Command: `python scripts/compare_embedding_strategies.py`"
+        "other jobs, so 2-3x slower than a quiet one. Command: "
+        "`python scripts/compare_embedding_strategies.py`"
         + (f" `{' '.join(sys.argv[1:])}`" if sys.argv[1:] else "") + ".",
     ]
     pathlib.Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
