@@ -1,8 +1,10 @@
 """Reading pairs files: the optional hard-negative column."""
 
 import numpy as np
+import pytest
 
 from domain_tune.datasets.pairs import read_pairs, split_pairs
+from domain_tune.errors import BadInputError
 
 
 def test_negative_column_is_read_and_follows_splits(tmp_path):
@@ -33,3 +35,18 @@ def test_a_text_column_named_negative_is_not_a_hard_negative(tmp_path):
     pairs = read_pairs(path, ("base", "negative"), "score")
     assert pairs.ref == ["b"] and pairs.negative is None
     np.testing.assert_array_equal(pairs.similarity, [1.0])
+
+
+def test_several_negative_columns(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity,negative_2,negative,negative_10,negative_x\n"
+                    "a,b,1,n2,n1,n10,x\nc,d,0.5,,,,\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs.negative == ["n1", ""]
+    assert pairs.more_negatives == [["n2", ""], ["n10", ""]]  # negative_x is no negative column
+    assert list(pairs.negatives()) == ["negative", "negative_2", "negative_3"]
+    assert pairs.take([1]).negatives()["negative_3"] == [""]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("base,ref,similarity,negative_2\na,b,1,n2\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="'negative_2' without a 'negative' column"):
+        read_pairs(bad)
