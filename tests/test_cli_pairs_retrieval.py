@@ -464,3 +464,18 @@ def test_eval_retrieval_hybrid_options(tmp_path, tiny_model_dir):
     assert same.exit_code == 2 and "shares queries with --queries" in same.output
     alone = run(*common, "--description-weight", 0.5)
     assert alone.exit_code == 2 and "--description-weight needs --description-column" in alone.output
+
+
+def test_pairs_with_several_hard_negatives(toy_path, tmp_path, tiny_model_dir):
+    out = tmp_path / "pairs"
+    result = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--hard-negatives",
+                 "--mining-model", tiny_model_dir, "--mining-depth", 3,
+                 "--hard-negatives-per-pair", 2, "--json")
+    assert result.exit_code == 0, result.output
+    train = pd.read_csv(out / "train.csv", keep_default_na=False)
+    assert list(train.columns) == ["base", "ref", "similarity", "negative", "negative_2"]
+    positive = train[train.similarity >= 0.99]
+    both = positive[(positive.negative != "") & (positive.negative_2 != "")]
+    assert len(both) > 0 and (both.negative != both.negative_2).all()
+    assert json.loads(result.stdout)["params"]["hard_negatives"]["per_pair"] == 2
+    assert "`base,ref,similarity,negative,negative_2`" in (out / "README.md").read_text("utf-8")
