@@ -216,18 +216,53 @@ def evaluate_sts(model: ModelLike = DEFAULT_MODEL, *, split: str = "dev",
 def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
                        query_column: str = "query", label_column: str = "label",
                        id_column: str = "conceptUri", limit: Optional[int] = None,
+                       lexical_weight: float = 0.0, description_column: Optional[str] = None,
+                       description_weight: float = 0.0, tune_on: Optional[PathLike] = None,
                        batch_size: int = 256, progress: bool = False) -> dict:
     """Top-1/5/10 accuracy and MRR of ranking ``corpus`` for each query (``domain-tune eval-retrieval``).
 
     ``queries`` and ``corpus`` are CSV files (as ``pairs esco`` writes
     ``heldout_queries.csv`` and ``corpus.csv``).  Returns ``{"n", "corpus",
     "top1", "top5", "top10", "mrr"}``.
+
+    Hybrid scoring (:mod:`domain_tune.evaluation.hybrid`): ``lexical_weight``
+    adds that times the character n-gram TF-IDF cosine of query and label;
+    ``description_column`` names a second text of each corpus entry, whose
+    embedding joins the label's with ``description_weight``; ``tune_on``, a
+    file of validation queries (never the evaluated ones), chooses both
+    weights.  The result then also holds ``"weights"`` (and ``"validation"``).
     """
     from domain_tune.datasets.retrieval_set import read_retrieval_set
 
     data = read_retrieval_set(os.fspath(queries), os.fspath(corpus), query_column, id_column,
                               label_column, limit)
+    hybrid = bool(lexical_weight or description_column or tune_on)
+    if description_weight and not description_column:
+        raise BadInputError("--description-weight needs --description-column")
+    descriptions = validation = None
+    if description_column:
+        from domain_tune.datasets.files import read_csv_columns
+
+        descriptions = read_csv_columns(os.fspath(corpus), [description_column], "corpus",
+                                        {description_column: "--description-column"})
+        descriptions = descriptions[description_column].tolist()
+    if tune_on:
+        tune = read_retrieval_set(os.fspath(tune_on), os.fspath(corpus), query_column, id_column,
+                                  label_column)
+        if set(tune.queries) & set(data.queries):
+            raise BadInputError(f"--tune-on {os.fspath(tune_on)} shares queries with --queries "
+                                f"{os.fspath(queries)}; choose the weights on other queries")
+        validation = (tune.queries, tune.query_ids)
     encoder = _model(model)
+    if hybrid:
+        from domain_tune.evaluation.hybrid import HybridWeights, evaluate_hybrid
+
+        weights = None if tune_on else HybridWeights(lexical_weight, description_weight)
+        return evaluate_hybrid(
+            encoder, data.queries, data.query_ids, data.corpus_labels, data.corpus_ids, weights,
+            corpus_descriptions=descriptions, validation=validation, batch_size=batch_size,
+            progress=progress,
+        )
     from domain_tune.evaluation.retrieval import evaluate_retrieval as _evaluate
 
     return _evaluate(encoder, data.queries, data.query_ids, data.corpus_labels, data.corpus_ids,

@@ -497,6 +497,9 @@ def _default_out():
               "at the last step.")
 @click.option("--warmup", type=float, default=0.0, show_default=True,
               help="Fraction of all steps over which the learning rate rises from 0.")
+@click.option("--mini-batch-size", type=click.IntRange(min=1), metavar="N",
+              help="Cache gradients (GradCache): embed each batch N texts at a time, so a large "
+              "--batch-size of in-batch negatives needs the memory of N texts only.")
 @click.option("--bucket/--no-bucket", default=True, show_default=True,
               help="Group pairs of similar length into batches (less padding, 3-4x faster).")
 @click.option("--validation-split", type=float, default=0.2, show_default=True)
@@ -549,7 +552,7 @@ def _default_out():
 @needs_tensorflow
 def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
-              lr_schedule, warmup, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
+              lr_schedule, warmup, mini_batch_size, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
               as_json, multilingual, multilingual_dir, data_attribution):
@@ -581,7 +584,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
                        beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clipnorm=clipnorm,
                        optimizer=optimizer, patience=patience, min_delta=min_delta,
                        monitor=monitor, seed=seed, loss=loss, bucket_by_length=bucket,
-                       lr_schedule=lr_schedule, warmup=warmup),
+                       lr_schedule=lr_schedule, warmup=warmup,
+                       mini_batch_size=mini_batch_size),
         embeddings=EmbeddingOptions(strategy=embeddings, add_vocab=add_vocab,
                                     max_new_pieces=max_new_pieces, new_rows=new_rows,
                                     freeze_encoder=freeze_encoder),
@@ -704,6 +708,10 @@ def _pairs_options(f):
                      help="Model that ranks the candidates for --hard-negatives."),
         click.option("--mining-depth", type=int, default=10, show_default=True,
                      help="Draw each hard negative from this many best-ranked candidates."),
+        click.option("--hard-negatives-per-pair", "per_pair", type=click.IntRange(min=1),
+                     default=1, show_default=True,
+                     help="Hard negatives mined per positive pair (columns negative, "
+                     "negative_2, ...)."),
         overwrite_option,
         json_option,
     ]
@@ -752,7 +760,7 @@ def _column_options(defaults):
 def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, holdout, seed,
                 negatives, synonyms, related, positive_cosine, related_cosine, unrelated_cosine,
                 descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth,
-                corpus_aware, language, label_files):
+                corpus_aware, language, label_files, per_pair=1):
     from domain_tune.datasets import taxonomy as tx
     from domain_tune.datasets.pairs_folder import write_pairs
     from domain_tune.datasets.taxonomy_pairs import build_pairs
@@ -781,7 +789,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
         import_tensorflow()  # quietly, before the mining module imports it
         from domain_tune.datasets.mining import add_hard_negatives
 
-        add_hard_negatives(pairset, mining_model, mining_depth, seed, progress=not as_json)
+        add_hard_negatives(pairset, mining_model, mining_depth, seed, progress=not as_json,
+                           per_pair=per_pair)
     write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
                 command=_command_line())
     s = pairset.stats
@@ -903,6 +912,9 @@ def pairs_taxonomy_cmd(path, out, overwrite, as_json, separator, attribution, **
 @model_option
 @click.option("--depth", type=int, default=10, show_default=True,
               help="Draw each negative from this many best-ranked candidates.")
+@click.option("--per-pair", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Negatives per positive pair (columns negative, negative_2, ...), distinct, "
+              "drawn from the --depth best.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--text-columns", default="base,ref", show_default=True, callback=_column_pair,
               help="The two text columns.")
@@ -913,14 +925,15 @@ def pairs_taxonomy_cmd(path, out, overwrite, as_json, separator, attribution, **
 @overwrite_option
 @json_option
 @needs_tensorflow
-def mine_negatives_cmd(pairs, out, model, depth, seed, text_columns, score_column, score_range,
-                       overwrite, as_json):
+def mine_negatives_cmd(pairs, out, model, depth, per_pair, seed, text_columns, score_column,
+                       score_range, overwrite, as_json):
     """Add a hard negative to each positive pair of a pairs file.
 
     For each positive pair (score >= 0.99), --model ranks the refs of all
     positive pairs for its base and one of the --depth best that is not a
-    positive of that base becomes its 'negative'.  The in-batch losses of
-    `train` rank the ref above it.  Other columns are kept.
+    positive of that base becomes its 'negative' (--per-pair N: N distinct
+    ones, in negative, negative_2, ...).  The in-batch losses of `train` rank
+    the ref above all of them.  Other columns are kept.
 
     \b
     Example:
@@ -932,8 +945,10 @@ def mine_negatives_cmd(pairs, out, model, depth, seed, text_columns, score_colum
     _refuse_existing(out, overwrite)
     if depth < 1:
         raise BadInputError(f"--depth must be at least 1 (got {depth})")
+    if per_pair > depth:
+        raise BadInputError(f"--per-pair {per_pair} exceeds the --depth {depth} it draws from")
     info = mine_pairs_file(pairs, out, _load(model), depth, seed, text_columns, score_column,
-                           score_range, progress=not as_json)
+                           score_range, progress=not as_json, per_pair=per_pair)
     if as_json:
         _print_json({"out": out, "model": model, **info})
     else:
@@ -953,16 +968,31 @@ def mine_negatives_cmd(pairs, out, model, depth, seed, text_columns, score_colum
 @click.option("--id-column", default="conceptUri", show_default=True,
               help="Id column, in both files.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N distinct queries.")
+@click.option("--lexical-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Add this times the character 2-4-gram TF-IDF cosine to the dense score.")
+@click.option("--description-column", metavar="COLUMN",
+              help="A second text of each corpus entry (e.g. its description), embedded too.")
+@click.option("--description-weight", type=click.FloatRange(min=0), default=0.0,
+              show_default=True,
+              help="An entry's vector is normalize(label + W x description).")
+@click.option("--tune-on", "tune_path", type=click.Path(), metavar="QUERIES.csv",
+              help="Choose --lexical-weight and --description-weight on these validation queries "
+              "(same columns as --queries; never the evaluated ones).")
 @batch_size_option()
 @json_option
 @needs_tensorflow
 def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_column, id_column,
-                       limit, batch_size, as_json):
+                       limit, lexical_weight, description_column, description_weight, tune_path,
+                       batch_size, as_json):
     """Top-1/5/10 accuracy and MRR of ranking a corpus for each query.
 
     The corpus is embedded once; each query ranks every corpus id by cosine
     similarity.  A query listed with several ids counts as correct at the
     best-ranked one; an id with several labels scores as its best label.
+    Hybrid scoring adds --lexical-weight x the character n-gram TF-IDF cosine
+    of query and label, and represents each entry by normalize(label +
+    --description-weight x description); --tune-on chooses both weights on
+    validation queries.
 
     \b
     Example:
@@ -974,6 +1004,9 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
     start = time.perf_counter()
     result = evaluate_retrieval(model, queries_path, corpus_path, query_column=query_column,
                                 label_column=label_column, id_column=id_column, limit=limit,
+                                lexical_weight=lexical_weight,
+                                description_column=description_column,
+                                description_weight=description_weight, tune_on=tune_path,
                                 batch_size=batch_size, progress=not as_json)
     seconds = time.perf_counter() - start
     result.update({"model": model, "seconds": round(seconds, 3)})
@@ -985,6 +1018,12 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
             f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
             f"top-10 {result['top10']:.4f}  MRR {result['mrr']:.4f}  [{model}, {seconds:.1f} s]"
         )
+        if "weights" in result:
+            w = result["weights"]
+            chosen = (f" (chosen on {result['validation']['n']:,} validation queries)"
+                      if "validation" in result else "")
+            click.echo(f"Hybrid: lexical weight {w['lexical']:g}, description weight "
+                       f"{w['description']:g}{chosen}")
 
 
 @main.command("match")

@@ -109,7 +109,8 @@ def test_pairs_with_hard_negatives(toy_path, tmp_path, tiny_model_dir):
     heldout = set(pd.read_csv(out / "heldout_queries.csv").conceptUri)
     corpus = pd.read_csv(out / "corpus.csv")
     assert not set(corpus[corpus.conceptUri.isin(heldout)].label) & set(positive.negative)
-    assert info["params"]["hard_negatives"] == {"model": str(tiny_model_dir), "depth": 2}
+    assert info["params"]["hard_negatives"] == {"model": str(tiny_model_dir), "depth": 2,
+                                                "per_pair": 1}
     assert "`base,ref,similarity,negative`" in (out / "README.md").read_text(encoding="utf-8")
     # the file trains with an in-batch loss, which reads the negatives
     run_out = tmp_path / "run"
@@ -407,3 +408,74 @@ def test_mine_negatives_bad_input(tmp_path, tiny_model_dir, content, extra, mess
     assert message in error_line(result)
     assert not os.path.exists(tmp_path / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
+def test_mine_several_negatives_per_pair(tmp_path, tiny_model_dir):
+    src = tmp_path / "pairs.csv"
+    src.write_text("base,ref,similarity,negative\nline cook,cook,1,x\nhead chef,chef,1,x\n"
+                   "pipe welder,welder,1,x\nsous chef,baker,1,x\nline cook,welder,0.5,x\n",
+                   encoding="utf-8")
+    out = tmp_path / "hn.csv"
+    result = run("mine-negatives", src, "--out", out, "--model", tiny_model_dir, "--depth", 3,
+                 "--per-pair", 3, "--json")
+    assert result.exit_code == 0, result.output
+    mined = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert list(mined.columns) == ["base", "ref", "similarity", "negative", "negative_2",
+                                   "negative_3"]
+    for row in mined.iloc[:4].itertuples(index=False):
+        negs = [row.negative, row.negative_2, row.negative_3]
+        assert len(set(negs)) == 3 and row.ref not in negs
+        assert set(negs) <= {"cook", "chef", "welder", "baker"}
+    assert (mined.iloc[4][["negative", "negative_2", "negative_3"]] == "").all()
+    assert json.loads(result.stdout)["hard_negatives"] == 12
+    from domain_tune.datasets.pairs import read_pairs
+
+    pairs = read_pairs(out)
+    assert len(pairs.negatives()) == 3 and pairs.more_negatives[1] == mined.negative_3.tolist()
+    bad = run("mine-negatives", src, "--out", tmp_path / "b.csv", "--model", tiny_model_dir,
+              "--depth", 2, "--per-pair", 3)
+    assert bad.exit_code == 2 and "--per-pair 3 exceeds the --depth 2" in bad.output
+
+
+def test_eval_retrieval_hybrid_options(tmp_path, tiny_model_dir):
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("label,conceptUri,description\nline cook,c1,prepares food on a line\n"
+                      "welder,c2,joins metal parts\nbaker,c3,\n", encoding="utf-8")
+    queries = tmp_path / "q.csv"
+    queries.write_text("query,conceptUri\nline cooks,c1\nwelders,c2\n", encoding="utf-8")
+    tune = tmp_path / "tune.csv"
+    tune.write_text("query,conceptUri\nbakers,c3\ncook,c1\n", encoding="utf-8")
+    common = ["eval-retrieval", "--queries", queries, "--corpus", corpus, "--model",
+              tiny_model_dir, "--json"]
+    fixed = run(*common, "--lexical-weight", 5, "--description-column", "description",
+                "--description-weight", 0.5)
+    assert fixed.exit_code == 0, fixed.output
+    result = json.loads(fixed.stdout)
+    # a lexical weight of 5 dwarfs the random encoder: the n-gram overlap decides
+    assert result["top1"] == 1.0 and result["weights"] == {"lexical": 5.0, "description": 0.5}
+    tuned = run(*common, "--tune-on", tune, "--description-column", "description")
+    assert tuned.exit_code == 0, tuned.output
+    chosen = json.loads(tuned.stdout)
+    assert chosen["validation"]["n"] == 2 and len(chosen["validation"]["grid"]) == 8 * 7
+    best = chosen["validation"]["best"]
+    assert (best["lexical"], best["description"]) == (chosen["weights"]["lexical"],
+                                                      chosen["weights"]["description"])
+    same = run(*common, "--tune-on", queries)
+    assert same.exit_code == 2 and "shares queries with --queries" in same.output
+    alone = run(*common, "--description-weight", 0.5)
+    assert alone.exit_code == 2 and "--description-weight needs --description-column" in alone.output
+
+
+def test_pairs_with_several_hard_negatives(toy_path, tmp_path, tiny_model_dir):
+    out = tmp_path / "pairs"
+    result = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--hard-negatives",
+                 "--mining-model", tiny_model_dir, "--mining-depth", 3,
+                 "--hard-negatives-per-pair", 2, "--json")
+    assert result.exit_code == 0, result.output
+    train = pd.read_csv(out / "train.csv", keep_default_na=False)
+    assert list(train.columns) == ["base", "ref", "similarity", "negative", "negative_2"]
+    positive = train[train.similarity >= 0.99]
+    both = positive[(positive.negative != "") & (positive.negative_2 != "")]
+    assert len(both) > 0 and (both.negative != both.negative_2).all()
+    assert json.loads(result.stdout)["params"]["hard_negatives"]["per_pair"] == 2
+    assert "`base,ref,similarity,negative,negative_2`" in (out / "README.md").read_text("utf-8")

@@ -14,15 +14,17 @@ positive pair's ``base`` and keeps one that is not a positive of that base:
   space collapsed, case-folded); every ``ref`` that is a positive of the same
   ``base`` is excluded, and so is the ``base`` itself;
 * one negative is drawn uniformly, with ``seed``, from the ``depth`` best
-  remaining candidates: the hardest alone is too often an unlabelled synonym.
+  remaining candidates: the hardest alone is too often an unlabelled synonym;
+  with ``per_pair`` N, N distinct ones are drawn (fewer where fewer remain).
 
-The negative goes into the ``negative`` column of the pairs file (empty for
-pairs that are not positive), which the in-batch losses read
-(:mod:`domain_tune.training.losses`).
+The negatives go into the ``negative``, ``negative_2``, ... columns of the
+pairs file (empty for pairs that are not positive), which the in-batch losses
+read (:mod:`domain_tune.training.losses`).
 """
 
 import numpy as np
 
+from domain_tune.datasets.pairs import negative_column_name
 from domain_tune.datasets.taxonomy import label_key
 from domain_tune.errors import BadInputError
 from domain_tune.evaluation.retrieval import normalize_rows
@@ -40,8 +42,24 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
     ``candidates`` restricts the negatives to these texts (by default the refs
     of the positive pairs).
     """
+    return mine_negative_columns(base, ref, similarity, embed, depth, seed, candidates)[0]
+
+
+def mine_negative_columns(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0,
+                          candidates=None, per_pair=1):
+    """``per_pair`` hard negatives per pair: that many lists as long as ``base``.
+
+    Column ``k`` holds each pair's ``k``-th negative (``""`` where fewer than
+    ``k + 1`` were found); the negatives of one pair are distinct, drawn from
+    its ``depth`` best candidates.  ``per_pair=1`` draws exactly what
+    :func:`mine_negatives` does.
+    """
     if depth < 1:
         raise BadInputError(f"--depth must be at least 1 (got {depth})")
+    if per_pair < 1:
+        raise BadInputError(f"--per-pair must be at least 1 (got {per_pair})")
+    if per_pair > depth:
+        raise BadInputError(f"--per-pair {per_pair} exceeds the --depth {depth} it draws from")
     similarity = np.asarray(similarity, dtype=np.float64)
     positive = np.flatnonzero(similarity >= POSITIVE)
     if len(positive) == 0:
@@ -69,7 +87,7 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
     c = normalize_rows(embed(candidates))
     keep = min(len(candidates), depth + max(len(e) for e in excluded))
     rng = np.random.default_rng([seed, 2])
-    chosen = np.full(len(anchors), -1)
+    chosen = np.full((len(anchors), per_pair), -1)
     for start in range(0, len(anchors), CHUNK):
         scores = a[start : start + CHUNK] @ c.T
         top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
@@ -77,14 +95,17 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
         top = np.take_along_axis(top, order, axis=1)
         for k, ranked in enumerate(top):
             pool = [j for j in ranked if j not in excluded[start + k]][:depth]
-            if pool:
-                chosen[start + k] = pool[rng.integers(len(pool))]
-    negative = [""] * len(base)
+            if pool and per_pair == 1:
+                chosen[start + k, 0] = pool[rng.integers(len(pool))]
+            elif pool:
+                picked = rng.choice(len(pool), size=min(per_pair, len(pool)), replace=False)
+                chosen[start + k, : len(picked)] = [pool[p] for p in picked]
+    columns = [[""] * len(base) for _ in range(per_pair)]
     for i in positive:
-        j = chosen[row[label_key(base[i])]]
-        if j >= 0:
-            negative[i] = candidates[j]
-    return negative
+        for k, j in enumerate(chosen[row[label_key(base[i])]]):
+            if j >= 0:
+                columns[k][i] = candidates[j]
+    return columns
 
 
 def negative_candidates(pairset):
@@ -102,8 +123,9 @@ def negative_candidates(pairset):
             if cid not in heldout and label_key(t) not in pairset.excluded_keys]
 
 
-def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progress=False):
-    """Add a ``negative`` column to ``pairset.train`` (a taxonomy :class:`PairSet`).
+def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progress=False,
+                       per_pair=1):
+    """Add ``negative`` (and ``negative_2``, ...) columns to ``pairset.train`` (a taxonomy :class:`PairSet`).
 
     ``model_spec`` is anything :func:`~domain_tune.models.loading.load_model`
     takes; it is loaded only when there is something to mine.
@@ -117,44 +139,54 @@ def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progres
     labels = negative_candidates(pairset)
     if depth < 1:
         raise BadInputError(f"--mining-depth must be at least 1 (got {depth})")
+    if per_pair < 1 or per_pair > depth:
+        raise BadInputError(f"--hard-negatives-per-pair must be between 1 and --mining-depth {depth} "
+                            f"(got {per_pair})")
     model = load_model(model_spec)
-    negative = mine_negatives(
+    columns = mine_negative_columns(
         train["base"].tolist(), train["ref"].tolist(), train["similarity"].to_numpy(),
         lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
-        depth=depth, seed=seed, candidates=labels,
+        depth=depth, seed=seed, candidates=labels, per_pair=per_pair,
     )
-    pairset.train = train.assign(negative=negative)
-    pairset.stats["hard_negatives"] = sum(1 for n in negative if n)
-    pairset.params["hard_negatives"] = {"model": str(model_spec), "depth": depth}
+    pairset.train = train.assign(**{negative_column_name(k): c for k, c in enumerate(columns)})
+    pairset.stats["hard_negatives"] = sum(1 for c in columns for n in c if n)
+    pairset.params["hard_negatives"] = {"model": str(model_spec), "depth": depth,
+                                        "per_pair": per_pair}
     return pairset
 
 
 def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=("base", "ref"),
-                    score_column="similarity", score_range=(0.0, 1.0), progress=False):
-    """Copy the pairs file ``path`` to ``out`` with a ``negative`` column mined by ``model``.
+                    score_column="similarity", score_range=(0.0, 1.0), progress=False,
+                    per_pair=1):
+    """Copy the pairs file ``path`` to ``out`` with ``negative`` columns mined by ``model``.
 
-    The pairs are validated as ``train`` reads them; every column of the file
-    is kept (an existing ``negative`` column is replaced).  ``out`` is written
-    whole or not at all.  Returns ``{"pairs", "positive", "hard_negatives"}``.
+    ``per_pair`` negatives per positive pair go into ``negative``,
+    ``negative_2``, ...  The pairs are validated as ``train`` reads them;
+    every other column of the file is kept (existing negative columns are
+    replaced).  ``out`` is written whole or not at all.  Returns
+    ``{"pairs", "positive", "hard_negatives"}``.
     """
     import os
     import tempfile
 
     from domain_tune.datasets.files import delimiter, read_csv
-    from domain_tune.datasets.pairs import NEGATIVE_COLUMN, read_pairs
+    from domain_tune.datasets.pairs import negative_columns, read_pairs
     from domain_tune.embedding import unique_encode
 
-    if NEGATIVE_COLUMN in (*text_columns, score_column):
-        raise BadInputError(f"the column {NEGATIVE_COLUMN!r} is where the negatives go; "
+    taken = negative_columns([*text_columns, score_column])
+    if taken:
+        raise BadInputError(f"the column {taken[0]!r} is where the negatives go; "
                             "rename that text or score column")
     pairs = read_pairs(path, text_columns, score_column, score_range)
-    negative = mine_negatives(
+    columns = mine_negative_columns(
         pairs.base, pairs.ref, pairs.similarity,
         lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
-        depth=depth, seed=seed,
+        depth=depth, seed=seed, per_pair=per_pair,
     )
     frame = read_csv(path, "pairs file")
-    frame[NEGATIVE_COLUMN] = negative
+    frame = frame.drop(columns=negative_columns(list(frame.columns)))
+    for k, column in enumerate(columns):
+        frame[negative_column_name(k)] = column
     out = os.path.abspath(out)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
     try:
@@ -167,4 +199,4 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
         os.unlink(tmp)
         raise
     return {"pairs": len(pairs), "positive": int((pairs.similarity >= POSITIVE).sum()),
-            "hard_negatives": sum(1 for n in negative if n)}
+            "hard_negatives": sum(1 for c in columns for n in c if n)}

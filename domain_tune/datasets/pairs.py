@@ -3,8 +3,9 @@
 An optional ``negative`` column gives a *hard negative* for a positive pair:
 a text that looks like ``ref`` but must rank below it for ``base`` (for
 instance another concept's label that the base model confuses with it; see
-:mod:`domain_tune.datasets.mining`).  The in-batch losses add the negatives
-of a batch to its candidates; an empty cell means none.  The score losses
+:mod:`domain_tune.datasets.mining`).  Further columns ``negative_2``,
+``negative_3``, ... give more of them.  The in-batch losses add every
+negative of a batch to its candidates; an empty cell means none.  The score losses
 (``mse``, ``cosent``) ignore the column.
 
 Scores are targets for angular similarity and must lie in [0, 1], or in the
@@ -15,6 +16,7 @@ naming the file, the column and the first offending rows.
 
 import dataclasses
 import hashlib
+import re
 import warnings
 
 import numpy as np
@@ -27,6 +29,19 @@ DEFAULT_TEXT_COLUMNS = ("base", "ref")
 DEFAULT_SCORE_COLUMN = "similarity"
 NEGATIVE_COLUMN = "negative"
 LONG_TEXT_CHARS = 2000
+_MORE_NEGATIVES = re.compile(r"negative_([2-9]|[1-9][0-9]+)")
+
+
+def negative_column_name(k):
+    """The column of the ``k``-th hard negative (0-based): negative, negative_2, ..."""
+    return NEGATIVE_COLUMN if k == 0 else f"{NEGATIVE_COLUMN}_{k + 1}"
+
+
+def negative_columns(names):
+    """The hard-negative columns among ``names``, in order: negative, negative_2, ..."""
+    more = sorted((int(m.group(1)), name) for name in names
+                  if (m := _MORE_NEGATIVES.fullmatch(str(name))))
+    return ([NEGATIVE_COLUMN] if NEGATIVE_COLUMN in names else []) + [name for _, name in more]
 
 
 @dataclasses.dataclass
@@ -36,14 +51,29 @@ class Pairs:
     similarity: np.ndarray
     path: str = ""
     negative: list = None  # a hard negative per pair ("" for none), or None
+    more_negatives: list = None  # columns negative_2, ...: lists like ``negative``
 
     def __len__(self):
         return len(self.similarity)
 
+    def negatives(self):
+        """``{"negative": [...], "negative_2": [...], ...}`` (empty without negatives)."""
+        if self.negative is None:
+            return {}
+        columns = [self.negative, *(self.more_negatives or [])]
+        return {negative_column_name(k): c for k, c in enumerate(columns)}
+
+    def drop_negatives(self):
+        self.negative, self.more_negatives = None, None
+
     def take(self, idx):
-        negative = None if self.negative is None else [self.negative[i] for i in idx]
-        return Pairs([self.base[i] for i in idx], [self.ref[i] for i in idx],
-                     self.similarity[idx], self.path, negative)
+        def pick(column):
+            return [column[i] for i in idx]
+
+        negative = None if self.negative is None else pick(self.negative)
+        more = None if self.more_negatives is None else [pick(c) for c in self.more_negatives]
+        return Pairs(pick(self.base), pick(self.ref), self.similarity[idx], self.path, negative,
+                     more)
 
 
 class PairsWarning(DomainTuneWarning):
@@ -120,11 +150,14 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
             f"{LONG_TEXT_CHARS} characters "
             f"({_rows(long.values)}); kept", PairsWarning, stacklevel=2,
         )
-    negative = None
-    if NEGATIVE_COLUMN in frame.columns and NEGATIVE_COLUMN not in wanted:
-        negative = frame[NEGATIVE_COLUMN].astype(str).str.strip()
-        negative = negative.tolist() if (negative != "").any() else None
-    return Pairs(a.tolist(), b.tolist(), scores.astype(np.float32), str(path), negative)
+    columns = [c for c in negative_columns(list(frame.columns)) if c not in wanted]
+    if columns and columns[0] != NEGATIVE_COLUMN:
+        raise BadInputError(f"{path}: column {columns[0]!r} without a {NEGATIVE_COLUMN!r} column; "
+                            f"the first hard negative goes in {NEGATIVE_COLUMN!r}")
+    negatives = [frame[c].astype(str).str.strip() for c in columns]
+    negatives = [n.tolist() for n in negatives if (n != "").any()]
+    negative, more = (negatives[0], negatives[1:] or None) if negatives else (None, None)
+    return Pairs(a.tolist(), b.tolist(), scores.astype(np.float32), str(path), negative, more)
 
 
 def split_pairs(pairs, validation_split, seed):

@@ -8,6 +8,7 @@ The folder appears only when complete (see :func:`~domain_tune.outputs.atomic_di
 
 import os
 
+from domain_tune.datasets.pairs import negative_column_name
 from domain_tune.datasets.taxonomy import ESCO_COLUMNS
 from domain_tune.outputs import atomic_directory
 
@@ -53,7 +54,7 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         "",
         "| file | columns | rows |",
         "| --- | --- | --- |",
-        f"| `train.csv` | `base,ref,similarity{',negative' if mined else ''}` "
+        f"| `train.csv` | `base,ref,similarity{_negative_columns(mined)}` "
         f"| {s['train_pairs']:,} |",
         f"| `heldout_queries.csv` | `query,{id_col}` | {s['queries']:,} |",
         f"| `corpus.csv` | `label,{id_col}` | {s['corpus']:,} |",
@@ -134,6 +135,11 @@ def render_readme(pairset, source=None, attribution=None, command=None):
             f"Hard negatives: {s['hard_negatives']:,} positive pairs have a `negative`, a training",
             f"concept's preferred label drawn from the {mined['depth']} that `{mined['model']}` ranks",
             "highest for the pair's `base`, other than its own (read by the in-batch losses).",
+        ] if mined.get("per_pair", 1) == 1 else [
+            f"Hard negatives: {s['hard_negatives']:,} in the columns `{_negative_columns(mined)[1:]}`,"
+            f" up to {mined['per_pair']} distinct training concepts' preferred labels per positive pair,",
+            f"drawn from the {mined['depth']} that `{mined['model']}` ranks highest for the pair's",
+            "`base`, other than its own (read by the in-batch losses).",
             "",
         ]
     lines += [
@@ -249,3 +255,10 @@ def setting_paragraph(corpus_aware):
         "`train.csv`: the held-out concepts are unseen, corpus side and queries alike.",
         "",
     ]
+
+
+def _negative_columns(mined):
+    """``",negative"``, ``",negative,negative_2"``, ... for the hard negatives mined (or "")."""
+    if not mined:
+        return ""
+    return "".join(f",{negative_column_name(k)}" for k in range(mined.get("per_pair", 1)))

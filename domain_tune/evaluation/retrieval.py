@@ -42,12 +42,15 @@ def group_queries(queries, query_ids):
     return list(gold), list(gold.values())
 
 
-def gold_ranks(query_embeddings, gold, corpus_embeddings, corpus_ids, chunk=CHUNK):
+def gold_ranks(query_embeddings, gold, corpus_embeddings, corpus_ids, chunk=CHUNK,
+               score_rows=None):
     """The 1-based rank of each query's best-ranked correct id among all corpus ids.
 
     ``gold`` holds, per query, a list of correct ids; ``corpus_ids`` the id of
     each corpus row.  Raises :class:`BadInputError` for a correct id that is
-    not in the corpus.
+    not in the corpus.  ``score_rows(start, stop)``, when given, replaces the
+    cosines of queries ``start..stop`` with any scores of the same shape (see
+    :mod:`domain_tune.evaluation.hybrid`).
     """
     q = normalize_rows(query_embeddings)
     c = normalize_rows(corpus_embeddings)
@@ -74,7 +77,7 @@ def gold_ranks(query_embeddings, gold, corpus_embeddings, corpus_ids, chunk=CHUN
     ranks = np.empty(len(q), dtype=np.int64)
     chunk = max(1, min(chunk, MAX_CELLS // len(c)))
     for s in range(0, len(q), chunk):
-        sims = q[s : s + chunk] @ c.T
+        sims = q[s : s + chunk] @ c.T if score_rows is None else score_rows(s, min(len(q), s + chunk))
         scores = np.maximum.reduceat(sims[:, order], starts, axis=1) if several else sims[:, order]
         best = np.take_along_axis(scores, gold_mat[s : s + chunk], axis=1).max(axis=1)
         ranks[s : s + chunk] = 1 + (scores > best[:, None]).sum(axis=1)

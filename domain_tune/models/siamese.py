@@ -64,15 +64,26 @@ def _per_step_logs(logs):
 class SiameseModel(keras.Model):
     """``{"base": strings, "ref": strings}`` -> angular similarity per pair.
 
-    An optional ``"negative"`` input (hard negatives, ``""`` for none) goes
-    through the same encoder call and into the in-batch losses.
+    Optional ``"negative"``, ``"negative_2"``, ... inputs (hard negatives,
+    ``""`` for none) go through the same encoder call and into the in-batch
+    losses.  With ``mini_batch_size`` the training step caches gradients
+    (:mod:`domain_tune.training.gradcache`): the encoder sees at most that
+    many texts at once, whatever the batch size.
     """
 
-    def __init__(self, encoder, loss="mse", **kwargs):
+    def __init__(self, encoder, loss="mse", mini_batch_size=None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.pair_loss = loss
+        self.mini_batch_size = mini_batch_size
         self.similarity = AngularSimilarity(name="angular_similarity")
+
+    @staticmethod
+    def text_inputs(inputs):
+        """The text inputs in encoder order: base, ref, negative, negative_2, ..."""
+        from domain_tune.datasets.pairs import negative_columns
+
+        return ["base", "ref", *negative_columns(inputs)]
 
     def build(self, input_shape=None):
         self.built = True
@@ -100,9 +111,13 @@ class SiameseModel(keras.Model):
         """
         from domain_tune.training import losses
 
+        from domain_tune.datasets.pairs import negative_columns
+
         negatives = {}
-        if "negative" in emb:
-            negatives = {"negative_emb": emb["negative"], "negative_texts": x["negative"]}
+        columns = negative_columns(emb)
+        if columns:  # every hard negative of the batch is a candidate for every anchor
+            negatives = {"negative_emb": ops.concatenate([emb[k] for k in columns], axis=0),
+                         "negative_texts": ops.concatenate([x[k] for k in columns], axis=0)}
         value = losses.get(self.pair_loss)(
             ops.cast(y, "float32"), ops.cast(similarity, "float32"), emb["base"], emb["ref"],
             x["ref"], x["base"], **negatives,
@@ -113,12 +128,17 @@ class SiameseModel(keras.Model):
         import tensorflow as tf
 
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            similarity, emb = self._forward(x, training=True)
-            loss = self.pair_loss_value(x, y, similarity, emb)
-            scaled = self.optimizer.scale_loss(loss)
+        if self.mini_batch_size:
+            from domain_tune.training.gradcache import cached_train_step
+
+            loss, similarity, grads = cached_train_step(self, x, y, self.mini_batch_size)
+        else:
+            with tf.GradientTape() as tape:
+                similarity, emb = self._forward(x, training=True)
+                loss = self.pair_loss_value(x, y, similarity, emb)
+                scaled = self.optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, self.trainable_weights)
         self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
-        grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return _per_step_logs(self.compute_metrics(x, y, similarity))
 
@@ -137,8 +157,8 @@ class SiameseModel(keras.Model):
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _forward(self, inputs, training=False):
-        """``(similarity, {"base", "ref"[, "negative"]: embeddings})``, one encoder call."""
-        names = [k for k in ("base", "ref", "negative") if k in inputs]
+        """``(similarity, {"base", "ref"[, "negative", ...]: embeddings})``, one encoder call."""
+        names = self.text_inputs(inputs)
         n = ops.shape(inputs["base"])[0]
         out = self.encoder(ops.concatenate([inputs[k] for k in names], axis=0), training=training)
         emb = {k: out[i * n : (i + 1) * n] for i, k in enumerate(names)}
@@ -151,6 +171,7 @@ class SiameseModel(keras.Model):
         config = super().get_config()
         config["encoder"] = keras.layers.serialize(self.encoder)
         config["loss"] = self.pair_loss
+        config["mini_batch_size"] = self.mini_batch_size
         return config
 
     @classmethod

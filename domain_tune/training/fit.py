@@ -57,6 +57,7 @@ class FitOptions:
     warmup: float = 0.0  # fraction of all training steps spent warming up from 0
     bucket_by_length: bool = True
     jit_compile: bool = False
+    mini_batch_size: int = None  # GradCache: texts the encoder sees at once (None: the whole batch)
 
     def validate(self):
         checks = [
@@ -74,6 +75,8 @@ class FitOptions:
             (self.lr_schedule in SCHEDULES,
              f"--lr-schedule must be one of {', '.join(SCHEDULES)}"),
             (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the steps in [0, 1)"),
+            (self.mini_batch_size is None or self.mini_batch_size >= 1,
+             "--mini-batch-size must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -88,10 +91,8 @@ class NonFiniteLoss(RuntimeError):
 
 
 def _gather(pairs):
-    """``indices -> ({"base", "ref"[, "negative"]}, similarity)`` over ``pairs``."""
-    texts = {"base": pairs.base, "ref": pairs.ref}
-    if pairs.negative is not None:
-        texts["negative"] = pairs.negative
+    """``indices -> ({"base", "ref"[, "negative", ...]}, similarity)`` over ``pairs``."""
+    texts = {"base": pairs.base, "ref": pairs.ref, **pairs.negatives()}
     texts = {k: tf.constant(v, tf.string) for k, v in texts.items()}
     sim = tf.constant(pairs.similarity, tf.float32)
 
@@ -133,7 +134,7 @@ def epoch_batches(lengths, batch_size, seed, epoch, bucket=True):
 
 
 def pair_lengths(pairs):
-    columns = [pairs.base, pairs.ref] + ([pairs.negative] if pairs.negative is not None else [])
+    columns = [pairs.base, pairs.ref, *pairs.negatives().values()]
     return [max(map(len, texts)) for texts in zip(*columns)]
 
 
@@ -307,7 +308,8 @@ def compile_siamese(encoder, options, n_pairs=None):
     """
     # a dense optimizer updates whole tables: keep them out of copy-on-read mode
     use_sparse_reads(encoder, sparse_table_access(options.optimizer))
-    model = SiameseModel(encoder, loss=options.loss, name="siamese")
+    model = SiameseModel(encoder, loss=options.loss, mini_batch_size=options.mini_batch_size,
+                         name="siamese")
     total = (options.epochs * steps_per_epoch(n_pairs, options.batch_size)) if n_pairs else None
     rate = learning_rate(options.learning_rate, options.lr_schedule, options.warmup, total)
     model.compile(

@@ -91,7 +91,7 @@ def _read_data(job):
     def read(path):
         pairs = read_pairs(path, job.text_columns, job.score_column, job.score_range)
         if job.fit.loss not in READS_NEGATIVES:
-            pairs.negative = None  # not read by the loss: not worth encoding
+            pairs.drop_negatives()  # not read by the loss: not worth encoding
         return pairs
 
     pairs = read(job.pairs_path)
@@ -122,7 +122,7 @@ def _load_sts(job):
 
 
 def _count_negatives(pairs):
-    return 0 if pairs.negative is None else sum(1 for n in pairs.negative if n)
+    return sum(1 for column in pairs.negatives().values() for n in column if n)
 
 
 def _sts(model, data):
@@ -204,9 +204,12 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         if panel_before:
             echo(summary_lines(panel_before)[0])
         tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
+        fit_started = time.perf_counter(), time.process_time()
         state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
                     resume=job.resume, callbacks=[tensorboard, *job.callbacks],
                     verbose=job.verbose)
+        fit_wall, fit_cpu = (time.perf_counter() - fit_started[0],
+                             time.process_time() - fit_started[1])
         sts_after = _sts(encoder, sts_data)
         panel_after = _panel(encoder, panel_data)
         embeddings = {
@@ -248,6 +251,10 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
             "seconds": round(time.perf_counter() - started, 1),
             "data_attribution": job.data_attribution or model_card.data_attribution(job.pairs_path),
             "environment": model_card.environment(),
+            # the fit alone: wall time, and CPU time of all threads (a cost measure that a
+            # busy machine does not inflate)
+            "fit_seconds": round(fit_wall, 1),
+            "fit_cpu_seconds": round(fit_cpu, 1),
         }
         _write_outputs(work, job, encoder, state, metrics, base_matrix, texts)
     except TrainingInterrupted as e:

@@ -79,6 +79,36 @@ def test_candidates_given():
     assert neg == ["cook", "baker"]  # "cook" is a positive of "prep cook" only
 
 
+def test_several_negatives_per_pair_are_distinct_and_nearest():
+    from domain_tune.datasets.mining import mine_negative_columns
+
+    names = ["cook", "chef", "sous chef", "baker", "welder", "bricklayer"]
+    base = ["line cook"] + [n for n in names if n != "cook"]
+    ref = ["cook"] + names[1:][::-1]
+    sim = [1.0] * len(base)
+    for seed in range(10):
+        cols = mine_negative_columns(base, ref, sim, embed, depth=3, seed=seed, per_pair=3)
+        assert len(cols) == 3 and all(len(c) == len(base) for c in cols)
+        # "line cook": the three nearest after its own positive "cook", in a seeded order
+        assert {c[0] for c in cols} == {"chef", "sous chef", "baker"}
+        for row in zip(*cols):
+            assert len(set(row)) == 3
+    # per_pair=1 draws exactly what mine_negatives draws
+    one = mine_negative_columns(base, ref, sim, embed, depth=2, seed=4, per_pair=1)
+    assert one == [mine_negatives(base, ref, sim, embed, depth=2, seed=4)]
+
+
+def test_fewer_candidates_than_asked_leave_empty_cells():
+    from domain_tune.datasets.mining import mine_negative_columns
+
+    cols = mine_negative_columns(["line cook", "welder"], ["cook", "baker"], [1.0, 1.0], embed,
+                                 depth=3, per_pair=2)
+    # two candidates (cook, baker): each anchor has one non-positive left
+    assert cols == [["baker", "cook"], ["", ""]]
+    with pytest.raises(BadInputError, match="--per-pair 4 exceeds the --depth 3"):
+        mine_negative_columns(["a"], ["b"], [1.0], embed, depth=3, per_pair=4)
+
+
 def test_taxonomy_candidates_leave_out_every_text_that_must_stay_out_of_training(toy):
     from domain_tune.datasets.mining import negative_candidates
     from domain_tune.datasets.taxonomy_pairs import build_pairs, choose_heldout

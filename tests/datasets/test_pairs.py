@@ -1,8 +1,10 @@
 """Reading pairs files: the optional hard-negative column."""
 
 import numpy as np
+import pytest
 
 from domain_tune.datasets.pairs import read_pairs, split_pairs
+from domain_tune.errors import BadInputError
 
 
 def test_negative_column_is_read_and_follows_splits(tmp_path):
@@ -49,3 +51,17 @@ def test_duplicate_and_long_text_warnings_count_in_the_singular(tmp_path):
     messages = [str(w.message) for w in caught]
     assert any(": 1 duplicate pair (row 3); kept" in m for m in messages), messages
     assert any(": 1 text longer than" in m for m in messages), messages
+
+def test_several_negative_columns(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity,negative_2,negative,negative_10,negative_x\n"
+                    "a,b,1,n2,n1,n10,x\nc,d,0.5,,,,\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs.negative == ["n1", ""]
+    assert pairs.more_negatives == [["n2", ""], ["n10", ""]]  # negative_x is no negative column
+    assert list(pairs.negatives()) == ["negative", "negative_2", "negative_3"]
+    assert pairs.take([1]).negatives()["negative_3"] == [""]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("base,ref,similarity,negative_2\na,b,1,n2\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="'negative_2' without a 'negative' column"):
+        read_pairs(bad)

@@ -91,3 +91,15 @@ def test_mixed_precision_trains_on_cpu(tmp_path, tiny_model_dir, pairs_csv):
     history = pd.read_csv(tmp_path / "mp" / "history.csv")
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     assert metrics["validation"]["after"]["loss"] < metrics["validation"]["before"]["loss"]
+
+
+def test_mirrored_with_mini_batches_matches_full_batches(tmp_path, tiny_model_dir, pairs_csv):
+    args = [pairs_csv, "--model", tiny_model_dir, *COMMON, "--clipnorm", 0, "--loss",
+            "in-batch-symmetric", "--distribute", "mirrored", "--cpu-replicas", "2"]
+    full = _train([*args, "--out", tmp_path / "full"])
+    cached = _train([*args, "--out", tmp_path / "cached", "--mini-batch-size", 3])
+    assert cached["options"]["fit"]["mini_batch_size"] == 3 and cached["replicas"] == 2
+    one = pd.read_csv(tmp_path / "full" / "history.csv")
+    two = pd.read_csv(tmp_path / "cached" / "history.csv")
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
+    np.testing.assert_allclose(two["val_loss"], one["val_loss"], rtol=1e-4)
