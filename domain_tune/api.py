@@ -276,6 +276,7 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
           top_k: int = 5, corpus_ids: Optional[Sequence[Any]] = None,
           min_score: Optional[float] = None,
           corpus_embeddings: Optional[Union["np.ndarray", PathLike]] = None,
+          lexical_weight: float = 0.0,
           batch_size: int = 256, progress: bool = False) -> "pd.DataFrame":
     """The ``top_k`` corpus entries for each query, best first (``domain-tune match``).
 
@@ -285,6 +286,8 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     ``min_score`` (cosine) are left out.  ``corpus_embeddings`` is an array,
     or a ``.npy`` file written by ``domain-tune embed`` (checked against the
     model and the corpus texts).  Exact search in memory-bounded blocks.
+    ``lexical_weight`` W ranks by cosine + W x the character n-gram TF-IDF
+    cosine of query and entry (hybrid; a ``score`` column is added).
     """
     encoder = _model(model)
     from domain_tune import matching
@@ -295,7 +298,7 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     return matching.match(encoder, list(queries), list(corpus), top_k=top_k,
                           corpus_ids=corpus_ids, min_score=min_score,
                           corpus_embeddings=corpus_embeddings, batch_size=batch_size,
-                          progress=progress)
+                          progress=progress, scorer=matching.lexical_scorer(lexical_weight))
 
 
 # --- pictures, export, interpolation ------------------------------------------------

@@ -1045,12 +1045,15 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
 @click.option("--corpus-embeddings", type=click.Path(), metavar="FILE.npy",
               help="Reuse the corpus embeddings in FILE.npy (written by `embed` or an earlier "
               "`match`), refused if another model or other texts made them; written if absent.")
+@click.option("--lexical-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Rank by cosine + W x the character 2-4-gram TF-IDF cosine (hybrid; adds a "
+              "'score' column).")
 @batch_size_option()
 @overwrite_option
 @json_option
 @needs_tensorflow
 def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpus_column,
-              id_column, corpus_embeddings, batch_size, overwrite, as_json):
+              id_column, corpus_embeddings, lexical_weight, batch_size, overwrite, as_json):
     """For each query, the --top-k most similar corpus entries, with scores.
 
     One row per match: query, rank (1 = best), corpus_id, corpus_text, cosine
@@ -1063,13 +1066,13 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
       domain-tune match titles.txt --corpus ../shared/data/esco/occupations_en.csv \\
           --corpus-column preferredLabel --id-column conceptUri --out matches.csv
     """
-    from domain_tune.matching import match_files
+    from domain_tune.matching import lexical_scorer, match_files
 
     info = match_files(None, queries, corpus, out, top_k=top_k, query_column=query_column,
                        corpus_column=corpus_column, id_column=id_column, min_score=min_score,
                        corpus_embeddings=corpus_embeddings, model_spec=model,
                        batch_size=batch_size, progress=not as_json, overwrite=overwrite,
-                       loader=lambda: _load(model))
+                       scorer=lexical_scorer(lexical_weight), loader=lambda: _load(model))
     info["model"] = model
     if as_json:
         _print_json(info)

@@ -209,6 +209,16 @@ def corpus_matrix(model, corpus_texts, corpus_embeddings=None, batch_size=256, p
     return normalize_in_place(c)
 
 
+def lexical_scorer(lexical_weight: float = 0.0):
+    """The scorer factory of ``--lexical-weight W``: ``None`` (plain cosine) for 0, else
+    cosine + W x the character n-gram TF-IDF cosine (:mod:`domain_tune.evaluation.hybrid`)."""
+    if not lexical_weight:
+        return None
+    from domain_tune.evaluation.hybrid import HybridWeights, hybrid_scorer
+
+    return hybrid_scorer(HybridWeights(float(lexical_weight), 0.0))
+
+
 def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
           corpus_ids: Optional[Sequence] = None, min_score: Optional[float] = None,
           corpus_embeddings: Optional[np.ndarray] = None, batch_size: int = 256,

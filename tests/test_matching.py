@@ -265,3 +265,29 @@ def test_match_with_a_scorer_factory_adds_its_score_column():
     assert frame.columns.tolist()[-1] == "score"
     assert frame["corpus_text"].tolist() == ["south", "northeast"]
     assert frame["cosine"].tolist() == [-1.0, 0.707107]
+
+
+def test_lexical_weight_breaks_a_cosine_tie_by_shared_character_ngrams(tmp_path, compass_keras):
+    # "northeast" is equally close (cosine 0.707) to east and north; plain cosine keeps the
+    # earlier entry first, the lexical term prefers the entry that shares more of its n-grams
+    queries = _write(tmp_path / "q.txt", "northeast\n")
+    corpus = _write(tmp_path / "c.txt", "east\nnorth\n")
+    plain, hybrid = tmp_path / "plain.csv", tmp_path / "hybrid.csv"
+    for out, extra in ((plain, []), (hybrid, ["--lexical-weight", "0.5"])):
+        result = run("match", queries, "--corpus", corpus, "--out", out, "--model", compass_keras,
+                     "--top-k", 2, *extra)
+        assert result.exit_code == 0, result.output
+    assert [r["corpus_text"] for r in _read_csv(plain)] == ["east", "north"]
+    rows = _read_csv(hybrid)
+    assert [r["corpus_text"] for r in rows] == ["north", "east"]
+    assert [float(r["cosine"]) for r in rows] == [0.707107, 0.707107]
+    scores = [float(r["score"]) for r in rows]
+    assert scores[0] > scores[1] > 0.707107  # both share some n-grams, north more
+
+
+def test_api_match_takes_the_lexical_weight():
+    import domain_tune
+
+    frame = domain_tune.match(compass_model(), ["northeast"], ["east", "north"], top_k=1,
+                              lexical_weight=0.5)
+    assert frame["corpus_text"].tolist() == ["north"] and "score" in frame.columns
