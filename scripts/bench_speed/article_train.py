@@ -1,8 +1,8 @@
 """The article's own training code, on a SavedModel exported by ``domain-tune export``.
 
 tf_keras (Keras 2) with ``hub.KerasLayer(path, trainable=True)`` shared by both texts of a
-pair, angular similarity, MSE, Adam(1e-5, 0.9, 0.9999, 1e-7, clipnorm=1.0); then the model is
-saved.  Prints one JSON line: epoch times (s), whole fit time, pairs.
+pair, angular similarity, MSE, Adam(1e-5, 0.9, 0.9999, 1e-7, clipnorm=1.0); then the tuned
+encoder is saved as a SavedModel.  Prints one JSON line: epoch times (s), whole fit time, pairs.
 
     python -m scripts.bench_speed.article_train SAVED_MODEL PAIRS.csv --epochs 10 --batch-size 8
 """
@@ -40,13 +40,16 @@ def main(argv=None):
     ref = np.array(df["ref"].astype(str), dtype=object)
     y = df["similarity"].astype("float32").to_numpy()
 
+    class AngularSimilarity(tf_keras.layers.Layer):
+        def call(self, inputs):
+            x, z = inputs
+            cos = tf.reduce_sum(tf.nn.l2_normalize(x, 1) * tf.nn.l2_normalize(z, 1), axis=1)
+            return 1.0 - tf.acos(tf.clip_by_value(cos, -0.99999, 0.99999)) / math.pi
+
     layer = hub.KerasLayer(args.saved_model, input_shape=[], dtype=tf.string, trainable=True)
     a = tf_keras.layers.Input(shape=[], dtype=tf.string)
     b = tf_keras.layers.Input(shape=[], dtype=tf.string)
-    cos = tf_keras.layers.Dot(axes=1, normalize=True)([layer(a), layer(b)])
-    cos = tf_keras.layers.Lambda(lambda c: tf.clip_by_value(c, -0.99999, 0.99999))(cos)
-    sim = tf_keras.layers.Lambda(lambda c: 1.0 - tf.acos(c) / math.pi)(cos)
-    model = tf_keras.Model([a, b], sim)
+    model = tf_keras.Model([a, b], AngularSimilarity()([layer(a), layer(b)]))
     model.compile(tf_keras.optimizers.Adam(1e-5, beta_1=0.9, beta_2=0.9999, epsilon=1e-7,
                                            clipnorm=1.0), loss="mse", metrics=["mae"])
     times = []
@@ -63,7 +66,7 @@ def main(argv=None):
               validation_split=args.validation_split, callbacks=[Timer()], verbose=0)
     fit_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
-        model.save(os.path.join(tmp, "model"))
+        tf.saved_model.save(layer, os.path.join(tmp, "encoder"))  # the tuned encoder
     n_train = len(y) - int(len(y) * args.validation_split) if args.validation_split else len(y)
     print(json.dumps({"epoch_s": times, "fit_s": fit_s, "train_pairs": n_train}))
 
