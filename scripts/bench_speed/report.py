@@ -27,7 +27,7 @@ def _value(runs, name, isa, key):
         return None
     if key == "cpu":
         return median([r["user"] + r["sys"] for r in rs])
-    return median([r[key] for r in rs])
+    return median([r[key] for r in rs if key in r])
 
 
 def _fmt(x, digits=2):
