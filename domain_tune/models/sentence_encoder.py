@@ -20,6 +20,9 @@ class SentenceEncoder(keras.Model):
         super().__init__(**kwargs)
         self.tokenizer = tokenizer
         self.backbone = backbone
+        # run-time choice, not config: the padding-free forward pass of the
+        # backbone (same outputs) for inference; see use_packed_forward
+        self.packed = hasattr(backbone, "call_packed")
 
     @property
     def output_dim(self):
@@ -29,7 +32,10 @@ class SentenceEncoder(keras.Model):
         self.built = True
 
     def call(self, texts, training=False):
-        return self.backbone(self.tokenizer(texts), training=training)
+        tokens = self.tokenizer(texts)
+        if self.packed and not training:
+            return self.backbone.call_packed(tokens)
+        return self.backbone(tokens, training=training)
 
     def compute_output_spec(self, texts, training=False):
         return keras.KerasTensor((texts.shape[0], self.output_dim), dtype="float32")
@@ -60,6 +66,21 @@ class SentenceEncoder(keras.Model):
         config["tokenizer"] = keras.layers.deserialize(config["tokenizer"])
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
+
+
+def use_packed_forward(model, packed=True):
+    """Run the sentence encoders of ``model`` padded (``False``) or packed (``True``).
+
+    Packed (the default) applies to inference: embedding, evaluation and
+    validation.  Training steps (``training=True``) run padded: on
+    length-bucketed batches there is little padding to save, and the packed
+    step measured no faster (ESCO sample, batch 8: 118 vs 112 ms of CPU per
+    Adam step; batch 64 lazy-adam: 168 vs 176 ms).  Takes effect for
+    functions traced afterwards.
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, SentenceEncoder):
+            layer.packed = bool(packed) and hasattr(layer.backbone, "call_packed")
 
 
 def string_signature():

@@ -16,6 +16,7 @@ this reproduces the reference forward pass of USE-multilingual v3.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from domain_tune.models import layers as dt_layers
@@ -29,6 +30,10 @@ USE_M3_CONFIG = {
     "dnn_dims": (320, 512),
     "layer_norm_epsilon": 1e-12,
 }
+
+
+# Masked slots between packed texts: the widest n-gram window (order 5) reaches 2 tokens a side.
+PACK_GAP = 2
 
 
 def _dense(units, name, activation=None, use_bias=False, dtype=None):
@@ -137,6 +142,51 @@ class UniversalSentenceEncoderBackbone(keras.Model):
     @property
     def output_dim(self):
         return self.dnn_dims[-1]
+
+    def call_packed(self, inputs, gap=PACK_GAP):
+        """The same outputs as ``self(inputs)``, computed without the padding.
+
+        The tokens of every text are laid end to end in one row, ``gap``
+        masked slots after each text: a window of the widest n-gram branch
+        reaches ``max(orders) // 2`` tokens to a side, and every convolution
+        zeroes masked positions first, so no window reads a neighbouring text.
+        Token features are pooled per text with a segment sum.  A padded
+        batch of mixed lengths does work in proportion to ``batch x longest``;
+        this does it in proportion to the tokens (plus ``gap`` per text).
+        """
+        if gap < max(self.ngram_orders) // 2:
+            raise ValueError(f"gap must be at least {max(self.ngram_orders) // 2}")
+        ids, mask = inputs["token_ids"], inputs["padding_mask"]
+        n_texts = tf.shape(ids)[0]
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        packed = tf.concat(
+            [tf.RaggedTensor.from_tensor(ids, lengths=lengths),
+             tf.RaggedTensor.from_tensor(tf.fill([n_texts, gap], -1))], axis=1)
+        flat = packed.flat_values
+        segments = packed.value_rowids()
+        flat_mask = flat >= 0
+        flat_ids = tf.maximum(flat, 0)[tf.newaxis]
+        row_mask = flat_mask[tf.newaxis]
+        emb = self.token_embedding(flat_ids)
+        x = self.ngram_norm(self.ngram_projection(emb))
+        d = self.ngram_dim
+        branches = [conv2(conv1(x[:, :, i * d : (i + 1) * d], row_mask), row_mask)
+                    for i, (conv1, conv2) in enumerate(self.ngram_convs)]
+        feats = self.feature_norm(ops.concatenate([emb] + branches, axis=-1))[0]
+        feats = feats * tf.cast(flat_mask, feats.dtype)[:, tf.newaxis]
+        n = tf.maximum(tf.cast(lengths, feats.dtype), 1.0)[:, tf.newaxis]
+        summed = tf.math.segment_sum(feats, segments)  # segments are sorted
+        kernel = ops.cast(self.pooling.kernel, feats.dtype)
+        bias = ops.cast(self.pooling.bias, feats.dtype)
+        pooled = ops.matmul(summed / tf.sqrt(n), kernel) + tf.sqrt(n) * bias
+        return self._head(pooled)
+
+    def _head(self, pooled):
+        y0 = self.dnn_0(pooled)
+        y1 = ops.relu(self.dnn_skip_1(pooled) + self.dnn_1(y0))
+        y2 = self.dnn_2(y1)
+        z = ops.tanh(self.dnn_skip_3(y1) + self.dnn_3(y2))
+        return self.normalize(z)
 
     def get_config(self):
         return {

@@ -342,8 +342,9 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
     monitor = options.monitor if val_pairs is not None else "loss"
     os.makedirs(state_dir, exist_ok=True)
     interrupt = _Interrupt()
+    distributed = model.distribute_strategy is not tf.distribute.get_strategy()
     state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt,
-                          sparse=sparse_table_access(options.optimizer))
+                          sparse=sparse_table_access(options.optimizer, distributed))
     first_epoch = 0
     if resume:
         if TrainingState.saved_epoch(state_dir) is None:

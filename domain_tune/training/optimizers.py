@@ -1,11 +1,17 @@
 """Optimizers for the recipe: Adam (the article's) and LazyAdam; learning-rate schedules.
 
-Keras' Adam turns the sparse gradient of the embedding table
-(``tf.IndexedSlices``, only the batch's rows) into a dense update of all
-128,000 x 512 rows and their two moment tables every step, because its moment
-decay touches every row.  :class:`LazyAdam` updates the moments and weights of
-the rows in the batch only (the "lazy" Adam of TF Addons / PyTorch's
-SparseAdam); dense gradients get exactly Keras' Adam update.
+Adam's moment decay touches every row, so the sparse gradient of the
+embedding table (``tf.IndexedSlices``, only the batch's rows) still means a
+dense update of all 128,000 x 512 rows and their two moment tables every
+step.  Keras' Adam writes that update as separate element-wise ops on
+densified gradients (``g - m``, ``* (1 - b1)``, ``g^2 - v``, ...), each of
+which creates and frees a table-sized temporary (262 MB for USE-m3), about
+ten per step.  :class:`Adam` computes the same numbers (bit for bit in the
+tests) with two in-place passes over the tables compiled by XLA and a
+gather / scatter of the batch's rows: nothing table-sized is allocated.
+:class:`LazyAdam` updates the moments and weights of the rows in the batch
+only (the "lazy" Adam of TF Addons / PyTorch's SparseAdam); dense gradients
+get exactly Keras' Adam update.
 """
 
 import keras
@@ -49,9 +55,77 @@ class _ClipGlobalBatchGradient:
         )
 
 
+def _fusable(optimizer, variable):
+    """Whether the fused kernel can update ``variable``: a plain TF resource variable."""
+    if optimizer.amsgrad or tf.distribute.has_strategy():
+        return False  # distributed variables: Keras' own update (strategy-aware assigns)
+    return isinstance(tf_variable(variable), tf.Variable) and hasattr(tf_variable(variable), "handle")
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _decay_moments(m, v, c1, c2):
+    """``m += (0 - m) c1``, ``v += (0 - v) c2``: Keras' update of the rows without gradient.
+
+    Compiled by XLA into one loop over the tables that writes them in place.
+    """
+    m.assign_add((0.0 - m) * c1)
+    v.assign_add((0.0 - v) * c2)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _apply_moments(var, m, v, alpha, epsilon):
+    """``w -= alpha m / (sqrt(v) + eps)`` over the whole table, in place (XLA)."""
+    var.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
+
+
+class _FusedAdamUpdate:
+    """Keras' Adam update of a table's sparse gradient, in place.
+
+    Keras densifies the slices ``g`` for the first moment and squares them
+    *per occurrence* for the second (``ops.square`` of ``tf.IndexedSlices``),
+    so a row seen ``k`` times in a batch gets ``sum g`` and ``sum g^2``
+    (tf_keras, the article's Keras, does the same); ``ResourceApplyAdam``
+    would square the sum.  The same numbers come from: the old moments of the
+    batch's rows (a gather), an in-place decay of every row, the batch's rows
+    overwritten with Keras' update of them, then the weight step over the
+    whole table.  The two whole-table passes are compiled by XLA, which
+    fuses each into one loop writing the variables in place.  Dense
+    gradients (the small weights) get Keras' own update.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not _fusable(self, variable) or not isinstance(gradient, tf.IndexedSlices):
+            # dense gradients (the small weights): Keras' own ops and rounding
+            return super().update_step(gradient, variable, learning_rate)
+        var = tf_variable(variable)
+        dtype = var.dtype
+        step = ops.cast(self.iterations + 1, dtype)
+        b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+        lr, eps = ops.cast(learning_rate, dtype), ops.cast(self.epsilon, dtype)
+        index = self._get_variable_index(variable)
+        m, v = tf_variable(self._momentums[index]), tf_variable(self._velocities[index])
+        b1_power, b2_power = ops.power(b1, step), ops.power(b2, step)
+        values = tf.cast(gradient.values, dtype)
+        rows, positions = tf.unique(gradient.indices)
+        n = tf.shape(rows)[0]
+        g1 = tf.math.unsorted_segment_sum(values, positions, n)
+        g2 = tf.math.unsorted_segment_sum(tf.square(values), positions, n)
+        m_rows, v_rows = tf.gather(m, rows), tf.gather(v, rows)
+        # 1 - beta in double precision, then float32, as Keras computes it
+        c1, c2 = ops.cast(1 - self.beta_1, dtype), ops.cast(1 - self.beta_2, dtype)
+        # Stateful ops on the same variables run in program order (eagerly, and
+        # in a tf.function through its automatic control dependencies).
+        _decay_moments(m, v, c1, c2)
+        m.scatter_update(tf.IndexedSlices(m_rows + (g1 - m_rows) * c1, rows))
+        v.scatter_update(tf.IndexedSlices(v_rows + (g2 - v_rows) * c2, rows))
+        alpha = lr * ops.sqrt(1 - b2_power) / (1 - b1_power)
+        _apply_moments(var, m, v, alpha, eps)
+
+
 @keras.saving.register_keras_serializable(package="domain_tune")
-class Adam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
-    """Keras' Adam, with clipping of the global batch's gradient under tf.distribute."""
+class Adam(_ClipGlobalBatchGradient, _FusedAdamUpdate, keras.optimizers.Adam):
+    """Keras' Adam as one fused in-place kernel per variable, with clipping of the
+    global batch's gradient under tf.distribute."""
 
 
 @keras.saving.register_keras_serializable(package="domain_tune")
@@ -81,14 +155,20 @@ class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
         self.assign_sub(variable, tf.IndexedSlices(update, unique))
 
 
-def sparse_table_access(name):
+def sparse_table_access(name, distributed=None):
     """Whether training with optimizer ``name`` may read and update tables sparsely.
 
-    Only ``adam`` updates a whole embedding table every step; for it the table
-    must stay out of TensorFlow's copy-on-read mode (see
-    :func:`domain_tune.models.layers.use_sparse_reads`).
+    ``adam`` updates a whole embedding table every step.  Its fused update
+    (:class:`Adam`) works in place whatever the table's mode, but Keras' own
+    update, used under a ``tf.distribute`` strategy, needs the table out of
+    TensorFlow's copy-on-read mode (see
+    :func:`domain_tune.models.layers.use_sparse_reads`), else each of its dense
+    writes copies the table first.  ``distributed`` defaults to whether a
+    strategy scope is open.
     """
-    return name != "adam"
+    if distributed is None:
+        distributed = tf.distribute.has_strategy()
+    return name != "adam" or not distributed
 
 
 def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):

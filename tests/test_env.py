@@ -1,0 +1,76 @@
+"""glibc malloc tuning applied by domain_tune._env before TensorFlow loads."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# A 4 MiB block: above glibc's initial mmap threshold (128 KiB), below the tuned one.
+PROBE = textwrap.dedent(
+    """
+    import ctypes, json
+    import domain_tune._env as env
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = Mallinfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    mapped = []
+    for _ in range(8):
+        before = libc.mallinfo2().hblks
+        block = libc.malloc(4 << 20)
+        mapped.append(libc.mallinfo2().hblks - before)
+        libc.free(block)
+    print(json.dumps({"tuned": env.malloc_tuned, "mapped": mapped}))
+    """
+)
+
+
+def _probe(**env_overrides):
+    import json
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                        "MALLOC_TOP_PAD_", "DOMAIN_TUNE_NO_MALLOPT")}
+    env.update(env_overrides)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def _glibc():
+    import ctypes
+
+    try:
+        return sys.platform.startswith("linux") and hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _glibc(), reason="glibc (2.33 or newer) only")
+
+
+def test_mallopt_takes_effect_on_import():
+    result = _probe()
+    from domain_tune import _env
+
+    assert result["tuned"] == _env.MALLOC_SETTINGS
+    # every 4 MiB block comes from the heap: no mapping made and unmapped per allocation
+    assert result["mapped"] == [0] * 8
+
+
+def test_untuned_glibc_maps_the_first_block_and_the_opt_out_is_honoured():
+    result = _probe(DOMAIN_TUNE_NO_MALLOPT="1")
+    assert result["tuned"] == {}
+    assert result["mapped"][0] == 1  # glibc's default: above 128 KiB -> its own mmap
+
+
+def test_user_settings_of_glibc_are_left_alone():
+    assert _probe(MALLOC_MMAP_THRESHOLD_="1048576")["tuned"] == {}
