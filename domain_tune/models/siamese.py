@@ -65,14 +65,20 @@ class SiameseModel(keras.Model):
     """``{"base": strings, "ref": strings}`` -> angular similarity per pair.
 
     An optional ``"negative"`` input (hard negatives, ``""`` for none) goes
-    through the same encoder call and into the in-batch losses.
+    through the same encoder call and into the in-batch losses.  An optional
+    ``"parallel"`` input (a batch of parallel sentences, see
+    :mod:`domain_tune.training.distillation`) adds ``align_weight`` times the
+    distillation term to the training loss, tracked as ``align_loss``.
     """
 
-    def __init__(self, encoder, loss="mse", **kwargs):
+    def __init__(self, encoder, loss="mse", align_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.pair_loss = loss
         self.similarity = AngularSimilarity(name="angular_similarity")
+        self.align_weight = float(align_weight)
+        if self.align_weight:
+            self.align_tracker = keras.metrics.Mean(name="align_loss")
 
     def build(self, input_shape=None):
         self.built = True
@@ -116,11 +122,31 @@ class SiameseModel(keras.Model):
         with tf.GradientTape() as tape:
             similarity, emb = self._forward(x, training=True)
             loss = self.pair_loss_value(x, y, similarity, emb)
-            scaled = self.optimizer.scale_loss(loss)
+            scaled = self.optimizer.scale_loss(loss + self.alignment_value(x))
         self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return _per_step_logs(self.compute_metrics(x, y, similarity))
+
+    def alignment_value(self, x):
+        """``align_weight`` x the distillation term of ``x["parallel"]`` (0 without), per replica."""
+        if "parallel" not in x:
+            return 0.0
+        from domain_tune.training.distillation import alignment_loss
+
+        value = alignment_loss(self.encoder, x["parallel"], training=True)
+        self.align_tracker.update_state(value, sample_weight=ops.shape(x["parallel"]["source"])[0])
+        return self.align_weight * value / _replicas()
+
+    def evaluate(self, *args, return_dict=False, **kwargs):
+        if not self.align_weight:
+            return super().evaluate(*args, return_dict=return_dict, **kwargs)
+        # validation pairs come without parallel sentences: no align_loss to report
+        logs = super().evaluate(*args, return_dict=True, **kwargs)
+        logs.pop("align_loss", None)
+        if return_dict:
+            return logs
+        return list(logs.values()) if len(logs) > 1 else next(iter(logs.values()))
 
     def test_step(self, data):
         import tensorflow as tf
@@ -151,6 +177,7 @@ class SiameseModel(keras.Model):
         config = super().get_config()
         config["encoder"] = keras.layers.serialize(self.encoder)
         config["loss"] = self.pair_loss
+        config["align_weight"] = self.align_weight
         return config
 
     @classmethod
