@@ -1038,10 +1038,10 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
 
 
 @main.command("parallel-sentences")
-@click.argument("data_dir", type=click.Path())
+@click.argument("data_dir", type=click.Path(), required=False)
 @click.option("--out", "-o", required=True, type=click.Path(), help="Parallel CSV to write.")
 @click.option("--languages", metavar="LANG,...",
-              help="Target languages [default: de,es,fr,it,ja,nl,pl,pt,ru,zh].")
+              help="Target languages [default: every language in DATA_DIR].")
 @click.option("--source", default="en", show_default=True, help="The source language.")
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="train",
               show_default=True, help="Which stsb-LANG-SPLIT.csv files to read.")
@@ -1052,8 +1052,9 @@ def parallel_sentences_cmd(data_dir, out, languages, source, split, overwrite, a
 
     DATA_DIR holds the machine-translated STS benchmark, stsb-LANG-SPLIT.csv,
     row i of each language the translation of row i of the source language's
-    file.  Each source sentence is paired with its translation in every other
-    language.  The file is the input of `train --parallel`.
+    file (default: $DOMAIN_TUNE_MULTILINGUAL_DIR, else the published files,
+    downloaded once).  Each source sentence is paired with its translation in
+    every other language.  The file is the input of `train --parallel`.
 
     \b
     Example:
@@ -1063,10 +1064,7 @@ def parallel_sentences_cmd(data_dir, out, languages, source, split, overwrite, a
     from domain_tune.datasets.parallel import stsb_parallel, write_parallel
 
     _refuse_existing(out, overwrite)
-    langs = [l.strip() for l in languages.split(",") if l.strip()] if languages else None
-    if languages is not None and not langs:
-        raise BadInputError("--languages: give language codes separated by commas, e.g. de,fr")
-    frame = stsb_parallel(data_dir, langs, split, source)
+    frame = stsb_parallel(data_dir, languages, split, source)
     write_parallel(frame, out)
     counts = frame["language"].value_counts(sort=False).to_dict()
     if as_json:
