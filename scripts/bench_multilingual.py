@@ -63,6 +63,7 @@ def parse_args():
     p.add_argument("--recommend", help="The variant whose numbers the targets are checked on "
                    "(chosen on dev) [default: the last].")
     p.add_argument("--alpha", type=float, default=0.8, help="Interpolation weight of the tuned model (1: skip).")
+    p.add_argument("--wise", help="Comma-separated variants to interpolate [default: every one].")
     p.add_argument("--languages", help="Panel languages [default: all of the data].")
     p.add_argument("--parallel-languages", help="Languages of the parallel file [default: all 10].")
     p.add_argument("--max-pairs", type=int, help="Train on a random subset of the pairs.")
@@ -196,7 +197,7 @@ def main():
                           "alignment": metrics.get("alignment")}
         out = os.path.join(work, "runs", name)
         models[name] = measure(args, name, lambda: load_model(out), data, sts, stsb_dir, work)
-        if args.alpha < 1.0:
+        if args.alpha < 1.0 and (not args.wise or spec in args.wise.split(",")):
             def mixed(out=out):
                 return interpolate(load_model("use-m3"), load_model(out), args.alpha)[0]
             models[f"{name}+wise{args.alpha:g}"] = measure(

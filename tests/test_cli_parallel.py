@@ -107,3 +107,22 @@ def test_parallel_sentences_command(tmp_path):
     bad = run("parallel-sentences", folder, "--out", tmp_path / "x.csv", "--languages", "xx")
     assert bad.exit_code == 2 and "no stsb-xx-train.csv" in error_line(bad)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_mirrored_with_parallel_matches_single_device(tmp_path, tiny_model_dir, pairs_csv,
+                                                      parallel_csv):
+    from tests.training.test_distribute import COMMON, _train
+
+    args = [pairs_csv, "--model", tiny_model_dir, *COMMON, "--clipnorm", 0, "--parallel",
+            parallel_csv, "--parallel-batch-size", 4, "--align-weight", 3]
+    single = _train([*args, "--out", tmp_path / "one"])
+    mirrored = _train([*args, "--out", tmp_path / "two", "--distribute", "mirrored",
+                       "--cpu-replicas", "2"])
+    assert mirrored["replicas"] == 2
+    one = pd.read_csv(tmp_path / "one" / "history.csv")
+    two = pd.read_csv(tmp_path / "two" / "history.csv")
+    # the same pair and parallel batches, split across two replicas
+    for column in ("loss", "align_loss", "val_loss"):
+        np.testing.assert_allclose(two[column], one[column], rtol=1e-3)
+    assert mirrored["alignment"]["loss_per_epoch"] == pytest.approx(
+        single["alignment"]["loss_per_epoch"], rel=1e-3)
