@@ -581,7 +581,8 @@ def _default_out():
               help="Weight of the distillation term added to the pair loss [default: 1.0].")
 @click.option("--align-teacher", type=click.Choice(["base", "self"]),
               help="Target of a source and its translation: the frozen base model's embedding "
-              "of the source, or the tuned model's own (gradient stopped) [default: base].")
+              "of the source, or the tuned model's own (gradient stopped; it can collapse the "
+              "space at a high --align-weight, see the README) [default: base].")
 @click.option("--parallel-batch-size", type=int, metavar="N",
               help="Parallel sentences per training step [default: 16].")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress.")

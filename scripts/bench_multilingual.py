@@ -111,7 +111,9 @@ def train(args, name, align, train_csv, parallel_csv, work):
     if os.path.isfile(done):
         with open(done) as f:
             metrics = json.load(f)
-        if metrics["options"] == json.loads(json.dumps(job.options())):
+        same = ("pairs_path", "model", "validation_split", "fit", "embeddings", "align")
+        wanted = json.loads(json.dumps(job.options()))
+        if all(metrics["options"].get(k) == wanted.get(k) for k in same):
             print(f"reusing {out}", file=sys.stderr)
             return metrics
     os.makedirs(os.path.dirname(out), exist_ok=True)
