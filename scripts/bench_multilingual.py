@@ -180,7 +180,7 @@ def main():
     train_csv = os.path.join(pairs_dir, "train.csv")
 
     from domain_tune.datasets.sts import load_split
-    from domain_tune.datasets.taxonomy import read_retrieval_set
+    from domain_tune.datasets.retrieval_set import read_retrieval_set
     from domain_tune.models.interpolation import interpolate
     from domain_tune.models.loading import load_model
 
