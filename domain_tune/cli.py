@@ -465,6 +465,25 @@ def _column_pair(ctx, param, value):
     return tuple(names)
 
 
+def _align_options(parallel, columns, weight, teacher, batch_size):
+    from domain_tune.training.distillation import AlignOptions
+
+    given = {"--parallel-columns": columns, "--align-weight": weight,
+             "--align-teacher": teacher, "--parallel-batch-size": batch_size}
+    if parallel is None:
+        named = [k for k, v in given.items() if v is not None]
+        if named:
+            raise BadInputError(f"{', '.join(named)} {'needs' if len(named) == 1 else 'need'} "
+                                "--parallel FILE")
+        return None
+    options = AlignOptions(parallel=parallel, columns=columns)
+    for field, value in (("weight", weight), ("teacher", teacher), ("batch_size", batch_size)):
+        if value is not None:
+            setattr(options, field, value)
+    options.validate()
+    return options
+
+
 def _default_out():
     return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
 
@@ -547,6 +566,20 @@ def _default_out():
               help="Split the CPU into N logical devices (with --distribute mirrored).")
 @click.option("--mixed-precision", type=click.Choice(["bfloat16", "float16"]),
               help="Compute in 16 bits, keep float32 variables and loss (for GPUs).")
+@click.option("--parallel", "parallel", type=click.Path(), metavar="FILE",
+              help="Keep languages aligned while tuning: a CSV of parallel sentences (source, "
+              "translation) for multilingual distillation (see `parallel-sentences`).")
+@click.option("--parallel-columns", callback=lambda c, p, v: v and _column_pair(c, p, v),
+              metavar="SRC,TGT", help="Source and translation columns of --parallel "
+              "[default: its first two].")
+@click.option("--align-weight", type=float, metavar="W",
+              help="Weight of the distillation term added to the pair loss [default: 1.0].")
+@click.option("--align-teacher", type=click.Choice(["base", "self"]),
+              help="Target of a source and its translation: the frozen base model's embedding "
+              "of the source, or the tuned model's own (gradient stopped; it can collapse the "
+              "space at a high --align-weight, see the README) [default: base].")
+@click.option("--parallel-batch-size", type=int, metavar="N",
+              help="Parallel sentences per training step [default: 16].")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress.")
 @json_option
 @needs_tensorflow
@@ -554,7 +587,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
               lr_schedule, warmup, mini_batch_size, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
-              new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, quiet,
+              new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, parallel,
+              parallel_columns, align_weight, align_teacher, parallel_batch_size, quiet,
               as_json, multilingual, multilingual_dir, data_attribution):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
@@ -568,9 +602,15 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
     (model.keras, saved_model/), history.csv, metrics.json, similarity.png and
     a model card.
 
+    --parallel FILE keeps the languages aligned while the domain is learnt
+    (multilingual knowledge distillation): the embeddings of each source
+    sentence and of its translation are pulled to the teacher's embedding of
+    the source.
+
     \b
     Example:
       domain-tune train data/esco_pairs_sample.csv --out runs/esco --sts-dir DIR
+      domain-tune train pairs.csv --parallel parallel.csv --align-teacher self
     """
     from domain_tune.training.embeddings import EmbeddingOptions
     from domain_tune.training.fit import FitOptions
@@ -594,6 +634,8 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         plot_texts=_read_texts_file(texts_file) if texts_file else None,
         data_attribution=data_attribution, overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
         mixed_precision=mixed_precision, verbose=0 if (quiet or as_json) else 2,
+        align=_align_options(parallel, parallel_columns, align_weight, align_teacher,
+                             parallel_batch_size),
     )
     echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
@@ -1082,6 +1124,45 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
         corpus_n = f"{info['corpus']:,} corpus entr{'y' if info['corpus'] == 1 else 'ies'}"
         click.echo(f"Wrote {_count(info['rows'], 'match')} for {queries_n} against {corpus_n} "
                    f"to {out}{reused}.")
+
+
+@main.command("parallel-sentences")
+@click.argument("data_dir", type=click.Path(), required=False)
+@click.option("--out", "-o", required=True, type=click.Path(), help="Parallel CSV to write.")
+@click.option("--languages", metavar="LANG,...",
+              help="Target languages [default: every language in DATA_DIR].")
+@click.option("--source", default="en", show_default=True, help="The source language.")
+@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="train",
+              show_default=True, help="Which stsb-LANG-SPLIT.csv files to read.")
+@overwrite_option
+@json_option
+def parallel_sentences_cmd(data_dir, out, languages, source, split, overwrite, as_json):
+    """Build a parallel CSV (source, translation, language) from stsb-multi-mt files.
+
+    DATA_DIR holds the machine-translated STS benchmark, stsb-LANG-SPLIT.csv,
+    row i of each language the translation of row i of the source language's
+    file (default: $DOMAIN_TUNE_MULTILINGUAL_DIR, else the published files,
+    downloaded once).  Each source sentence is paired with its translation in
+    every other language.  The file is the input of `train --parallel`.
+
+    \b
+    Example:
+      domain-tune parallel-sentences ../shared/data/stsb-multi-mt --out parallel.csv
+      domain-tune train pairs.csv --parallel parallel.csv
+    """
+    from domain_tune.datasets.parallel import stsb_parallel, write_parallel
+
+    _refuse_existing(out, overwrite)
+    frame = stsb_parallel(data_dir, languages, split, source)
+    write_parallel(frame, out)
+    counts = frame["language"].value_counts(sort=False).to_dict()
+    if as_json:
+        _print_json({"out": out, "rows": len(frame), "sources": int(frame["source"].nunique()),
+                     "languages": {k: int(v) for k, v in counts.items()}})
+    else:
+        click.echo(f"Wrote {_count(len(frame), 'parallel sentence')} "
+                   f"({_count(int(frame['source'].nunique()), 'distinct source')}, "
+                   f"{source} -> {', '.join(counts)}) to {out}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,22 @@ def _replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _add_gradients(a, b):
+    """Element-wise sum of two gradient lists (``None`` for no gradient; sparse rows concatenated)."""
+    import tensorflow as tf
+
+    out = []
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            out.append(y if x is None else x)
+        elif isinstance(x, tf.IndexedSlices) and isinstance(y, tf.IndexedSlices):
+            out.append(tf.IndexedSlices(tf.concat([x.values, y.values], 0),
+                                        tf.concat([x.indices, y.indices], 0), x.dense_shape))
+        else:
+            out.append(tf.convert_to_tensor(x) + tf.convert_to_tensor(y))
+    return out
+
+
 def _per_step_logs(logs):
     """Per-step logs that Keras can reduce across workers.
 
@@ -68,15 +84,21 @@ class SiameseModel(keras.Model):
     ``""`` for none) go through the same encoder call and into the in-batch
     losses.  With ``mini_batch_size`` the training step caches gradients
     (:mod:`domain_tune.training.gradcache`): the encoder sees at most that
-    many texts at once, whatever the batch size.
+    many texts at once, whatever the batch size.  An optional ``"parallel"``
+    input (a batch of parallel sentences, see
+    :mod:`domain_tune.training.distillation`) adds ``align_weight`` times the
+    distillation term to the training loss, tracked as ``align_loss``.
     """
 
-    def __init__(self, encoder, loss="mse", mini_batch_size=None, **kwargs):
+    def __init__(self, encoder, loss="mse", mini_batch_size=None, align_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.pair_loss = loss
         self.mini_batch_size = mini_batch_size
         self.similarity = AngularSimilarity(name="angular_similarity")
+        self.align_weight = float(align_weight)
+        if self.align_weight:
+            self.align_tracker = keras.metrics.Mean(name="align_loss")
 
     @staticmethod
     def text_inputs(inputs):
@@ -132,15 +154,39 @@ class SiameseModel(keras.Model):
             from domain_tune.training.gradcache import cached_train_step
 
             loss, similarity, grads = cached_train_step(self, x, y, self.mini_batch_size)
+            if "parallel" in x:  # the distillation term: its own (small) batch and tape
+                with tf.GradientTape() as tape:
+                    scaled = self.optimizer.scale_loss(self.alignment_value(x))
+                grads = _add_gradients(grads, tape.gradient(scaled, self.trainable_weights))
         else:
             with tf.GradientTape() as tape:
                 similarity, emb = self._forward(x, training=True)
                 loss = self.pair_loss_value(x, y, similarity, emb)
-                scaled = self.optimizer.scale_loss(loss)
+                scaled = self.optimizer.scale_loss(loss + self.alignment_value(x))
             grads = tape.gradient(scaled, self.trainable_weights)
         self._loss_tracker.update_state(loss * _replicas(), sample_weight=tf.shape(similarity)[0])
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return _per_step_logs(self.compute_metrics(x, y, similarity))
+
+    def alignment_value(self, x):
+        """``align_weight`` x the distillation term of ``x["parallel"]`` (0 without), per replica."""
+        if "parallel" not in x:
+            return 0.0
+        from domain_tune.training.distillation import alignment_loss
+
+        value = alignment_loss(self.encoder, x["parallel"], training=True)
+        self.align_tracker.update_state(value, sample_weight=ops.shape(x["parallel"]["source"])[0])
+        return self.align_weight * value / _replicas()
+
+    def evaluate(self, *args, return_dict=False, **kwargs):
+        if not self.align_weight:
+            return super().evaluate(*args, return_dict=return_dict, **kwargs)
+        # validation pairs come without parallel sentences: no align_loss to report
+        logs = super().evaluate(*args, return_dict=True, **kwargs)
+        logs.pop("align_loss", None)
+        if return_dict:
+            return logs
+        return list(logs.values()) if len(logs) > 1 else next(iter(logs.values()))
 
     def test_step(self, data):
         import tensorflow as tf
@@ -172,6 +218,7 @@ class SiameseModel(keras.Model):
         config["encoder"] = keras.layers.serialize(self.encoder)
         config["loss"] = self.pair_loss
         config["mini_batch_size"] = self.mini_batch_size
+        config["align_weight"] = self.align_weight
         return config
 
     @classmethod

@@ -138,8 +138,12 @@ def pair_lengths(pairs):
     return [max(map(len, texts)) for texts in zip(*columns)]
 
 
-def train_dataset(pairs, batch_size, seed, first_epoch, epochs, bucket=True):
-    """Batches of epochs ``first_epoch .. epochs-1`` (see :func:`epoch_batches`)."""
+def train_dataset(pairs, batch_size, seed, first_epoch, epochs, bucket=True, parallel=None):
+    """Batches of epochs ``first_epoch .. epochs-1`` (see :func:`epoch_batches`).
+
+    ``parallel`` (:class:`~domain_tune.training.distillation.ParallelBatches`)
+    adds a batch of parallel sentences to each, as ``x["parallel"]``.
+    """
     lengths = pair_lengths(pairs)
     batches = [b for e in range(first_epoch, epochs)
                for b in epoch_batches(lengths, batch_size, seed, e, bucket)]
@@ -148,9 +152,10 @@ def train_dataset(pairs, batch_size, seed, first_epoch, epochs, bucket=True):
     limits = np.cumsum([len(b) for b in batches]).astype(np.int64)
     ragged = tf.RaggedTensor.from_row_limits(flat, limits)
     ds = shard_data(tf.data.Dataset.from_tensor_slices(ragged))
-    return ds.map(_gather(pairs), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
-    ), steps
+    ds = ds.map(_gather(pairs), num_parallel_calls=tf.data.AUTOTUNE)
+    if parallel is not None:
+        ds = shard_data(parallel.attach(ds, seed, first_epoch, epochs, steps))
+    return ds.prefetch(tf.data.AUTOTUNE), steps
 
 
 def eval_dataset(pairs, batch_size):
@@ -300,16 +305,17 @@ def steps_per_epoch(n_pairs, batch_size):
     return math.ceil(n_pairs / batch_size)
 
 
-def compile_siamese(encoder, options, n_pairs=None):
+def compile_siamese(encoder, options, n_pairs=None, align_weight=0.0):
     """The siamese model of ``encoder``, compiled for ``options``.
 
     ``n_pairs`` (the number of training pairs) sets the length of a
-    learning-rate schedule, and is required with one.
+    learning-rate schedule, and is required with one.  ``align_weight``
+    weighs the distillation term of batches of parallel sentences.
     """
     # a dense optimizer updates whole tables: keep them out of copy-on-read mode
     use_sparse_reads(encoder, sparse_table_access(options.optimizer))
     model = SiameseModel(encoder, loss=options.loss, mini_batch_size=options.mini_batch_size,
-                         name="siamese")
+                         align_weight=align_weight, name="siamese")
     total = (options.epochs * steps_per_epoch(n_pairs, options.batch_size)) if n_pairs else None
     rate = learning_rate(options.learning_rate, options.lr_schedule, options.warmup, total)
     model.compile(
@@ -332,11 +338,13 @@ def evaluate(model, pairs, batch_size=64):
 
 
 def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbacks=(),
-        verbose=1):
+        verbose=1, parallel=None):
     """Train a compiled siamese model; returns the :class:`TrainingState` (history inside).
 
     ``state_dir`` receives the resumable state; with ``resume=True`` training
-    continues from the last complete epoch saved there.
+    continues from the last complete epoch saved there.  ``parallel``
+    (:class:`~domain_tune.training.distillation.ParallelBatches`) adds a batch
+    of parallel sentences to every step (alignment-preserving training).
     """
     options.validate()
     monitor = options.monitor if val_pairs is not None else "loss"
@@ -356,7 +364,8 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
             TrainingState.load_best(model.encoder, state_dir)
         return state
     ds, steps = train_dataset(train_pairs, options.batch_size, options.seed, first_epoch,
-                              options.epochs, bucket=options.bucket_by_length)
+                              options.epochs, bucket=options.bucket_by_length,
+                              parallel=parallel)
     guard = _StopOnSignalOrNaN(interrupt)
     with interrupt.installed():
         model.fit(

@@ -40,7 +40,8 @@ from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
 from domain_tune.seeding import seed_everything
-from domain_tune.training import model_card, run_dir
+from domain_tune.training import distillation, model_card, run_dir
+from domain_tune.training.distillation import AlignOptions
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
 from domain_tune.training.losses import POSITIVE, READS_NEGATIVES
@@ -60,6 +61,7 @@ class TrainJob:
     validation_file: str = None
     fit: FitOptions = dataclasses.field(default_factory=FitOptions)
     embeddings: EmbeddingOptions = dataclasses.field(default_factory=EmbeddingOptions)
+    align: AlignOptions = None  # alignment-preserving training on parallel sentences
     sts: bool = True
     sts_dir: str = None
     sts_limit: int = None
@@ -140,6 +142,7 @@ def train_run(job, echo=print):
     job.embeddings.validate()
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
+    parallel = _read_parallel(job)
     sts_data = _load_sts(job)
     panel_data = _panel_data(job, echo)
     strategy = make_strategy(job.distribute, job.cpu_replicas)  # before any TF op
@@ -154,11 +157,13 @@ def train_run(job, echo=print):
             shutil.copytree(state, os.path.join(run_dir.partial_dir(scratch_out), "state"))
         try:
             return _train_in(job, scratch_out, strategy, train_pairs, val_pairs, sts_data,
-                             echo=lambda line: None, panel_data=panel_data)
+                             echo=lambda line: None, panel_data=panel_data,
+                             parallel=parallel)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     with run_dir.locked(out):
-        return _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data)
+        return _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data,
+                         parallel)
 
 
 def _panel_data(job, echo):
@@ -175,7 +180,8 @@ def _panel(model, data):
     return None if data is None else evaluate_panel(model, data)
 
 
-def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data=None):
+def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data=None,
+              parallel=None):
     import keras
 
     started = time.perf_counter()
@@ -193,10 +199,14 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
             base_matrix = similarity_matrix(base, texts)
             sts_before = _sts(base, sts_data)
             panel_before = _panel(base, panel_data)
+            if parallel is not None:  # the base teacher's embeddings are cached here, once
+                parallel = distillation.prepare(job.align, parallel, base,
+                                                bucket=job.fit.bucket_by_length, echo=echo)
             encoder, added = prepare_encoder(base, job.embeddings,
                                              train_pairs.base + train_pairs.ref, job.fit.seed)
             del base
-            siamese = compile_siamese(encoder, job.fit, len(train_pairs))
+            siamese = compile_siamese(encoder, job.fit, len(train_pairs),
+                                      align_weight=job.align.weight if job.align else 0.0)
         frozen_before = _frozen_rows(encoder)
         val_before = evaluate(siamese, val_pairs)
         if sts_before or val_before:
@@ -207,7 +217,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         fit_started = time.perf_counter(), time.process_time()
         state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
                     resume=job.resume, callbacks=[tensorboard, *job.callbacks],
-                    verbose=job.verbose)
+                    verbose=job.verbose, parallel=parallel)
         fit_wall, fit_cpu = (time.perf_counter() - fit_started[0],
                              time.process_time() - fit_started[1])
         sts_after = _sts(encoder, sts_data)
@@ -245,6 +255,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
             "hard_negatives": _count_negatives(train_pairs),
             "replicas": strategy.num_replicas_in_sync,
             "embeddings": embeddings,
+            "alignment": distillation.summary(job.align, parallel.sentences, state.history)
+            if parallel is not None else None,
             "data_sha256": sha256(job.pairs_path),
             "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
             "options": job.options(),
@@ -276,6 +288,16 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
     run_dir.publish(out, job.overwrite)
     metrics["out"] = out
     return metrics
+
+
+def _read_parallel(job):
+    """The parallel sentences of an alignment-preserving run (``None`` without)."""
+    if job.align is None:
+        return None
+    from domain_tune.datasets.parallel import read_parallel
+
+    job.align.validate()
+    return read_parallel(job.align.parallel, job.align.columns)
 
 
 def _detach(callbacks):
