@@ -54,8 +54,9 @@ def _add_gradients(a, b):
         if x is None or y is None:
             out.append(y if x is None else x)
         elif isinstance(x, tf.IndexedSlices) and isinstance(y, tf.IndexedSlices):
-            out.append(tf.IndexedSlices(tf.concat([x.values, y.values], 0),
-                                        tf.concat([x.indices, y.indices], 0), x.dense_shape))
+            indices = tf.concat([tf.cast(x.indices, tf.int64), tf.cast(y.indices, tf.int64)], 0)
+            out.append(tf.IndexedSlices(tf.concat([x.values, y.values], 0), indices,
+                                        x.dense_shape))
         else:
             out.append(tf.convert_to_tensor(x) + tf.convert_to_tensor(y))
     return out

@@ -48,7 +48,9 @@ def test_zero_when_the_encoder_is_the_teacher(sp_model_path, teacher):
     encoder = make_tiny_encoder(sp_model_path)
     # a translation identical to its source: the student equals the teacher on both
     x = batch(encoder, SOURCES, SOURCES, teacher)
-    assert float(alignment_loss(encoder, x, training=False)) == 0.0
+    # zero up to float rounding: the base teacher's embeddings come from encode(), whose
+    # padding-free packing groups the texts differently from this batch's call
+    assert float(alignment_loss(encoder, x, training=False)) == pytest.approx(0.0, abs=1e-12)
     # real translations: only the translation term remains, the same for both teachers
     x = batch(encoder, SOURCES, TRANSLATIONS, teacher)
     src, tgt = encoder(tf.constant(SOURCES)), encoder(tf.constant(TRANSLATIONS))

@@ -117,3 +117,28 @@ def test_interrupt_then_resume_with_mini_batches(sp_model_path, tmp_path):
     resumed = train(tmp_path / "b", resume=True)
     for a, b in zip(reference.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy-adam"])
+def test_cached_step_with_distillation_equals_full_batch_step(sp_model_path, optimizer):
+    """With --parallel, the cached step adds the distillation term's gradients (its own tape)."""
+    from tests.training.test_distillation import SOURCES, TRANSLATIONS
+
+    pairs = toy_pairs(20, seed=3)
+    x, y = _batch(pairs, 1)
+    x["parallel"] = {"source": tf.constant(SOURCES), "translation": tf.constant(TRANSLATIONS)}
+    weights = []
+    for mini in (None, 6):
+        opts = FitOptions(loss="in-batch-symmetric", optimizer=optimizer, mini_batch_size=mini,
+                          **FAST)
+        model = compile_siamese(make_tiny_encoder(sp_model_path, seed=11), opts, align_weight=2.0)
+        logs = model.train_step((x, y))
+        assert float(model.align_tracker.result()) > 0
+        weights.append(([w.numpy() for w in model.trainable_weights], float(logs["loss"])))
+    (full, loss_full), (cached, loss_cached) = weights
+    assert loss_cached == pytest.approx(loss_full, abs=1e-5)
+    for a, b in zip(full, cached):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    initial = [w.numpy() for w in make_tiny_encoder(sp_model_path, seed=11).trainable_weights]
+    moved = sum(not np.allclose(a, b) for a, b in zip(initial, full[: len(initial)]))
+    assert moved > 0
