@@ -162,15 +162,16 @@ def _per_language(panel):
 
 
 def _alignment(m):
+    """The ``train --parallel`` section: what kept the languages aligned, and how hard it pulled."""
     a = m.get("alignment")
     if not a:
         return ""
-    losses = a.get("loss_per_epoch") or a.get("losses") or []
-    opts = {k: v for k, v in a.items() if k not in ("loss_per_epoch", "losses") and v is not None
-            and not isinstance(v, (dict, list))}
-    lines = ["### Cross-lingual alignment", "",
-             "Trained with a distillation term that keeps translations together: " +
-             ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in opts.items()) + "."]
+    losses = a.get("loss_per_epoch") or []
+    text = (f"Alignment kept by multilingual distillation: {a['sentences']:,} parallel sentences "
+            f"(`{os.path.basename(str(a['parallel']))}`, columns "
+            f"{', '.join(f'`{c}`' for c in a.get('columns') or [])}), teacher `{a['teacher']}`, "
+            f"weight {_value(a['weight'])}, {a['batch_size']} sentences per step.")
+    lines = ["### Cross-lingual alignment", "", text]
     if losses:
         lines.append("Mean distillation loss per epoch: " +
                      ", ".join(f"{float(x):.5f}" for x in losses) + ".")
