@@ -143,8 +143,11 @@ def _evaluation(m):
                      "scores: general quality, which tuning for a domain should keep.")
     if panel.get("before") or panel.get("after"):
         p = panel.get("after") or panel.get("before")
-        notes.append(f"multilingual panel: stsb-multi-mt {p.get('split', 'dev')}, languages "
-                     f"{', '.join(p.get('languages', []))}")
+        notes.append(f"### Multilingual STS ({p.get('split', 'dev')}, {p.get('n', '?')} pairs per "
+                     f"language)\n\nstsb-multi-mt, languages {', '.join(p.get('languages', []))}: "
+                     "Pearson of the cosine similarity in each language (mono) and with sentence 1 "
+                     f"in {p.get('pivot', 'en')} (cross); translation retrieval accuracy, both "
+                     "directions averaged.")
         notes.append(_per_language(panel))
     return "\n".join(lines) + "\n\n" + "\n\n".join(n for n in notes if n) + "\n"
 
