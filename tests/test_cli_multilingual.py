@@ -113,6 +113,12 @@ def test_one_line_errors(multi_dir, files, args, message):
 
 
 def test_file_errors(tmp_path):
+    constant = tmp_path / "constant.csv"
+    constant.write_text("a cat,a dog,2.5\nrain,sun,2.5\n", encoding="utf-8")
+    result = run("eval-sts", "--file", constant)
+    assert result.exit_code == 2
+    assert error_line(result) == ("Error: every gold score is 2.5; Pearson and Spearman need "
+                                  "scores that differ")
     bad = tmp_path / "latin1.csv"
     bad.write_bytes("caf\u00e9,b,5\n".encode("latin-1"))
     result = run("eval-sts", "--file", bad)

@@ -216,7 +216,7 @@ def test_signal_keeps_state_and_resume_finishes(tmp_path, tiny_model_dir, pairs_
             "30", "-q"]
     proc = subprocess.Popen(args + ["--epochs", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "run.partial" / "state" / "state.json"
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # a busy machine may take minutes to start TensorFlow
     while not state.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert state.exists(), proc.communicate()[1][-2000:]
@@ -226,7 +226,17 @@ def test_signal_keeps_state_and_resume_finishes(tmp_path, tiny_model_dir, pairs_
     assert "--resume" in stderr and "Traceback" not in stderr
     assert not out.exists() and (tmp_path / "run.partial").is_dir()
     assert not (tmp_path / "run.lock").exists()
-    # the same command with --resume (and, to finish quickly, fewer epochs)
+    # another learning rate or other data: refused, the interrupted run kept
+    for change, what in ((["--learning-rate", "0.5"], "fit.learning_rate"),
+                         (["--loss", "cosent"], "fit.loss")):
+        refused = subprocess.run(args + ["--epochs", "2", "--resume", *change],
+                                 capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        last = refused.stderr.strip().splitlines()[-1]
+        assert "--resume" in last and what in last and "Traceback" not in refused.stderr
+        assert (tmp_path / "run.partial" / "state" / "state.json").exists() and not out.exists()
+    # the same command with --resume (and, to finish quickly, fewer epochs: allowed with a
+    # constant learning rate)
     resumed = subprocess.run(args + ["--epochs", "2", "--resume", "--json"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -93,6 +93,27 @@ def resolve_sts_dir(sts_dir=None, fetch=True):
     return sts_dir
 
 
+def parse_score(path, line, text):
+    """A gold score of an STS file: a number in 0-5 (else a :class:`BadInputError` naming the line)."""
+    try:
+        score = float(text)
+    except ValueError:
+        raise BadInputError(f"{path}:{line}: score {text!r} is not a number") from None
+    if not 0.0 <= score <= MAX_SCORE:  # also refuses nan
+        raise BadInputError(f"{path}:{line}: score {text} is outside 0-5")
+    return score
+
+
+def check_scores(path, scores, vary=True):
+    """Refuse a file without pairs or, with ``vary``, one whose scores are all equal (no
+    correlation exists)."""
+    if not scores:
+        raise BadInputError(f"STS file {path} holds no pairs")
+    if vary and min(scores) == max(scores):
+        raise BadInputError(f"STS file {path}: every score is {scores[0]:g}; Pearson and "
+                            "Spearman need scores that differ")
+
+
 def read_sts(path):
     """Read every pair of a split file; a malformed line is an error, not a skip."""
     check_text_file(path, "STS file")
@@ -108,19 +129,13 @@ def read_sts(path):
                     raise BadInputError(
                         f"{path}:{lineno}: expected at least 7 tab-separated fields, got {len(fields)}"
                     )
-                try:
-                    score = float(fields[4])
-                except ValueError:
-                    raise BadInputError(f"{path}:{lineno}: score {fields[4]!r} is not a number") from None
-                if not 0.0 <= score <= MAX_SCORE:
-                    raise BadInputError(f"{path}:{lineno}: score {score} is outside 0-5")
+                score = parse_score(path, lineno, fields[4])
                 s1.append(fields[5])
                 s2.append(fields[6])
                 scores.append(score)
     except UnicodeDecodeError as e:
         raise utf8_error(path, e) from e
-    if not scores:
-        raise BadInputError(f"STS file {path} holds no pairs")
+    check_scores(path, scores)
     return STSSplit(s1, s2, scores, path)
 
 

@@ -23,7 +23,7 @@ import tempfile
 import urllib.request
 
 from domain_tune.datasets.files import check_text_file, utf8_error
-from domain_tune.datasets.sts import MAX_SCORE, STSSplit, SPLITS
+from domain_tune.datasets.sts import SPLITS, STSSplit, check_scores, parse_score
 from domain_tune.errors import BadInputError
 
 ENV_VAR = "DOMAIN_TUNE_MULTILINGUAL_DIR"
@@ -61,12 +61,7 @@ def read_stsb_file(path):
                         f"{path}:{line}: expected 3 comma-separated fields (sentence1, sentence2, "
                         f"score), got {len(row)}; quote texts that contain commas"
                     )
-                try:
-                    score = float(row[2])
-                except ValueError:
-                    raise BadInputError(f"{path}:{line}: score {row[2]!r} is not a number") from None
-                if not 0.0 <= score <= MAX_SCORE:  # also refuses nan
-                    raise BadInputError(f"{path}:{line}: score {row[2]} is outside 0-5")
+                score = parse_score(path, line, row[2])
                 s1.append(row[0])
                 s2.append(row[1])
                 scores.append(score)
@@ -74,8 +69,7 @@ def read_stsb_file(path):
         raise utf8_error(path, e) from e
     except csv.Error as e:
         raise BadInputError(f"{path}: not a readable CSV ({e})") from e
-    if not scores:
-        raise BadInputError(f"STS file {path} holds no pairs")
+    check_scores(path, scores, vary=False)  # (also read for its sentences alone: parallel-sentences)
     return STSSplit(s1, s2, scores, path)
 
 

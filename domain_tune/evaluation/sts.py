@@ -4,6 +4,7 @@ import numpy as np
 from scipy import stats
 
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, unique_encode
+from domain_tune.errors import BadInputError
 
 SIMILARITIES = ("cosine", "angular")
 CLIP = 0.99999
@@ -28,6 +29,11 @@ def pair_similarity(a, b, similarity="cosine"):
 
 
 def correlations(predicted, gold):
+    """Pearson and Spearman; gold scores that are all equal are a :class:`BadInputError`."""
+    gold = np.asarray(gold, float)
+    if len(gold) and gold.min() == gold.max():
+        raise BadInputError(f"every gold score is {gold[0]:g}; Pearson and Spearman need "
+                            "scores that differ")
     return {
         "pearson": float(stats.pearsonr(predicted, gold)[0]),
         "spearman": float(stats.spearmanr(predicted, gold)[0]),

@@ -89,6 +89,26 @@ class TrainingFailed(RuntimeError):
     """Training ran but produced no usable model (a non-finite loss)."""
 
 
+def resume_settings(job):
+    """What must be the same when a run is resumed: the model, the data (by content), and
+    every option that shapes training.  ``--epochs`` may change (to train longer) when the
+    learning rate is constant; with a schedule it is part of the schedule, so it may not."""
+    d = json.loads(json.dumps(job.options()))
+    settings = {k: d[k] for k in ("model", "text_columns", "score_column", "score_range",
+                                  "validation_split", "mixed_precision")}
+    for group in ("fit", "embeddings", "align"):
+        for k, v in (d[group] or {}).items():
+            settings[f"{group}.{k}"] = v
+    if job.fit.lr_schedule == "constant":
+        settings.pop("fit.epochs")
+    settings["pairs_sha256"] = sha256(job.pairs_path)
+    if job.validation_file:
+        settings["validation_sha256"] = sha256(job.validation_file)
+    if job.align is not None:
+        settings["align.parallel"] = sha256(job.align.parallel)
+    return settings
+
+
 def _read_data(job):
     def read(path):
         pairs = read_pairs(path, job.text_columns, job.score_column, job.score_range)
@@ -143,6 +163,9 @@ def train_run(job, echo=print):
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
     parallel = _read_parallel(job)
+    settings = resume_settings(job)
+    if job.resume:
+        run_dir.check_resume(out, settings)
     sts_data = _load_sts(job)
     panel_data = _panel_data(job, echo)
     strategy = make_strategy(job.distribute, job.cpu_replicas)  # before any TF op
@@ -163,7 +186,7 @@ def train_run(job, echo=print):
             shutil.rmtree(scratch, ignore_errors=True)
     with run_dir.locked(out):
         return _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data,
-                         parallel)
+                         parallel, settings)
 
 
 def _panel_data(job, echo):
@@ -181,12 +204,14 @@ def _panel(model, data):
 
 
 def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data=None,
-              parallel=None):
+              parallel=None, settings=None):
     import keras
 
     started = time.perf_counter()
     texts = list(job.plot_texts or DEFAULT_TEXTS)
     work = run_dir.start(out, job.resume)
+    if settings is not None and not job.resume:
+        run_dir.record_settings(out, settings)
     try:
         seed_everything(job.fit.seed)
         if job.mixed_precision:

@@ -9,6 +9,7 @@ interrupted run leaves ``DIR.partial`` in place for ``--resume``.  A lock file
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 
@@ -40,6 +41,35 @@ def check_out(out, overwrite=False, resume=False):
             "or --overwrite to start again"
         )
     return out
+
+
+JOB_FILE = "job.json"  # in DIR.partial: the settings an interrupted run was started with
+
+
+def record_settings(out, settings):
+    """Keep ``settings`` (a flat JSON-able dict) beside the resumable state of ``out``."""
+    path = os.path.join(partial_dir(out), JOB_FILE)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def check_resume(out, settings):
+    """Refuse ``--resume`` of ``out`` when ``settings`` differ from those the run was started
+    with (a run interrupted before settings were recorded is not checked)."""
+    path = os.path.join(partial_dir(out), JOB_FILE)
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+    if changed:
+        shown = "; ".join(f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now" for k in changed[:3])
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise BadInputError(
+            f"--resume: the interrupted run at {partial_dir(out)} was started with other "
+            f"settings ({shown}{more}); resume with the same options, or pass --overwrite "
+            "to start again")
 
 
 def _pid_alive(pid):

@@ -25,7 +25,7 @@ def test_reads_lines_with_extra_fields(tmp_path):
     [
         ("only\tthree\tfields\n", ":2: expected at least 7"),
         (LINE.format(score="high", extra=""), ":2: score 'high' is not a number"),
-        (LINE.format(score="7", extra=""), ":2: score 7.0 is outside 0-5"),
+        (LINE.format(score="7", extra=""), ":2: score 7 is outside 0-5"),
     ],
 )
 def test_malformed_line_is_an_error_not_a_skip(tmp_path, bad, message):
