@@ -113,7 +113,7 @@ def train(args, name, align, train_csv, parallel_csv, work):
             metrics = json.load(f)
         same = ("pairs_path", "model", "validation_split", "fit", "embeddings", "align")
         wanted = json.loads(json.dumps(job.options()))
-        if all(metrics["options"].get(k) == wanted.get(k) for k in same):
+        if all(_same(metrics["options"].get(k), wanted.get(k)) for k in same):
             print(f"reusing {out}", file=sys.stderr)
             return metrics
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -121,14 +121,24 @@ def train(args, name, align, train_csv, parallel_csv, work):
     return train_run(job, echo=lambda line: print(line, file=sys.stderr))
 
 
-def measure(args, name, model_fn, data, sts, stsb_dir, work):
+def _same(old, new):
+    """Stored run options ``old`` equal ``new``; an option added since the run was stored
+    counts as equal when ``new`` leaves it unset (None)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return all(_same(old.get(k), v) for k, v in new.items()) and set(old) <= set(new)
+    return old == new
+
+
+def measure(args, name, model_fn, data, sts, stsb_dir, work, run_dir=None):
     """Retrieval, STS-B and the multilingual panel of one model (cached in work/measure)."""
     from domain_tune.evaluation.multilingual import evaluate_panel
     from domain_tune.evaluation.retrieval import evaluate_retrieval
     from domain_tune.evaluation.sts import evaluate_sts
 
     path = os.path.join(work, "measure", f"{name}.json")
-    if os.path.isfile(path):
+    trained = os.path.join(run_dir, "metrics.json") if run_dir else None
+    stale = trained and os.path.isfile(path) and os.path.getmtime(trained) > os.path.getmtime(path)
+    if os.path.isfile(path) and not stale:
         with open(path) as f:
             return json.load(f)
     print(f"measuring {name}", file=sys.stderr)
@@ -198,12 +208,12 @@ def main():
                           "train_pairs": metrics["train_pairs"], "epochs_run": metrics["epochs_run"],
                           "alignment": metrics.get("alignment")}
         out = os.path.join(work, "runs", name)
-        models[name] = measure(args, name, lambda: load_model(out), data, sts, stsb_dir, work)
+        models[name] = measure(args, name, lambda: load_model(out), data, sts, stsb_dir, work, out)
         if args.alpha < 1.0 and (not args.wise or spec in args.wise.split(",")):
             def mixed(out=out):
                 return interpolate(load_model("use-m3"), load_model(out), args.alpha)[0]
             models[f"{name}+wise{args.alpha:g}"] = measure(
-                args, f"{name}+wise{args.alpha:g}", mixed, data, sts, stsb_dir, work)
+                args, f"{name}+wise{args.alpha:g}", mixed, data, sts, stsb_dir, work, out)
     recommend = args.recommend or list(models)[-1]
     result = {
         "models": models, "variants": variants, "recommended": recommend,
