@@ -78,6 +78,10 @@ def encode(model: ModelLike, texts: Sequence[str], *, batch_size: int = 256,
 # Option names of ``domain-tune train`` that differ from the field they set.
 _TRAIN_ALIASES = {"embeddings": ("embeddings", "strategy"), "bucket": ("fit", "bucket_by_length"),
                   "lr": ("fit", "learning_rate")}
+# train's alignment options (``--parallel FILE`` ...) -> fields of AlignOptions
+_ALIGN_OPTIONS = {"parallel": "parallel", "parallel_columns": "columns", "align_weight": "weight",
+                  "align_teacher": "teacher", "parallel_batch_size": "batch_size",
+                  "align_loss": "loss"}
 
 
 @dataclasses.dataclass
@@ -116,7 +120,31 @@ def train_options() -> dict:
     out.pop("plot_texts", None)
     out.pop("sts", None)
     out.pop("verbose", None)
+    out.pop("align", None)
+    from domain_tune.training.distillation import AlignOptions
+
+    align = AlignOptions()
+    out.update({name: getattr(align, field) for name, field in _ALIGN_OPTIONS.items()})
     return out
+
+
+def _align_job(options):
+    """The :class:`AlignOptions` of ``train(..., parallel=FILE, align_weight=...)`` (None without)."""
+    from domain_tune.training.distillation import AlignOptions
+
+    given = {k: options.pop(k) for k in list(options) if k in _ALIGN_OPTIONS}
+    if given.get("parallel") is None:
+        named = sorted(k for k, v in given.items() if v is not None)
+        if named:
+            raise BadInputError(f"train: {', '.join(named)} {'needs' if len(named) == 1 else 'need'}"
+                                " parallel=FILE")
+        return None
+    align = AlignOptions(parallel=os.fspath(given.pop("parallel")))
+    for name, value in given.items():
+        if value is not None:
+            setattr(align, _ALIGN_OPTIONS[name], tuple(value) if name == "parallel_columns" else value)
+    align.validate()
+    return align
 
 
 def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: Any):
@@ -139,6 +167,7 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
         job.plot_texts = None if texts is None else [str(t) for t in texts]
     if "quiet" in options:
         job.verbose = 0 if options.pop("quiet") else job.verbose
+    job.align = _align_job(options)
     for name, value in options.items():
         if name == "text_columns" and isinstance(value, str):
             value = tuple(v.strip() for v in value.split(","))

@@ -465,11 +465,12 @@ def _column_pair(ctx, param, value):
     return tuple(names)
 
 
-def _align_options(parallel, columns, weight, teacher, batch_size):
+def _align_options(parallel, columns, weight, teacher, batch_size, loss=None):
     from domain_tune.training.distillation import AlignOptions
 
     given = {"--parallel-columns": columns, "--align-weight": weight,
-             "--align-teacher": teacher, "--parallel-batch-size": batch_size}
+             "--align-teacher": teacher, "--parallel-batch-size": batch_size,
+             "--align-loss": loss}
     if parallel is None:
         named = [k for k, v in given.items() if v is not None]
         if named:
@@ -477,7 +478,8 @@ def _align_options(parallel, columns, weight, teacher, batch_size):
                                 "--parallel FILE")
         return None
     options = AlignOptions(parallel=parallel, columns=columns)
-    for field, value in (("weight", weight), ("teacher", teacher), ("batch_size", batch_size)):
+    for field, value in (("weight", weight), ("teacher", teacher), ("batch_size", batch_size),
+                         ("loss", loss)):
         if value is not None:
             setattr(options, field, value)
     options.validate()
@@ -580,6 +582,12 @@ def _default_out():
               "space at a high --align-weight, see the README) [default: base].")
 @click.option("--parallel-batch-size", type=int, metavar="N",
               help="Parallel sentences per training step [default: 16].")
+@click.option("--align-loss", type=click.Choice(["embedding", "similarity", "contrastive"]),
+              help="The alignment objective: 'embedding' pulls both texts onto the teacher's "
+              "embedding of the source (Reimers & Gurevych); 'similarity' matches the teacher's "
+              "similarities between the batch's sentences, within and across languages; "
+              "'contrastive' ranks each text's own translation first among the batch's (no "
+              "teacher). See the README for what each keeps [default: embedding].")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress.")
 @json_option
 @needs_tensorflow
@@ -588,7 +596,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
               lr_schedule, warmup, mini_batch_size, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, parallel,
-              parallel_columns, align_weight, align_teacher, parallel_batch_size, quiet,
+              parallel_columns, align_weight, align_teacher, parallel_batch_size, align_loss, quiet,
               as_json, multilingual, multilingual_dir, data_attribution):
     """Fine-tune the encoder on scored pairs (columns base,ref,similarity).
 
@@ -635,7 +643,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
         data_attribution=data_attribution, overwrite=overwrite, resume=resume, distribute=distribute, cpu_replicas=cpu_replicas,
         mixed_precision=mixed_precision, verbose=0 if (quiet or as_json) else 2,
         align=_align_options(parallel, parallel_columns, align_weight, align_teacher,
-                             parallel_batch_size),
+                             parallel_batch_size, align_loss),
     )
     echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:

@@ -31,6 +31,7 @@ stay in DIR and a finished run (same options) is reused, not trained again.
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -79,11 +80,20 @@ def parse_variant(spec):
         return None
     parts = spec.split(":")
     teacher = parts[0]
-    if teacher not in ("base", "self") or len(parts) > 3:
-        raise SystemExit(f"bad variant {spec!r}: use none or TEACHER:WEIGHT:BATCH")
+    if teacher not in ("base", "self") or len(parts) > 4:
+        raise SystemExit(f"bad variant {spec!r}: use none or TEACHER:WEIGHT:BATCH[:OBJECTIVE]")
     weight = float(parts[1]) if len(parts) > 1 else 1.0
     batch = int(parts[2]) if len(parts) > 2 else 16
-    return {"teacher": teacher, "weight": weight, "batch_size": batch}
+    loss = parts[3] if len(parts) > 3 else "embedding"
+    return {"teacher": teacher, "weight": weight, "batch_size": batch, "loss": loss}
+
+
+def variant_name(align):
+    """``none``, ``base-w10-b8`` (the embedding objective) or ``base-w50-b32-similarity``."""
+    if align is None:
+        return "none"
+    name = f"{align['teacher']}-w{align['weight']:g}-b{align['batch_size']}"
+    return name if align["loss"] == "embedding" else f"{name}-{align['loss']}"
 
 
 def run(command):
@@ -113,7 +123,10 @@ def train(args, name, align, train_csv, parallel_csv, work):
             metrics = json.load(f)
         same = ("pairs_path", "model", "validation_split", "fit", "embeddings", "align")
         wanted = json.loads(json.dumps(job.options()))
-        if all(_same(metrics["options"].get(k), wanted.get(k)) for k in same):
+        defaults = {"fit": FitOptions(), "align": AlignOptions(),
+                    "embeddings": job.embeddings.__class__()}
+        defaults = {k: json.loads(json.dumps(dataclasses.asdict(v))) for k, v in defaults.items()}
+        if all(_same(metrics["options"].get(k), wanted.get(k), defaults.get(k)) for k in same):
             print(f"reusing {out}", file=sys.stderr)
             return metrics
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -121,11 +134,13 @@ def train(args, name, align, train_csv, parallel_csv, work):
     return train_run(job, echo=lambda line: print(line, file=sys.stderr))
 
 
-def _same(old, new):
+def _same(old, new, default=None):
     """Stored run options ``old`` equal ``new``; an option added since the run was stored
-    counts as equal when ``new`` leaves it unset (None)."""
+    counts as equal when ``new`` gives it its default (``default``: the option group's)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return all(_same(old.get(k), v) for k, v in new.items()) and set(old) <= set(new)
+        default = default or {}
+        return set(old) <= set(new) and all(
+            old[k] == v if k in old else v == default.get(k) for k, v in new.items())
     return old == new
 
 
@@ -202,7 +217,7 @@ def main():
     models = {"base": measure(args, "base", lambda: load_model("use-m3"), data, sts, stsb_dir, work)}
     for spec in specs:
         align = parse_variant(spec)
-        name = "none" if align is None else f"{align['teacher']}-w{align['weight']:g}-b{align['batch_size']}"
+        name = variant_name(align)
         metrics = train(args, name, align, train_csv, parallel_csv, work)
         variants[name] = {"spec": spec, "align": align, "train_seconds": metrics["seconds"],
                           "train_pairs": metrics["train_pairs"], "epochs_run": metrics["epochs_run"],
@@ -248,7 +263,13 @@ def _label(name, variants):
     if name == "base":
         return "base (use-m3)"
     v = variants[base]["align"]
-    label = "tuned" if v is None else f"{v['teacher']} teacher, w {v['weight']:g}, {v['batch_size']}/step"
+    if v is None:
+        label = "tuned"
+    elif v.get("loss") == "contrastive":
+        label = f"contrastive, w {v['weight']:g}, {v['batch_size']}/step"
+    else:
+        label = (f"{v['teacher']} teacher{', similarities' if v.get('loss') == 'similarity' else ''}"
+                 f", w {v['weight']:g}, {v['batch_size']}/step")
     return label + (f" + interpolate {wise}" if wise else "")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import domain_tune as dt
+from domain_tune.api import make_train_job
 from domain_tune.errors import BadInputError
 from tests.conftest import ROOT, make_tiny_encoder
 from tests.test_matching import compass_model
@@ -97,6 +98,15 @@ def test_train_options_and_errors(tmp_path, pairs_csv):
         dt.train(pairs_csv, tmp_path / "r", epochs=0, no_sts=True)
     with pytest.raises(BadInputError, match="not a directory; or pass --no-sts"):
         dt.train(pairs_csv, tmp_path / "r", sts_dir=tmp_path / "absent")
+    assert options["parallel"] is None and options["align_loss"] == "embedding"
+    with pytest.raises(BadInputError, match="align_loss, align_weight need parallel=FILE"):
+        dt.train(pairs_csv, tmp_path / "r", align_weight=2.0, align_loss="similarity", no_sts=True)
+    with pytest.raises(BadInputError, match="--align-loss must be one of"):
+        dt.train(pairs_csv, tmp_path / "r", parallel=pairs_csv, align_loss="cosine", no_sts=True)
+    job = make_train_job(pairs_csv, tmp_path / "r", parallel=pairs_csv, align_loss="similarity",
+                         parallel_columns=["base", "ref"], align_weight=5, parallel_batch_size=8)
+    assert (job.align.loss, job.align.columns, job.align.weight, job.align.batch_size) == (
+        "similarity", ("base", "ref"), 5, 8)
     assert not (tmp_path / "r").exists()
 
 

@@ -91,13 +91,15 @@ class SiameseModel(keras.Model):
     distillation term to the training loss, tracked as ``align_loss``.
     """
 
-    def __init__(self, encoder, loss="mse", mini_batch_size=None, align_weight=0.0, **kwargs):
+    def __init__(self, encoder, loss="mse", mini_batch_size=None, align_weight=0.0,
+                 align_loss="embedding", **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.pair_loss = loss
         self.mini_batch_size = mini_batch_size
         self.similarity = AngularSimilarity(name="angular_similarity")
         self.align_weight = float(align_weight)
+        self.align_loss = align_loss
         if self.align_weight:
             self.align_tracker = keras.metrics.Mean(name="align_loss")
 
@@ -175,7 +177,7 @@ class SiameseModel(keras.Model):
             return 0.0
         from domain_tune.training.distillation import alignment_loss
 
-        value = alignment_loss(self.encoder, x["parallel"], training=True)
+        value = alignment_loss(self.encoder, x["parallel"], training=True, loss=self.align_loss)
         self.align_tracker.update_state(value, sample_weight=ops.shape(x["parallel"]["source"])[0])
         return self.align_weight * value / _replicas()
 
@@ -220,6 +222,7 @@ class SiameseModel(keras.Model):
         config["loss"] = self.pair_loss
         config["mini_batch_size"] = self.mini_batch_size
         config["align_weight"] = self.align_weight
+        config["align_loss"] = self.align_loss
         return config
 
     @classmethod

@@ -21,6 +21,27 @@ beside every batch of domain pairs.  Two teachers:
   wherever the domain tuning moves its source: the domain shift is carried to
   the other languages.
 
+Two objectives (``--align-loss``):
+
+* ``embedding`` (Reimers & Gurevych): the embeddings themselves are pulled to
+  the teacher's, as above.
+* ``similarity``: the *similarities* are pulled to the teacher's.  For a batch
+  of ``n`` sources ``s`` and translations ``r`` and the teacher's similarity
+  matrix ``T = t t^T`` of the sources, the student's cross-lingual, target
+  and source similarity matrices are matched to it::
+
+      align = mean((r s^T - T)^2) + mean((r r^T - T)^2) + mean((s s^T - T)^2)
+
+  (each mean over the ``n x n`` entries).
+* ``contrastive``: no teacher; translation ranking within the batch (the
+  multiple-negatives ranking loss of LaBSE and sentence-transformers): each
+  source must be closer to its own translation than to the batch's other
+  translations, and the reverse (cross-entropy over ``SCALE x`` cosines).  Only the geometry that STS and
+  retrieval read (which texts are close to which, across and within
+  languages) is constrained, not where the space sits; pulling whole
+  embeddings onto the English teacher's moves every language's space and
+  costs monolingual STS (see ``results/multilingual.md``).
+
 The parallel batches are a pure function of ``(seed, step)`` (see
 :meth:`ParallelBatches.indices`), so a run resumed at epoch ``k`` sees the
 batches an uninterrupted run would.
@@ -35,8 +56,11 @@ import tensorflow as tf
 from domain_tune.errors import BadInputError
 
 TEACHERS = ("base", "self")
+LOSSES = ("embedding", "similarity", "contrastive")
+SCALE = 20.0  # of the cosines in the contrastive objective (sentence-transformers' default)
 DEFAULT_WEIGHT = 1.0
 DEFAULT_TEACHER = "base"
+DEFAULT_LOSS = "embedding"
 DEFAULT_BATCH_SIZE = 16
 METRIC = "align_loss"  # the history column: the unweighted distillation term, mean over the epoch
 
@@ -50,6 +74,7 @@ class AlignOptions:
     weight: float = DEFAULT_WEIGHT
     teacher: str = DEFAULT_TEACHER
     batch_size: int = DEFAULT_BATCH_SIZE  # parallel sentences per training step
+    loss: str = DEFAULT_LOSS  # what is distilled: the embeddings or their similarities
 
     def validate(self):
         if not self.parallel:
@@ -60,6 +85,11 @@ class AlignOptions:
             raise BadInputError(f"--align-teacher must be one of {', '.join(TEACHERS)}")
         if self.batch_size < 1:
             raise BadInputError("--parallel-batch-size must be at least 1")
+        if self.loss not in LOSSES:
+            raise BadInputError(f"--align-loss must be one of {', '.join(LOSSES)}")
+        if self.loss != "embedding" and self.batch_size < 2:
+            raise BadInputError(f"--align-loss {self.loss} compares sentences within a batch: "
+                                "--parallel-batch-size must be at least 2")
 
 
 # --- the loss ---------------------------------------------------------------------------
@@ -75,20 +105,56 @@ def distillation_loss(student_source, student_translation, teacher):
     return tf.reduce_sum(dist) / (2.0 * tf.maximum(n, 1.0))
 
 
-def alignment_loss(encoder, parallel, training=True):
+def similarity_distillation_loss(student_source, student_translation, teacher):
+    """``mean((r s^T - T)^2) + mean((r r^T - T)^2) + mean((s s^T - T)^2)`` with ``T = t t^T``
+    for student embeddings ``s`` (sources), ``r`` (translations) and teacher embeddings ``t``
+    of the sources (dot products: cosines for the encoder's unit vectors)."""
+    s = tf.cast(student_source, tf.float32)
+    r = tf.cast(student_translation, tf.float32)
+    t = tf.cast(teacher, tf.float32)
+    target = tf.matmul(t, t, transpose_b=True)
+
+    def term(a, b):
+        return tf.reduce_mean(tf.square(tf.matmul(a, b, transpose_b=True) - target))
+
+    if s.shape[0] == 0:
+        return tf.constant(0.0)
+    return term(r, s) + term(r, r) + term(s, s)
+
+
+def contrastive_alignment_loss(student_source, student_translation, scale=SCALE):
+    """Symmetric in-batch translation ranking: the mean of the cross-entropies of finding
+    each source's translation among the batch's translations and each translation's source
+    among the sources, over ``scale x`` cosines."""
+    s = tf.math.l2_normalize(tf.cast(student_source, tf.float32), axis=-1)
+    r = tf.math.l2_normalize(tf.cast(student_translation, tf.float32), axis=-1)
+    logits = scale * tf.matmul(s, r, transpose_b=True)
+    labels = tf.range(tf.shape(logits)[0])
+    forward = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    backward = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.transpose(logits))
+    n = tf.cast(tf.shape(logits)[0], tf.float32)
+    return (tf.reduce_sum(forward) + tf.reduce_sum(backward)) / (2.0 * tf.maximum(n, 1.0))
+
+
+def alignment_loss(encoder, parallel, training=True, loss=DEFAULT_LOSS):
     """The distillation term of one batch ``{"source", "translation"[, "teacher"]}``.
 
     Sources and translations go through ``encoder`` in one call.  Without a
     ``"teacher"`` tensor (``--align-teacher self``) the teacher is the
     encoder's own embedding of the source, with the gradient stopped.
+    ``loss``: ``embedding``, ``similarity`` or ``contrastive`` (see the module's docstring).
     """
     source, translation = parallel["source"], parallel["translation"]
     n = tf.shape(source)[0]
     out = encoder(tf.concat([source, translation], axis=0), training=training)
     student_source, student_translation = out[:n], out[n:]
+    if loss == "contrastive":
+        return contrastive_alignment_loss(student_source, student_translation)
     teacher = parallel.get("teacher")
     if teacher is None:
         teacher = tf.stop_gradient(student_source)
+    if loss == "similarity":
+        return similarity_distillation_loss(student_source, student_translation, teacher)
     return distillation_loss(student_source, student_translation, teacher)
 
 
@@ -184,13 +250,17 @@ def prepare(options, sentences, base, bucket=True, echo=None):
     ``base`` is the encoder training starts from, before any change to it.
     """
     teacher = None
-    if options.teacher == "base":
+    if options.teacher == "base" and options.loss != "contrastive":
         teacher = teacher_embeddings(base, sentences.source, progress=echo is not None)
         if echo is not None:
             echo(f"alignment: {len(sentences):,} parallel sentences, teacher 'base' "
                  f"({len(teacher[1]):,} distinct sources embedded once)")
     elif echo is not None:
-        echo(f"alignment: {len(sentences):,} parallel sentences, teacher 'self'")
+        echo(f"alignment: {len(sentences):,} parallel sentences, "
+             + ("no teacher" if options.loss == "contrastive" else "teacher 'self'"))
+    if echo is not None:
+        echo(f"alignment: objective '{options.loss}', weight {options.weight:g}, "
+             f"{min(options.batch_size, len(sentences))} parallel sentences per step")
     return ParallelBatches(sentences, options.batch_size, teacher, bucket)
 
 
@@ -204,6 +274,7 @@ def summary(options, sentences, history):
         "columns": list(sentences.columns),
         "sentences": len(sentences),
         "teacher": options.teacher,
+        "loss": options.loss,
         "weight": options.weight,
         "batch_size": min(options.batch_size, len(sentences)),
         "loss_per_epoch": [round(float(r[METRIC]), 6) for r in history if METRIC in r],

@@ -305,17 +305,18 @@ def steps_per_epoch(n_pairs, batch_size):
     return math.ceil(n_pairs / batch_size)
 
 
-def compile_siamese(encoder, options, n_pairs=None, align_weight=0.0):
+def compile_siamese(encoder, options, n_pairs=None, align_weight=0.0, align_loss="embedding"):
     """The siamese model of ``encoder``, compiled for ``options``.
 
     ``n_pairs`` (the number of training pairs) sets the length of a
     learning-rate schedule, and is required with one.  ``align_weight``
-    weighs the distillation term of batches of parallel sentences.
+    weighs the distillation term of batches of parallel sentences, ``align_loss``
+    names it (see :mod:`domain_tune.training.distillation`).
     """
     # a dense optimizer updates whole tables: keep them out of copy-on-read mode
     use_sparse_reads(encoder, sparse_table_access(options.optimizer))
     model = SiameseModel(encoder, loss=options.loss, mini_batch_size=options.mini_batch_size,
-                         align_weight=align_weight, name="siamese")
+                         align_weight=align_weight, align_loss=align_loss, name="siamese")
     total = (options.epochs * steps_per_epoch(n_pairs, options.batch_size)) if n_pairs else None
     rate = learning_rate(options.learning_rate, options.lr_schedule, options.warmup, total)
     model.compile(

@@ -172,8 +172,10 @@ def _alignment(m):
     losses = a.get("loss_per_epoch") or []
     text = (f"Alignment kept by multilingual distillation: {a['sentences']:,} parallel sentences "
             f"(`{os.path.basename(str(a['parallel']))}`, columns "
-            f"{', '.join(f'`{c}`' for c in a.get('columns') or [])}), teacher `{a['teacher']}`, "
-            f"weight {_value(a['weight'])}, {a['batch_size']} sentences per step.")
+            f"{', '.join(f'`{c}`' for c in a.get('columns') or [])}), objective "
+            f"`{a.get('loss', 'embedding')}`"
+            + ("" if a.get("loss") == "contrastive" else f", teacher `{a['teacher']}`")
+            + f", weight {_value(a['weight'])}, {a['batch_size']} sentences per step.")
     lines = ["### Cross-lingual alignment", "", text]
     if losses:
         lines.append("Mean distillation loss per epoch: " +

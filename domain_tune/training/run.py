@@ -93,7 +93,7 @@ def resume_settings(job):
     """What must be the same when a run is resumed: the model, the data (by content), and
     every option that shapes training.  ``--epochs`` may change (to train longer) when the
     learning rate is constant; with a schedule it is part of the schedule, so it may not."""
-    d = json.loads(json.dumps(job.options()))
+    d = json.loads(json.dumps(job.options(), default=str))
     settings = {k: d[k] for k in ("model", "text_columns", "score_column", "score_range",
                                   "validation_split", "mixed_precision")}
     for group in ("fit", "embeddings", "align"):
@@ -231,7 +231,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
                                              train_pairs.base + train_pairs.ref, job.fit.seed)
             del base
             siamese = compile_siamese(encoder, job.fit, len(train_pairs),
-                                      align_weight=job.align.weight if job.align else 0.0)
+                                      align_weight=job.align.weight if job.align else 0.0,
+                                      align_loss=job.align.loss if job.align else "embedding")
         frozen_before = _frozen_rows(encoder)
         val_before = evaluate(siamese, val_pairs)
         if sts_before or val_before:

@@ -7,7 +7,8 @@ import tensorflow as tf
 from domain_tune.datasets.parallel import ParallelSentences
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.training.distillation import (
-    AlignOptions, ParallelBatches, alignment_loss, distillation_loss, prepare, teacher_embeddings,
+    AlignOptions, ParallelBatches, alignment_loss, contrastive_alignment_loss, distillation_loss,
+    prepare, similarity_distillation_loss, teacher_embeddings,
 )
 from domain_tune.training.fit import FitOptions, compile_siamese, fit, train_dataset
 from tests.conftest import make_tiny_encoder
@@ -41,6 +42,66 @@ def test_distillation_loss_values():
     assert float(distillation_loss(s, r, t)) == pytest.approx(expected, rel=1e-6)
     assert float(distillation_loss(t, t, t)) == 0.0
     assert float(distillation_loss(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)))) == 0.0
+
+
+def test_similarity_distillation_loss_values():
+    s = np.array([[1.0, 0.0], [0.0, 1.0]])
+    r = np.array([[0.6, 0.8], [0.0, -1.0]])
+    t = np.array([[1.0, 0.0], [0.0, 1.0]])  # T = identity
+    # r s^T = [[0.6, 0.8], [0, -1]]: squared errors 0.16, 0.64, 0, 4 -> mean 1.2
+    # r r^T = [[1, -0.8], [-0.8, 1]]: 0, 0.64, 0.64, 0 -> mean 0.32; s s^T = T -> 0
+    assert float(similarity_distillation_loss(s, r, t)) == pytest.approx(1.2 + 0.32, rel=1e-6)
+    # only similarities count: a rotated space with the teacher's geometry costs nothing,
+    # where the embedding objective pulls it back into place
+    angle = 0.7
+    q = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    assert float(similarity_distillation_loss(t @ q, t @ q, t)) == pytest.approx(0.0, abs=1e-12)
+    assert float(distillation_loss(t @ q, t @ q, t)) == pytest.approx(2 - 2 * np.cos(angle), rel=1e-6)
+    assert float(similarity_distillation_loss(np.zeros((0, 2)), np.zeros((0, 2)),
+                                              np.zeros((0, 2)))) == 0.0
+
+
+def test_contrastive_alignment_loss_values():
+    s = np.array([[1.0, 0.0], [0.0, 1.0]])
+    r = np.array([[0.6, 0.8], [0.0, 2.0]])  # not unit: normalised first
+    # cosines: s.r = [[0.6, 0.8], [0, 1]]; rows (s -> r) and columns (r -> s) at scale 2
+    logits = 2.0 * np.array([[0.6, 0.8], [0.0, 1.0]])
+
+    def ce(rows):
+        return np.mean([np.log(np.exp(row).sum()) - row[i] for i, row in enumerate(rows)])
+
+    expected = (ce(logits) + ce(logits.T)) / 2
+    assert float(contrastive_alignment_loss(s, r, scale=2.0)) == pytest.approx(expected, rel=1e-6)
+    # each translation far closer to its source than to the others: near 0
+    assert float(contrastive_alignment_loss(s, s)) < 1e-8
+
+
+def test_contrastive_objective_needs_no_teacher(sp_model_path):
+    encoder = make_tiny_encoder(sp_model_path)
+    batches = prepare(AlignOptions(parallel="p.csv", loss="contrastive", batch_size=4),
+                      parallel(), encoder)
+    assert batches.teacher is None  # no embeddings cached, whatever --align-teacher says
+    x = batch(encoder, SOURCES, TRANSLATIONS, teacher="self")
+    s, r = encoder(tf.constant(SOURCES)), encoder(tf.constant(TRANSLATIONS))
+    assert float(alignment_loss(encoder, x, loss="contrastive")) == pytest.approx(
+        float(contrastive_alignment_loss(s, r)), rel=1e-5)
+
+
+@pytest.mark.parametrize("objective", ["embedding", "similarity"])
+@pytest.mark.parametrize("teacher", ["base", "self"])
+def test_similarity_objective_zero_only_for_identical_translations(sp_model_path, teacher,
+                                                                     objective):
+    encoder = make_tiny_encoder(sp_model_path)
+    same = batch(encoder, SOURCES, SOURCES, teacher)
+    assert float(alignment_loss(encoder, same, training=False, loss=objective)) == pytest.approx(
+        0.0, abs=1e-10)
+    x = batch(encoder, SOURCES, TRANSLATIONS, teacher)
+    if objective == "similarity":
+        s, r = (encoder(tf.constant(t)).numpy().astype(np.float64) for t in (SOURCES, TRANSLATIONS))
+        target = s @ s.T
+        expected = (np.mean((r @ s.T - target) ** 2) + np.mean((r @ r.T - target) ** 2))
+        assert float(alignment_loss(encoder, x, loss=objective)) == pytest.approx(expected, rel=1e-4)
+    assert float(alignment_loss(encoder, x, loss=objective)) > 0
 
 
 @pytest.mark.parametrize("teacher", ["base", "self"])
@@ -143,7 +204,7 @@ def test_parallel_batches_are_a_function_of_seed_and_step():
 
 
 def _train(sp_model_path, state_dir, teacher="base", loss="mse", epochs=3, callbacks=(),
-           resume=False, weight=1.0, embeddings=None):
+           resume=False, weight=1.0, embeddings=None, objective="embedding"):
     pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
     opts = FitOptions(epochs=epochs, loss=loss, **FAST)
     encoder = make_tiny_encoder(sp_model_path, seed=5)
@@ -152,8 +213,8 @@ def _train(sp_model_path, state_dir, teacher="base", loss="mse", epochs=3, callb
 
         encoder, _ = prepare_encoder(encoder, EmbeddingOptions(strategy=embeddings))
     batches = prepare(AlignOptions(parallel="p.csv", teacher=teacher, batch_size=4,
-                                   weight=weight), parallel(), encoder)
-    model = compile_siamese(encoder, opts, align_weight=weight)
+                                   weight=weight, loss=objective), parallel(), encoder)
+    model = compile_siamese(encoder, opts, align_weight=weight, align_loss=objective)
     state = fit(model, pairs, val, opts, str(state_dir), resume=resume, callbacks=callbacks,
                 verbose=0, parallel=batches)
     return model, state
@@ -172,6 +233,34 @@ def test_every_loss_trains_with_parallel_sentences(sp_model_path, tmp_path, loss
     assert history[-1]["align_loss"] < history[0]["align_loss"]  # translations pulled together
     plain = make_tiny_encoder(sp_model_path, seed=5)
     assert _translation_distance(model.encoder) < _translation_distance(plain)
+
+
+@pytest.mark.parametrize("objective", ["similarity", "contrastive"])
+def test_other_objectives_train_and_round_trip(sp_model_path, tmp_path, objective):
+    import keras
+
+    # the term's gradient lowers the term: a few small plain-gradient steps on it alone
+    encoder = make_tiny_encoder(sp_model_path, seed=5)
+    x = batch(encoder, SOURCES, TRANSLATIONS)
+    values = []
+    for _ in range(5):
+        with tf.GradientTape() as tape:
+            value = alignment_loss(encoder, x, loss=objective)
+        grads = tape.gradient(value, encoder.trainable_weights)
+        for g, v in zip(grads, encoder.trainable_weights):
+            if g is not None:
+                v.assign_sub(2e-3 * tf.convert_to_tensor(g) / (tf.linalg.global_norm(
+                    [tf.convert_to_tensor(a) for a in grads if a is not None]) + 1e-12))
+        values.append(float(value))
+    assert values[-1] < values[0]
+    # and it trains beside the pair loss, its history column kept, the model's config with it
+    model, state = _train(sp_model_path, tmp_path, loss="in-batch-symmetric", weight=20.0,
+                          epochs=2, objective=objective)
+    assert all(np.isfinite(r["align_loss"]) and r["align_loss"] > 0 for r in state.history)
+    config = model.get_config()
+    assert config["align_loss"] == objective and config["align_weight"] == 20.0
+    again = model.__class__.from_config(keras.saving.serialize_keras_object(model)["config"])
+    assert again.align_loss == objective
 
 
 def test_align_weight_scales_the_term(sp_model_path, tmp_path):
@@ -218,6 +307,11 @@ def test_bad_align_options():
         AlignOptions(parallel="p.csv", teacher="student").validate()
     with pytest.raises(BadInputError, match="--parallel-batch-size"):
         AlignOptions(parallel="p.csv", batch_size=0).validate()
+    with pytest.raises(BadInputError, match="--align-loss must be one of embedding, similarity, "
+                                            "contrastive"):
+        AlignOptions(parallel="p.csv", loss="cosine").validate()
+    with pytest.raises(BadInputError, match="--parallel-batch-size must be at least 2"):
+        AlignOptions(parallel="p.csv", loss="similarity", batch_size=1).validate()
 
 
 @pytest.mark.real

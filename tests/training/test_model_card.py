@@ -33,7 +33,7 @@ def test_evaluation_rows_before_after_and_change():
     assert "| de | 0.7900 -> 0.8000 (+0.0100) | 0.7700 -> 0.7800 (+0.0100) |" in card
     assert "Mean distillation loss per epoch: 0.00120, 0.00090." in card
     assert ("multilingual distillation: 100 parallel sentences (`par.csv`, columns `en`, `de`), "
-            "teacher `base`, weight 1, 16 sentences per step.") in card
+            "objective `embedding`, teacher `base`, weight 1, 16 sentences per step.") in card
     plain = copy.deepcopy(METRICS)
     del plain["multilingual"], plain["alignment"]
     plain["retrieval"] = {"before": {"top1": 0.5, "top5": 0.8, "top10": 0.9, "mrr": 0.6},
