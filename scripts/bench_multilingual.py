@@ -50,7 +50,7 @@ from domain_tune.datasets.pairs import sha256  # noqa: E402
 # The documented ESCO recipe (README "Domain adaptation on ESCO"; scripts/bench_quality.py).
 RECIPE = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-4, "optimizer": "lazy-adam",
           "loss": "in-batch-symmetric", "validation_split": 0.05, "holdout": 0.2, "seed": 0}
-DEFAULT_VARIANTS = "none,base:1:16,self:1:16"
+DEFAULT_VARIANTS = "none,base:10:8,base:50:32:similarity,base:5:32:contrastive"
 TARGETS = {"cross": 0.775, "pair_drop": 0.005, "mono": 0.791, "top1": 0.65}
 
 
@@ -342,8 +342,10 @@ def render(r):
     return f"""# Tune in English, keep every language: ESCO with alignment preservation
 
 Each column is a model: the base, the documented ESCO recipe (`tuned`), the recipe with
-multilingual distillation (`train --parallel`, teacher base or self, weight, parallel
-sentences per step), each also interpolated with the base (`interpolate --alpha {r['alpha']:g}`).
+alignment on parallel sentences (`train --parallel`: the objective -- `embedding` distillation
+with teacher base or self, `similarities` distilled from the base, or `contrastive` translation
+ranking --, its weight and parallel sentences per step), some also interpolated with the base
+(`interpolate --alpha {r['alpha']:g}`).
 Changes against the base in brackets. Multilingual numbers are on the stsb-multi-mt **dev**
 split ({panel['n']} pairs per language), Pearson of cosine similarity; translation retrieval is
 the accuracy of finding each English dev sentence's translation among all dev sentences of language X,
@@ -375,8 +377,8 @@ Recommended (chosen on these dev numbers): **{_label(rec, variants)}**. Targets:
 - Commands: `{r['commands']['bench']}` runs all of it. Each model by hand:
   `{r['commands']['pairs']}`, then
   `domain-tune train WORK/pairs/train.csv --out RUN {recipe.strip('`')} --patience {rc['epochs']} --no-sts`
-  plus, for the distillation columns, `--parallel WORK/parallel.csv --align-teacher T --align-weight W
-  --parallel-batch-size N`; `domain-tune interpolate --model RUN --alpha {r['alpha']:g} --out RUN-wise`;
+  plus, for the alignment columns, `--parallel WORK/parallel.csv --align-loss L --align-teacher T
+  --align-weight W --parallel-batch-size N`; `domain-tune interpolate --model RUN --alpha {r['alpha']:g} --out RUN-wise`;
   measured with `domain-tune eval-retrieval`, `domain-tune eval-sts` and `domain-tune eval-sts --panel
   --multilingual-dir ../shared/data/stsb-multi-mt`.
 - Data: ESCO occupations sha256 `{r['data']['esco_sha256']}`; training pairs `{r['data']['train_csv_sha256']}`;
