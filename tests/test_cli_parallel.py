@@ -47,6 +47,20 @@ def test_train_with_parallel_sentences(tmp_path, tiny_model_dir, pairs_csv, para
     assert json.loads(plain.stdout)["alignment"] is None
 
 
+def test_train_with_the_contrastive_objective(tmp_path, tiny_model_dir, pairs_csv, parallel_csv):
+    out = tmp_path / "run"
+    result = run("train", pairs_csv, "--model", tiny_model_dir, "--out", out, *FAST, "--json",
+                 "--parallel", parallel_csv, "--align-loss", "contrastive", "--align-weight", "5",
+                 "--parallel-batch-size", "4")
+    assert result.exit_code == 0, result.output
+    align = json.loads(result.stdout)["alignment"]
+    assert align["loss"] == "contrastive" and align["weight"] == 5.0 and align["batch_size"] == 4
+    assert len(align["loss_per_epoch"]) == 2 and all(v > 0 for v in align["loss_per_epoch"])
+    card = (out / "README.md").read_text()
+    assert "objective `contrastive`, weight 5, 4 sentences per step" in card
+    assert "teacher `" not in card  # no teacher is used
+
+
 @pytest.mark.parametrize("content, extra, message", [
     ("en,de\nA cat.,\n", [], "is misaligned: row 2"),
     ("", [], "is empty"),
@@ -79,6 +93,12 @@ def test_non_utf8_parallel_file_exits_2(tmp_path, pairs_csv):
     (["--parallel", "P", "--parallel-batch-size", "0"], "--parallel-batch-size must be at least 1"),
     (["--parallel", "P", "--parallel-columns", "en"], "give two column names"),
     (["--parallel", "P", "--align-teacher", "student"], "'student' is not one of 'base', 'self'"),
+    (["--align-loss", "similarity"], "--align-loss needs --parallel FILE"),
+    (["--parallel", "P", "--align-loss", "contrastive", "--parallel-batch-size", "1"],
+     "--align-loss contrastive compares sentences within a batch: --parallel-batch-size must be "
+     "at least 2"),
+    (["--parallel", "P", "--align-loss", "cosine"], "'cosine' is not one of 'embedding', "
+     "'similarity', 'contrastive'"),
 ])
 def test_bad_align_options_exit_2(tmp_path, pairs_csv, parallel_csv, args, message):
     args = [str(parallel_csv) if a == "P" else a for a in args]
