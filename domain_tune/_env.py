@@ -6,10 +6,14 @@ one-line errors, so it quietens TensorFlow unless the user asks otherwise
 (``TF_CPP_MIN_LOG_LEVEL`` set by the user, or ``DOMAIN_TUNE_DEBUG=1``).
 
 It also tunes glibc's malloc before TensorFlow allocates anything (see
-:func:`tune_malloc`).
+:func:`tune_malloc`), and defers what TensorFlow's import pulls in without
+needing it (see :func:`deferred_imports`).
 """
 
+import contextlib
 import ctypes
+import importlib.abc
+import importlib.util
 import os
 import sys
 
@@ -76,20 +80,69 @@ def configure():
     tune_malloc()
 
 
+# Imported by Keras' own import (keras.src.visualization, for its image-gallery helper)
+# and used by nothing on domain-tune's paths before plotting: about 0.3 s of every
+# start-up when loaded eagerly.
+DEFERRED_MODULES = ("matplotlib.pyplot",)
+
+
+class _DeferredImports(importlib.abc.MetaPathFinder):
+    """Give ``names`` a lazy module (:class:`importlib.util.LazyLoader`) when first imported.
+
+    The module is created at once but executed on its first attribute access,
+    so ``import matplotlib.pyplot as plt`` costs nothing until ``plt`` is used.
+    """
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.names:
+            return None
+        self.names.discard(name)
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def deferred_imports(names=DEFERRED_MODULES):
+    """While active, the first import of each of ``names`` not yet imported is lazy."""
+    finder = _DeferredImports(n for n in names if n not in sys.modules)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+
+
 def import_tensorflow():
     """Import TensorFlow and TF Text with their start-up logging silenced.
 
     Part of that logging bypasses ``TF_CPP_MIN_LOG_LEVEL`` (it is written
     before logging is initialised), so stderr is pointed at /dev/null for the
     duration of the import.  Errors raised by the import still propagate.
+    Modules that the import pulls in without needing them
+    (:data:`DEFERRED_MODULES`) are loaded lazily (:func:`deferred_imports`).
     """
     if os.environ.get(DEBUG_VAR):
         import keras
 
         keras.config.disable_traceback_filtering()
     if "tensorflow" in sys.modules or _USER_LOG_LEVEL or os.environ.get(DEBUG_VAR):
-        import tensorflow  # noqa: F401
-        import tensorflow_text  # noqa: F401
+        with deferred_imports():
+            import tensorflow  # noqa: F401
+            import tensorflow_text  # noqa: F401
 
         return
     sys.stderr.flush()
@@ -97,8 +150,9 @@ def import_tensorflow():
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-        import tensorflow_text  # noqa: F401
+        with deferred_imports():
+            import tensorflow  # noqa: F401
+            import tensorflow_text  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -86,12 +86,21 @@ def main():
 
 
 def needs_tensorflow(f):
-    """Import TensorFlow quietly before the command body (not for --help)."""
+    """Import TensorFlow quietly before the command body (not for --help).
+
+    A command on the preset model starts reading its weights first, in a
+    background thread that overlaps the import (see
+    :func:`domain_tune.models.weights.prefetch_reference_arrays`).
+    """
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         from domain_tune._env import import_tensorflow
 
+        if kwargs.get("model") == DEFAULT_MODEL:
+            from domain_tune.models.weights import prefetch_reference_arrays
+
+            prefetch_reference_arrays()
         import_tensorflow()
         return f(*args, **kwargs)
 

@@ -1,7 +1,6 @@
 """Semantic textual similarity evaluation: plain lists in, a dict of metrics out."""
 
 import numpy as np
-from scipy import stats
 
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, unique_encode
 from domain_tune.errors import BadInputError
@@ -30,6 +29,8 @@ def pair_similarity(a, b, similarity="cosine"):
 
 def correlations(predicted, gold):
     """Pearson and Spearman; gold scores that are all equal are a :class:`BadInputError`."""
+    from scipy import stats  # 0.5 s to import: only where used
+
     gold = np.asarray(gold, float)
     if len(gold) and gold.min() == gold.max():
         raise BadInputError(f"every gold score is {gold[0]:g}; Pearson and Spearman need "

@@ -38,3 +38,17 @@ def test_dequantised_table_matches_reference_rows():
 def test_weight_map_covers_every_weight(use_m3):
     mapped = {f"{layer}/{name}" for layer, name, _ in WEIGHT_MAP} | {"token_embedding/embeddings"}
     assert len(mapped) == len(use_m3.backbone.weights)
+
+
+def test_prefetched_arrays_equal_a_direct_read():
+    from domain_tune.models import weights
+
+    weights.prefetch_reference_arrays()
+    weights.prefetch_reference_arrays()  # a second call starts nothing new
+    assert len(weights._PREFETCHED) == 1
+    prefetched, eps1 = weights.reference_arrays()
+    assert not weights._PREFETCHED  # taken, not kept
+    direct, eps2 = weights.reference_arrays()
+    assert eps1 == eps2 and prefetched.keys() == direct.keys()
+    for key in direct:
+        np.testing.assert_array_equal(prefetched[key], direct[key], err_msg=key)

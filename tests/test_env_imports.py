@@ -1,0 +1,66 @@
+"""Start-up: modules deferred during TensorFlow's import (domain_tune._env.deferred_imports)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_deferred_module_runs_on_first_use():
+    result = _run(
+        """
+        import json, sys
+        from domain_tune._env import deferred_imports
+
+        with deferred_imports(["calendar"]):
+            import calendar
+        before = type(sys.modules["calendar"]).__name__
+        leap = calendar.isleap(2024)
+        print(json.dumps({"before": before, "after": type(sys.modules["calendar"]).__name__,
+                          "leap": leap}))
+        """
+    )
+    assert result == {"before": "_LazyModule", "after": "module", "leap": True}
+
+
+def test_deferred_imports_leave_imported_modules_and_later_imports_alone():
+    result = _run(
+        """
+        import json, sys
+        import calendar
+        from domain_tune._env import deferred_imports
+
+        with deferred_imports(["calendar"]):
+            import calendar
+        with deferred_imports(["colorsys"]):
+            pass
+        import colorsys
+        print(json.dumps([type(sys.modules[m]).__name__ for m in ("calendar", "colorsys")]))
+        """
+    )
+    assert result == ["module", "module"]
+
+
+def test_tensorflow_import_defers_pyplot_until_used():
+    result = _run(
+        """
+        import json, sys
+        from domain_tune._env import import_tensorflow
+
+        import_tensorflow()
+        lazy = type(sys.modules.get("matplotlib.pyplot")).__name__
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig = plt.figure(figsize=(2, 3))
+        print(json.dumps({"lazy": lazy, "size": [float(x) for x in fig.get_size_inches()]}))
+        """
+    )
+    assert result["lazy"] in ("_LazyModule", "NoneType")  # NoneType: Keras did not import it
+    assert result["size"] == [2.0, 3.0]
