@@ -19,6 +19,7 @@ import numpy as np
 from domain_tune.errors import BadInputError
 
 NUM_CHUNKS = 17
+ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a tensor's buffer
 # Keras weight (layer path, weight name) -> how to build it from the npz.
 #   ("copy", key)            the array as it is
 #   ("concat", [keys], axis) several arrays joined
@@ -72,12 +73,26 @@ def dequantize_table(npz, vocabulary_size):
     scale = npz["scale"].astype(np.float32)
     lo = npz["lo"].astype(np.float32)
     rows_per_chunk, dim = npz["q1"].shape
-    table = np.empty((NUM_CHUNKS * rows_per_chunk, dim), dtype=np.float32)
+    table = aligned_empty((NUM_CHUNKS * rows_per_chunk, dim), np.float32)
     for c in range(NUM_CHUNKS):
         block = table[c::NUM_CHUNKS]
         np.multiply(npz[f"q{c + 1}"], scale[c], out=block, casting="unsafe")
         block += lo[c]
     return table[:vocabulary_size]
+
+
+def aligned_empty(shape, dtype, alignment=ALIGNMENT):
+    """``np.empty(shape, dtype)`` whose data starts at a multiple of ``alignment`` bytes.
+
+    TensorFlow requires its tensors' buffers to be 64-byte aligned; malloc
+    gives 16.  An aligned table can become a tensor without a copy
+    (:func:`_shared_tensor`).
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 def _build(npz, rule):
@@ -165,7 +180,12 @@ def _layer(backbone, path):
 
 
 def assign_reference_weights(backbone, arrays):
-    """Copy :func:`reference_arrays` into a backbone built with ``USE_M3_CONFIG``."""
+    """Copy :func:`reference_arrays` into a backbone built with ``USE_M3_CONFIG``.
+
+    The embedding table (262 MB for USE-m3) is handed to a plain embedding
+    without a copy (:func:`_shared_tensor`): ``arrays`` must not be used
+    afterwards.
+    """
     for layer_path, name, _ in WEIGHT_MAP:
         layer = _layer(backbone, layer_path)
         _variable(layer, name).assign(arrays[f"{layer_path}/{name}"])
@@ -174,7 +194,27 @@ def assign_reference_weights(backbone, arrays):
     if hasattr(embedding, "set_pretrained"):  # SemiFrozenEmbedding
         embedding.set_pretrained(table)
     else:
-        embedding.embeddings.assign(table)
+        embedding.embeddings.assign(_shared_tensor(table))
+
+
+def _shared_tensor(array):
+    """``array`` as a ``tf.Tensor`` on the same memory (DLPack), or a copy where that fails.
+
+    ``tf.convert_to_tensor`` of a NumPy array copies it first (and the
+    tensor may copy it again for alignment): 0.2-0.5 s for the table.  A
+    variable assigned a tensor takes its buffer (and copies it before an
+    in-place update while another tensor still shares it).  Only an array
+    aligned as TensorFlow requires (:func:`aligned_empty`) is shared: its
+    kernels abort on a misaligned buffer.
+    """
+    import tensorflow as tf
+
+    if array.flags.c_contiguous and array.ctypes.data % ALIGNMENT == 0:
+        try:
+            return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        except Exception:  # an older NumPy, or a layout DLPack refuses
+            pass
+    return tf.convert_to_tensor(array)
 
 
 def _variable(layer, name):
