@@ -37,3 +37,18 @@ def test_real_model_dev_pearson(use_m3, sts_dir):
     assert result["n"] == 1500
     assert result["pearson"] >= 0.830
     assert result["spearman"] >= 0.80
+
+
+def test_correlations_equal_scipy_stats():
+    from scipy import stats
+
+    from domain_tune.evaluation.sts import correlations
+
+    rng = np.random.default_rng(0)
+    for n in (3, 50, 1500):
+        gold = rng.integers(0, 26, n) / 5.0  # tied gold scores, as in STS-B
+        predicted = np.round(rng.normal(size=n) + gold, 2)  # tied predictions too
+        got = correlations(predicted, gold)
+        assert got["pearson"] == pytest.approx(stats.pearsonr(predicted, gold)[0], abs=1e-14)
+        assert got["spearman"] == pytest.approx(stats.spearmanr(predicted, gold)[0], abs=1e-14)
+    assert np.isnan(correlations([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])["pearson"])
