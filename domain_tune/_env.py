@@ -80,10 +80,13 @@ def configure():
     tune_malloc()
 
 
-# Imported by Keras' own import (keras.src.visualization, for its image-gallery helper)
-# and used by nothing on domain-tune's paths before plotting: about 0.3 s of every
-# start-up when loaded eagerly.
-DEFERRED_MODULES = ("matplotlib.pyplot",)
+# Imported by Keras' own import and used by nothing on domain-tune's paths, so loaded
+# on first use instead (times of a cold ``eval-sts`` on 2 cores):
+# * ``keras.wrappers``: Keras' scikit-learn estimators; importing it imports scikit-learn,
+#   which imports scipy.stats and scipy.optimize (0.7 s);
+# * ``matplotlib.pyplot``: for ``keras.visualization`` (0.3 s); domain-tune's plots import
+#   it themselves.
+DEFERRED_MODULES = ("keras.wrappers", "matplotlib.pyplot")
 
 
 class _DeferredImports(importlib.abc.MetaPathFinder):

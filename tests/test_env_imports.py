@@ -64,3 +64,21 @@ def test_tensorflow_import_defers_pyplot_until_used():
     )
     assert result["lazy"] in ("_LazyModule", "NoneType")  # NoneType: Keras did not import it
     assert result["size"] == [2.0, 3.0]
+
+
+def test_tensorflow_import_defers_keras_wrappers_and_scikit_learn():
+    result = _run(
+        """
+        import json, sys
+        from domain_tune._env import import_tensorflow
+
+        import_tensorflow()
+        before = {"sklearn": "sklearn" in sys.modules,
+                  "wrappers": type(sys.modules["keras.wrappers"]).__name__}
+        import keras
+        estimator = keras.wrappers.SKLearnRegressor.__name__
+        print(json.dumps({**before, "estimator": estimator, "after": "sklearn" in sys.modules}))
+        """
+    )
+    assert result == {"sklearn": False, "wrappers": "_LazyModule", "estimator": "SKLearnRegressor",
+                      "after": True}
