@@ -1,0 +1,25 @@
+"""domain_tune.embedding: the traced inference function and batched encoding."""
+
+import numpy as np
+import tensorflow as tf
+
+from domain_tune.embedding import encode, inference_fn
+
+
+def test_inference_fn_is_traced_once_and_equals_the_model(tiny_encoder):
+    fn = inference_fn(tiny_encoder)
+    assert inference_fn(tiny_encoder) is fn  # cached per model
+    batches = [["a cat"], ["a dog", "the sun is out today", ""], ["x"] * 7]
+    for texts in batches:
+        got = fn(tf.constant(texts)).numpy()
+        expected = tiny_encoder(tf.constant(texts), training=False).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    assert fn.experimental_get_tracing_count() == 1
+
+
+def test_encode_keeps_input_order_across_length_sorted_batches(tiny_encoder):
+    texts = ["a much longer text than the others", "b", "a cat", "b", "the sun"]
+    out = encode(tiny_encoder, texts, batch_size=2)
+    one_by_one = np.concatenate([encode(tiny_encoder, [t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[1], out[3])
