@@ -82,3 +82,38 @@ def test_tensorflow_import_defers_keras_wrappers_and_scikit_learn():
     )
     assert result == {"sklearn": False, "wrappers": "_LazyModule", "estimator": "SKLearnRegressor",
                       "after": True}
+
+
+def test_gc_paused_restores_the_collector_and_freezes_on_request():
+    result = _run(
+        """
+        import gc, json
+        from domain_tune._env import gc_paused
+
+        with gc_paused():
+            inside = gc.isenabled()
+        plain = [gc.isenabled(), gc.get_freeze_count()]
+        gc.disable()
+        with gc_paused(freeze=True):
+            pass
+        print(json.dumps({"inside": inside, "plain": plain, "still_off": not gc.isenabled(),
+                          "frozen": gc.get_freeze_count() > 0}))
+        """
+    )
+    assert result == {"inside": False, "plain": [True, 0], "still_off": True, "frozen": True}
+
+
+def test_command_line_freezes_the_collector_at_exit_only():
+    result = _run(
+        """
+        import atexit, gc, json, sys
+        atexit.register(lambda: print(json.dumps({"during": during, "at_exit": gc.get_freeze_count()})))
+        from domain_tune.cli import main
+        try:
+            main(["--version"])
+        except SystemExit:
+            pass
+        during = gc.get_freeze_count()
+        """
+    )
+    assert result["during"] == 0 and result["at_exit"] > 0
