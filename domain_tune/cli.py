@@ -525,6 +525,12 @@ def _default_out():
 @click.option("--out", "-o", type=click.Path(), help="Run directory [default: runs/<timestamp>].")
 @overwrite_option
 @click.option("--resume", is_flag=True, help="Continue the interrupted run at --out.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=600, show_default=True,
+              metavar="SECONDS",
+              help="Write the resumable state (weights, optimizer moments: about 0.8 GB with the "
+              "USE-m3 table) at the end of the first epoch that ends this long after the last "
+              "write, and always after the last epoch; 0: after every epoch. --resume continues "
+              "from the last state written.")
 @click.option("--text-columns", default="base,ref", show_default=True, callback=_column_pair,
               help="The two text columns of PAIRS.")
 @click.option("--score-column", default="similarity", show_default=True)
@@ -621,7 +627,7 @@ def _default_out():
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch progress.")
 @json_option
 @needs_tensorflow
-def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, score_range,
+def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
               lr_schedule, warmup, mini_batch_size, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
               sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
@@ -663,7 +669,7 @@ def train_cmd(pairs, model, out, overwrite, resume, text_columns, score_column, 
                        optimizer=optimizer, patience=patience, min_delta=min_delta,
                        monitor=monitor, seed=seed, loss=loss, bucket_by_length=bucket,
                        lr_schedule=lr_schedule, warmup=warmup,
-                       mini_batch_size=mini_batch_size),
+                       mini_batch_size=mini_batch_size, checkpoint_every=checkpoint_every),
         embeddings=EmbeddingOptions(strategy=embeddings, add_vocab=add_vocab,
                                     max_new_pieces=max_new_pieces, new_rows=new_rows,
                                     freeze_encoder=freeze_encoder),

@@ -213,7 +213,7 @@ def test_signal_keeps_state_and_resume_finishes(tmp_path, tiny_model_dir, pairs_
     out = tmp_path / "run"
     args = [sys.executable, "-m", "domain_tune.cli", "train", str(pairs_csv), "--model",
             str(tiny_model_dir), "--out", str(out), "--no-sts", "--batch-size", "1", "--patience",
-            "30", "-q"]
+            "30", "-q", "--checkpoint-every", "0"]
     proc = subprocess.Popen(args + ["--epochs", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "run.partial" / "state" / "state.json"
     deadline = time.time() + 600  # a busy machine may take minutes to start TensorFlow

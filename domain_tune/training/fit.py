@@ -2,13 +2,16 @@
 
 * Each epoch's shuffle is a permutation drawn from ``(seed, epoch)``, so a run
   resumed at epoch ``k`` sees exactly the batches an uninterrupted run would.
-* :class:`TrainingState` saves, at the end of every epoch, the model and
-  optimizer weights, the best weights so far, the early-stopping counters and
-  the history, into ``state_dir``; :func:`fit` restores them with
-  ``resume=True``.
-* SIGINT / SIGTERM stop training after the current batch; the last complete
-  epoch's state stays on disk and :class:`~domain_tune.errors.TrainingInterrupted`
-  is raised (exit code 130 / 143).
+* :class:`TrainingState` saves the model and optimizer weights, the best
+  weights so far, the early-stopping counters and the history into
+  ``state_dir`` (a checkpoint) at the end of an epoch once
+  ``FitOptions.checkpoint_every`` seconds have passed since the last one, and
+  always when training ends; :func:`fit` restores the last checkpoint with
+  ``resume=True``.  The best weights of the epochs in between are kept in
+  memory.
+* SIGINT / SIGTERM stop training after the current batch; the last checkpoint
+  stays on disk and :class:`~domain_tune.errors.TrainingInterrupted` is raised
+  (exit code 130 / 143).
 * A NaN or infinite loss stops the run with :class:`NonFiniteLoss`.
 """
 
@@ -18,6 +21,7 @@ import json
 import math
 import os
 import signal
+import time
 
 import keras
 import numpy as np
@@ -31,9 +35,13 @@ from domain_tune.training.losses import LOSSES
 from domain_tune.training.optimizers import (
     SCHEDULES, learning_rate, make_optimizer, sparse_table_access,
 )
-from domain_tune.training.state_io import load_variables, save_variables
+from domain_tune.training.state_io import VariableSnapshot, load_variables, save_variables
 
 MONITORS = ("val_loss", "loss")
+# The resumable state of a trainable USE-m3 table is about 0.8 GB (the table and both Adam
+# moments): written after every epoch it dominated short epochs (results/speed.md).  Ten
+# minutes bounds the training lost to a crash; an epoch longer than that still ends in one.
+DEFAULT_CHECKPOINT_EVERY = 600.0
 
 
 @dataclasses.dataclass
@@ -58,6 +66,9 @@ class FitOptions:
     bucket_by_length: bool = True
     jit_compile: bool = False
     mini_batch_size: int = None  # GradCache: texts the encoder sees at once (None: the whole batch)
+    # Seconds of training between two checkpoints of the resumable state (written at the end
+    # of an epoch, and always after the last); 0: after every epoch.
+    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
 
     def validate(self):
         checks = [
@@ -77,6 +88,8 @@ class FitOptions:
             (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the steps in [0, 1)"),
             (self.mini_batch_size is None or self.mini_batch_size >= 1,
              "--mini-batch-size must be at least 1"),
+            (self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),
+             "--checkpoint-every must be a number of seconds >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -172,13 +185,22 @@ class TrainingState(keras.callbacks.Callback):
     Equivalent to ``keras.callbacks.EarlyStopping(monitor, patience, min_delta,
     restore_best_weights=True)``, with its counters saved so a resumed run makes
     the same decisions.
+
+    The state (a checkpoint) is written at the end of an epoch when
+    ``checkpoint_every`` seconds have passed since the last one (or since
+    training started), and at the end of training; ``0`` writes it after
+    every epoch.  An improved epoch between checkpoints keeps its weights in
+    memory (:class:`~domain_tune.training.state_io.VariableSnapshot`); the
+    next checkpoint writes them to ``best.h5``, so the files on disk always
+    belong to one epoch.
     """
 
     WEIGHTS = "last.h5"  # model and optimizer variables (state_io format)
     BEST = "best.h5"  # the encoder's variables at the best epoch
     META = "state.json"
 
-    def __init__(self, state_dir, monitor, patience, min_delta, interrupt=None, sparse=False):
+    def __init__(self, state_dir, monitor, patience, min_delta, interrupt=None, sparse=False,
+                 checkpoint_every=0.0):
         super().__init__()
         self.state_dir = state_dir
         self.sparse = sparse  # tables in copy-on-read mode: write them in row blocks
@@ -186,11 +208,22 @@ class TrainingState(keras.callbacks.Callback):
         self.patience = patience
         self.min_delta = min_delta
         self.interrupt = interrupt
+        self.checkpoint_every = float(checkpoint_every)
         self.best = math.inf
         self.best_epoch = -1
         self.wait = 0
         self.history = []
         self.stopped_early = False
+        self.next_epoch = 0  # of the weights in the model
+        self.saved_next_epoch = None  # of the last checkpoint (None: none written by this run)
+        self.checkpoints = []  # next_epoch of every checkpoint this run wrote
+        self._best_in_memory = VariableSnapshot(sparse)
+        self._best_in_memory_epoch = None  # the epoch whose weights it holds (None: stale)
+        self._best_unsaved = False  # the best weights are newer in memory than in best.h5
+        self._last_write = time.monotonic()
+
+    def on_train_begin(self, logs=None):
+        self._last_write = time.monotonic()
 
     # early stopping
     def on_epoch_end(self, epoch, logs=None):
@@ -201,22 +234,39 @@ class TrainingState(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         if value is None:
             raise KeyError(f"early stopping monitors {self.monitor!r}, which the logs lack")
+        self.next_epoch = epoch + 1
+        due = time.monotonic() - self._last_write >= self.checkpoint_every
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
-            # the encoder's weights only: the optimizer state of the best epoch is never needed
-            save_variables(os.path.join(self.state_dir, self.BEST),
-                           self.model.encoder.trainable_weights, self.sparse)
+            if due:  # written with the checkpoint below, straight from the variables
+                self._best_unsaved = False
+                self._save_best_from_model()
+            else:
+                # the encoder's weights only: the optimizer state of the best epoch is never needed
+                self._best_in_memory.capture(self.model.encoder.trainable_weights)
+                self._best_in_memory_epoch = epoch
+                self._best_unsaved = True
         else:
             self.wait += 1
             if self.wait >= self.patience:
                 self.model.stop_training = True
                 self.stopped_early = True
-        self._save(epoch + 1)
+        if due:
+            self._save()
 
     def on_train_end(self, logs=None):
-        if self.best_epoch >= 0 and (self.interrupt is None or self.interrupt.signum is None):
+        if self.interrupt is not None and self.interrupt.signum is not None:
+            return  # the weights are those of a partial epoch: the last checkpoint stays
+        if not self.history or not math.isfinite(self.history[-1].get("loss", 0.0)):
+            return  # nothing trained, or a non-finite loss (the run is discarded)
+        if self.saved_next_epoch != self.next_epoch:
+            self._save()  # the final state, whenever the last checkpoint was
+        if self.best_epoch >= 0:
             # training is over: row blocks, no whole-table transient beside the moments
-            self.load_best(self.model.encoder, self.state_dir, sparse=True)
+            if self._best_in_memory_epoch == self.best_epoch:
+                self._best_in_memory.restore(self.model.encoder.trainable_weights, sparse=True)
+            else:
+                self.load_best(self.model.encoder, self.state_dir, sparse=True)
 
     @classmethod
     def load_best(cls, encoder, state_dir, sparse=False):
@@ -229,15 +279,26 @@ class TrainingState(keras.callbacks.Callback):
         return list(model.trainable_weights) + list(model.optimizer.variables)
 
     # persistence
-    def _save(self, next_epoch):
+    def _save_best_from_model(self):
+        save_variables(os.path.join(self.state_dir, self.BEST),
+                       self.model.encoder.trainable_weights, self.sparse)
+        self._best_in_memory_epoch = None  # older than best.h5 now (its buffers are reused)
+
+    def _save(self):
+        if self._best_unsaved:
+            self._best_in_memory.save(os.path.join(self.state_dir, self.BEST))
+            self._best_unsaved = False
         save_variables(os.path.join(self.state_dir, self.WEIGHTS), self._variables(self.model),
                        self.sparse)
-        meta = {"next_epoch": next_epoch, "best": self.best, "best_epoch": self.best_epoch,
+        meta = {"next_epoch": self.next_epoch, "best": self.best, "best_epoch": self.best_epoch,
                 "wait": self.wait, "stopped_early": self.stopped_early, "history": self.history}
         with open(os.path.join(self.state_dir, self.META + ".tmp"), "w") as f:
             json.dump(meta, f)
         os.replace(os.path.join(self.state_dir, self.META + ".tmp"),
                    os.path.join(self.state_dir, self.META))
+        self.saved_next_epoch = self.next_epoch
+        self.checkpoints.append(self.next_epoch)
+        self._last_write = time.monotonic()
 
     @classmethod
     def saved_epoch(cls, state_dir):
@@ -254,6 +315,7 @@ class TrainingState(keras.callbacks.Callback):
         self.best, self.best_epoch = meta["best"], meta["best_epoch"]
         self.wait, self.history = meta["wait"], meta["history"]
         self.stopped_early = meta["stopped_early"]
+        self.next_epoch = self.saved_next_epoch = meta["next_epoch"]
         return meta["next_epoch"]
 
 
@@ -353,7 +415,8 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
     interrupt = _Interrupt()
     distributed = model.distribute_strategy is not tf.distribute.get_strategy()
     state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt,
-                          sparse=sparse_table_access(options.optimizer, distributed))
+                          sparse=sparse_table_access(options.optimizer, distributed),
+                          checkpoint_every=options.checkpoint_every)
     first_epoch = 0
     if resume:
         if TrainingState.saved_epoch(state_dir) is None:
@@ -388,7 +451,11 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
     if interrupt.signum is not None:
         name = "SIGINT" if interrupt.signum == signal.SIGINT else "SIGTERM"
         code = 130 if interrupt.signum == signal.SIGINT else 143
-        raise TrainingInterrupted(f"training stopped by {name}", exit_code=code)
+        saved = TrainingState.saved_epoch(state_dir)
+        kept = (f"the checkpoint after epoch {saved['next_epoch']} is kept" if saved else
+                "no checkpoint had been written yet (see --checkpoint-every)")
+        raise TrainingInterrupted(f"training stopped by {name} in epoch {state.next_epoch + 1}; "
+                                  f"{kept}", exit_code=code)
     return state
 
 

@@ -43,7 +43,9 @@ from domain_tune.seeding import seed_everything
 from domain_tune.training import distillation, model_card, run_dir
 from domain_tune.training.distillation import AlignOptions
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
-from domain_tune.training.fit import FitOptions, NonFiniteLoss, compile_siamese, evaluate, fit
+from domain_tune.training.fit import (
+    FitOptions, NonFiniteLoss, TrainingState, compile_siamese, evaluate, fit,
+)
 from domain_tune.training.losses import POSITIVE, READS_NEGATIVES
 from domain_tune.training.optimizers import sparse_table_access
 from domain_tune.training.state_io import row_fingerprints
@@ -296,9 +298,12 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         }
         _write_outputs(work, job, encoder, state, metrics, base_matrix, texts)
     except TrainingInterrupted as e:
+        if TrainingState.saved_epoch(os.path.join(work, "state")) is None:  # nothing to resume
+            if not job.resume:
+                run_dir.discard(out)
+            raise TrainingInterrupted(str(e), e.exit_code) from None
         raise TrainingInterrupted(
-            f"{e}; the last complete epoch is saved in {run_dir.partial_dir(out)}. "
-            f"Resume with the same command plus --resume",
+            f"{e} in {run_dir.partial_dir(out)}. Resume with the same command plus --resume",
             e.exit_code,
         ) from None
     except NonFiniteLoss as e:

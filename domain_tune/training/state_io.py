@@ -14,6 +14,8 @@ case it is in.
 The file is HDF5: one dataset per variable, in the order given, named by its
 position, with the variable's path as an attribute; :func:`load_variables`
 checks count, shapes and dtypes against the variables it fills.
+:class:`VariableSnapshot` keeps the same copies in memory, refreshed in place,
+and writes them in the same format on demand.
 """
 
 import os
@@ -64,26 +66,82 @@ def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
     ``sparse=True``: read tables bigger than ``chunk_bytes`` in blocks of rows
     (for variables in copy-on-read mode; see the module docstring).
     """
+
+    def fill(ds, v):
+        blocks = _row_blocks(v, chunk_bytes) if sparse else None
+        if blocks:
+            for start, stop in blocks:
+                ds[start:stop] = _gather(v, start, stop).numpy()
+        else:
+            # np.asarray of the read aliases the variable's buffer (.numpy() copies)
+            ds[...] = np.asarray(tf.convert_to_tensor(tf_variable(v)))
+
+    _write(path, [(np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype), tuple(v.shape),
+                   str(getattr(v, "path", v.name)), lambda ds, v=v: fill(ds, v))
+                  for v in variables])
+
+
+def _write(path, items):
+    """The HDF5 file of :func:`save_variables`: ``items`` are ``(dtype, shape, name, fill(ds))``."""
     tmp = path + ".tmp"
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
-            f.attrs["count"] = len(variables)
-            for i, v in enumerate(variables):
-                dtype = np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)
-                ds = f.create_dataset(f"{i:05d}", shape=tuple(v.shape), dtype=dtype)
-                ds.attrs["path"] = str(getattr(v, "path", v.name))
-                blocks = _row_blocks(v, chunk_bytes) if sparse else None
-                if blocks:
-                    for start, stop in blocks:
-                        ds[start:stop] = _gather(v, start, stop).numpy()
-                else:
-                    # np.asarray of the read aliases the variable's buffer (.numpy() copies)
-                    ds[...] = np.asarray(tf.convert_to_tensor(tf_variable(v)))
+            f.attrs["count"] = len(items)
+            for i, (dtype, shape, name, fill) in enumerate(items):
+                ds = f.create_dataset(f"{i:05d}", shape=shape, dtype=dtype)
+                ds.attrs["path"] = name
+                fill(ds)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class VariableSnapshot:
+    """Host copies of variables, taken again in place: a copy in memory instead of a file.
+
+    The arrays are allocated at the first :meth:`capture` and refilled by the
+    next ones (no new 262 MB buffer, no page faults, per capture).  For the
+    best weights of early stopping, which change at most epochs while the
+    training state on disk is written less often: :meth:`save` writes them
+    in :func:`save_variables`' format when needed, :meth:`restore` assigns
+    them back.  ``sparse`` as in :func:`save_variables`.
+    """
+
+    def __init__(self, sparse=False, chunk_bytes=CHUNK_BYTES):
+        self.sparse = sparse
+        self.chunk_bytes = chunk_bytes
+        self.arrays = None
+        self.names = None
+
+    @property
+    def empty(self):
+        return self.arrays is None
+
+    def capture(self, variables):
+        if self.arrays is None:
+            self.arrays = [np.empty(tuple(int(d) for d in v.shape),
+                                    np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype))
+                           for v in variables]
+            self.names = [str(getattr(v, "path", v.name)) for v in variables]
+        for array, v in zip(self.arrays, variables, strict=True):
+            blocks = _row_blocks(v, self.chunk_bytes) if self.sparse else None
+            if blocks:
+                for start, stop in blocks:
+                    array[start:stop] = _gather(v, start, stop).numpy()
+            else:
+                np.copyto(array, np.asarray(tf.convert_to_tensor(tf_variable(v))))
+
+    def save(self, path):
+        _write(path, [(a.dtype, a.shape, name, lambda ds, a=a: ds.__setitem__(Ellipsis, a))
+                      for a, name in zip(self.arrays, self.names)])
+
+    def restore(self, variables, sparse=None):
+        """Assign the copies back (``sparse``: in row blocks; default: as captured)."""
+        sparse = self.sparse if sparse is None else sparse
+        for array, v in zip(self.arrays, variables, strict=True):
+            _assign(v, array, sparse, self.chunk_bytes)
 
 
 def _assign(variable, ds, sparse, chunk_bytes):

@@ -89,9 +89,10 @@ def test_lazy_adam_leaves_unseen_rows_alone(sp_model_path, tmp_path):
     assert 0 < len(changed) and set(changed.tolist()) <= seen
 
 
-def _train(sp_model_path, state_dir, epochs=4, callbacks=(), resume=False, encoder=None):
+def _train(sp_model_path, state_dir, epochs=4, callbacks=(), resume=False, encoder=None,
+           checkpoint_every=0):
     pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
-    opts = FitOptions(epochs=epochs, **FAST)
+    opts = FitOptions(epochs=epochs, checkpoint_every=checkpoint_every, **FAST)
     encoder = encoder or make_tiny_encoder(sp_model_path, seed=5)
     model = compile_siamese(encoder, opts)
     state = fit(model, pairs, val, opts, str(state_dir), resume=resume, callbacks=callbacks,
@@ -300,3 +301,89 @@ def test_bad_schedule_options():
         FitOptions(warmup=1.0).validate()
     with pytest.raises(BadInputError, match="--lr-schedule"):
         FitOptions(lr_schedule="step").validate()
+
+
+class _Clock:
+    """``time.monotonic`` for fit: 10 s per epoch, read at the end of each (set as it begins)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
+class _Tick(keras.callbacks.Callback):
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.clock.now = 10.0 * (epoch + 1)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import domain_tune.training.fit as fit_module
+
+    fake = _Clock()
+    monkeypatch.setattr(fit_module, "time", fake)
+    return fake
+
+
+def test_checkpoint_cadence_writes_the_final_state_and_trains_the_same(sp_model_path, tmp_path):
+    every_epoch, state_a = _train(sp_model_path, tmp_path / "a", epochs=4)
+    cadenced, state_b = _train(sp_model_path, tmp_path / "b", epochs=4, checkpoint_every=1e9)
+    assert state_a.checkpoints == [1, 2, 3, 4] and state_b.checkpoints == [4]
+    for a, b in zip(every_epoch.get_weights(), cadenced.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert state_a.history == state_b.history and state_a.best_epoch == state_b.best_epoch
+    saved = state_b.saved_epoch(str(tmp_path / "b"))
+    assert saved["next_epoch"] == 4 and saved["best_epoch"] == state_b.best_epoch
+    # the final state is complete: resuming it trains nothing and restores the same best weights
+    resumed, state_c = _train(sp_model_path, tmp_path / "b", epochs=4, resume=True,
+                              checkpoint_every=1e9)
+    for a, b in zip(every_epoch.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert state_c.checkpoints == []
+
+
+def test_resume_from_a_checkpoint_written_mid_run_equals_uninterrupted(sp_model_path, tmp_path,
+                                                                        clock):
+    reference, ref_state = _train(sp_model_path, tmp_path / "a", epochs=6, checkpoint_every=25,
+                                  callbacks=[_Tick(clock)])
+    assert ref_state.checkpoints == [3, 6]  # 30 s after the start, 30 s after that
+    clock.now = 0.0
+    with pytest.raises(TrainingInterrupted, match="the checkpoint after epoch 3 is kept"):
+        _train(sp_model_path, tmp_path / "b", epochs=6, checkpoint_every=25,
+               callbacks=[_Tick(clock), _SignalAt(4, 1)])
+    assert TrainingState_saved(tmp_path / "b")["next_epoch"] == 3
+    clock.now = 30.0  # the resumed run starts where the checkpoint was written
+    resumed, state = _train(sp_model_path, tmp_path / "b", epochs=6, resume=True,
+                            checkpoint_every=25, callbacks=[_Tick(clock)])
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert [r["val_loss"] for r in state.history] == pytest.approx(
+        [r["val_loss"] for r in ref_state.history], abs=1e-7)
+    assert state.best_epoch == ref_state.best_epoch
+
+
+def test_interrupt_before_the_first_checkpoint_keeps_nothing(sp_model_path, tmp_path):
+    with pytest.raises(TrainingInterrupted, match="no checkpoint had been written yet"):
+        _train(sp_model_path, tmp_path / "a", epochs=4, checkpoint_every=1e9,
+               callbacks=[_SignalAt(1, 1)])
+    assert TrainingState_saved(tmp_path / "a") is None
+
+
+def test_checkpoint_every_must_be_a_duration():
+    from domain_tune.errors import BadInputError
+
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(BadInputError, match="--checkpoint-every"):
+            FitOptions(checkpoint_every=bad).validate()
+
+
+def TrainingState_saved(state_dir):
+    from domain_tune.training.fit import TrainingState
+
+    return TrainingState.saved_epoch(str(state_dir))

@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 from domain_tune.errors import BadInputError
-from domain_tune.training.state_io import load_variables, row_fingerprints, save_variables
+from domain_tune.training.state_io import (
+    VariableSnapshot, load_variables, row_fingerprints, save_variables,
+)
 
 
 def _variables(seed):
@@ -51,3 +53,26 @@ def test_row_fingerprints_find_changed_rows():
     v.scatter_update(tf.IndexedSlices(tf.ones((2, 8)), tf.constant([5, 297])))
     after = row_fingerprints(v, chunk_bytes=256)
     assert np.flatnonzero(np.any(before != after, axis=1)).tolist() == [5, 297]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_snapshot_captures_in_place_restores_and_saves(tmp_path, sparse):
+    variables = _variables(1)
+    expected = [v.numpy().copy() for v in variables]
+    snap = VariableSnapshot(sparse, chunk_bytes=4096)
+    assert snap.empty
+    snap.capture(variables)
+    buffers = [id(a) for a in snap.arrays]
+    for v, other in zip(variables, _variables(2)):
+        v.assign(other)
+    snap.restore(variables)
+    for v, e in zip(variables, expected):
+        np.testing.assert_array_equal(v.numpy(), e)
+    snap.save(str(tmp_path / "snap.h5"))  # the format load_variables reads
+    target = _variables(3)
+    load_variables(str(tmp_path / "snap.h5"), target)
+    for v, e in zip(target, expected):
+        np.testing.assert_array_equal(v.numpy(), e)
+    snap.capture(target[:1] + _variables(4)[1:])  # refilled, not reallocated
+    assert [id(a) for a in snap.arrays] == buffers
+    np.testing.assert_array_equal(snap.arrays[1], _variables(4)[1].numpy())
