@@ -29,7 +29,8 @@ def toy_pairs(n=48, seed=0):
     return Pairs(base, ref, np.array(sim, np.float32), "toy.csv")
 
 
-FAST = dict(learning_rate=3e-3, batch_size=8, patience=50, seed=7)
+# checkpoint_every=0: the resumable state after every epoch, which the interrupt tests resume from
+FAST = dict(learning_rate=3e-3, batch_size=8, patience=50, seed=7, checkpoint_every=0)
 
 
 def test_dataset_batches_follow_epoch_permutations():
@@ -92,7 +93,7 @@ def test_lazy_adam_leaves_unseen_rows_alone(sp_model_path, tmp_path):
 def _train(sp_model_path, state_dir, epochs=4, callbacks=(), resume=False, encoder=None,
            checkpoint_every=0):
     pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
-    opts = FitOptions(epochs=epochs, checkpoint_every=checkpoint_every, **FAST)
+    opts = FitOptions(epochs=epochs, **{**FAST, "checkpoint_every": checkpoint_every})
     encoder = encoder or make_tiny_encoder(sp_model_path, seed=5)
     model = compile_siamese(encoder, opts)
     state = fit(model, pairs, val, opts, str(state_dir), resume=resume, callbacks=callbacks,
