@@ -236,8 +236,9 @@ def test_signal_keeps_state_and_resume_finishes(tmp_path, tiny_model_dir, pairs_
         assert "--resume" in last and what in last and "Traceback" not in refused.stderr
         assert (tmp_path / "run.partial" / "state" / "state.json").exists() and not out.exists()
     # the same command with --resume (and, to finish quickly, fewer epochs: allowed with a
-    # constant learning rate)
-    resumed = subprocess.run(args + ["--epochs", "2", "--resume", "--json"],
+    # constant learning rate; another --checkpoint-every too: it changes no number)
+    resumed = subprocess.run(args + ["--epochs", "2", "--resume", "--json",
+                                     "--checkpoint-every", "600"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout)["epochs_run"] == 2

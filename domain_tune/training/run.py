@@ -103,6 +103,7 @@ def resume_settings(job):
             settings[f"{group}.{k}"] = v
     if job.fit.lr_schedule == "constant":
         settings.pop("fit.epochs")
+    settings.pop("fit.checkpoint_every")  # how often the state is written, not what it holds
     settings["pairs_sha256"] = sha256(job.pairs_path)
     if job.validation_file:
         settings["validation_sha256"] = sha256(job.validation_file)
