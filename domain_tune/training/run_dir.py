@@ -128,6 +128,8 @@ def publish(out, overwrite=False):
     """Move the finished ``DIR.partial`` to ``DIR`` (replacing it with --overwrite)."""
     work = partial_dir(out)
     shutil.rmtree(os.path.join(work, "state"), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):  # the settings of --resume go with the state
+        os.remove(os.path.join(work, JOB_FILE))
     if os.path.exists(out):
         if not overwrite:
             raise BadInputError(f"--out {out} appeared during the run; not replaced")
