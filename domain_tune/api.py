@@ -129,22 +129,14 @@ def train_options() -> dict:
 
 
 def _align_job(options):
-    """The :class:`AlignOptions` of ``train(..., parallel=FILE, align_weight=...)`` (None without)."""
-    from domain_tune.training.distillation import AlignOptions
+    """The :class:`AlignOptions` of ``train(..., parallel=FILE, align_weight=...)`` (None without);
+    takes the alignment keywords out of ``options``."""
+    from domain_tune.training.distillation import align_options
 
-    given = {k: options.pop(k) for k in list(options) if k in _ALIGN_OPTIONS}
-    if given.get("parallel") is None:
-        named = sorted(k for k, v in given.items() if v is not None)
-        if named:
-            raise BadInputError(f"train: {', '.join(named)} {'needs' if len(named) == 1 else 'need'}"
-                                " parallel=FILE")
-        return None
-    align = AlignOptions(parallel=os.fspath(given.pop("parallel")))
-    for name, value in given.items():
-        if value is not None:
-            setattr(align, _ALIGN_OPTIONS[name], tuple(value) if name == "parallel_columns" else value)
-    align.validate()
-    return align
+    given = {field: options.pop(name, None) for name, field in sorted(_ALIGN_OPTIONS.items())}
+    parallel = given.pop("parallel")
+    names = {field: name for name, field in _ALIGN_OPTIONS.items()}
+    return align_options(parallel, given, names, "parallel=FILE")
 
 
 def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: Any):

@@ -494,25 +494,17 @@ def _column_pair(ctx, param, value):
     return tuple(names)
 
 
-def _align_options(parallel, columns, weight, teacher, batch_size, loss=None):
-    from domain_tune.training.distillation import AlignOptions
+_ALIGN_FLAGS = {"columns": "--parallel-columns", "weight": "--align-weight",
+                "teacher": "--align-teacher", "batch_size": "--parallel-batch-size",
+                "loss": "--align-loss"}
 
-    given = {"--parallel-columns": columns, "--align-weight": weight,
-             "--align-teacher": teacher, "--parallel-batch-size": batch_size,
-             "--align-loss": loss}
-    if parallel is None:
-        named = [k for k, v in given.items() if v is not None]
-        if named:
-            raise BadInputError(f"{', '.join(named)} {'needs' if len(named) == 1 else 'need'} "
-                                "--parallel FILE")
-        return None
-    options = AlignOptions(parallel=parallel, columns=columns)
-    for field, value in (("weight", weight), ("teacher", teacher), ("batch_size", batch_size),
-                         ("loss", loss)):
-        if value is not None:
-            setattr(options, field, value)
-    options.validate()
-    return options
+
+def _align_options(parallel, columns, weight, teacher, batch_size, loss=None):
+    from domain_tune.training.distillation import align_options
+
+    given = {"columns": columns, "weight": weight, "teacher": teacher, "batch_size": batch_size,
+             "loss": loss}
+    return align_options(parallel, given, _ALIGN_FLAGS, "--parallel FILE")
 
 
 def _default_out():

@@ -49,6 +49,7 @@ batches an uninterrupted run would.
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +91,28 @@ class AlignOptions:
         if self.loss != "embedding" and self.batch_size < 2:
             raise BadInputError(f"--align-loss {self.loss} compares sentences within a batch: "
                                 "--parallel-batch-size must be at least 2")
+
+
+def align_options(parallel, given, names, needs):
+    """The :class:`AlignOptions` of a ``train`` call (None without ``parallel``).
+
+    ``given`` maps option fields (``columns``, ``weight``, ``teacher``,
+    ``batch_size``, ``loss``) to values, None for the default; ``names`` maps
+    them to the caller's spelling (``--align-weight`` or ``align_weight``) for
+    the error that an option was given without ``parallel`` (spelt ``needs``).
+    """
+    if parallel is None:
+        named = [names[f] for f, v in given.items() if v is not None]
+        if named:
+            raise BadInputError(f"{', '.join(named)} {'needs' if len(named) == 1 else 'need'} "
+                                f"{needs}")
+        return None
+    values = {f: v for f, v in given.items() if v is not None}
+    if "columns" in values:
+        values["columns"] = tuple(values["columns"])
+    options = AlignOptions(parallel=os.fspath(parallel), **values)
+    options.validate()
+    return options
 
 
 # --- the loss ---------------------------------------------------------------------------
