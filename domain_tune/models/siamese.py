@@ -89,11 +89,15 @@ class SiameseModel(keras.Model):
     input (a batch of parallel sentences, see
     :mod:`domain_tune.training.distillation`) adds ``align_weight`` times the
     distillation term to the training loss, tracked as ``align_loss``.
+    ``distinct_texts`` encodes each distinct text of a training batch once
+    (exact for optimizers that sum a table's gradient slices, see ``_forward``);
+    evaluation always does.
     """
 
     def __init__(self, encoder, loss="mse", mini_batch_size=None, align_weight=0.0,
-                 align_loss="embedding", **kwargs):
+                 align_loss="embedding", distinct_texts=False, **kwargs):
         super().__init__(**kwargs)
+        self.distinct_texts = bool(distinct_texts)  # training: encode each distinct text once
         self.encoder = encoder
         self.pair_loss = loss
         self.mini_batch_size = mini_batch_size
@@ -163,7 +167,7 @@ class SiameseModel(keras.Model):
                 grads = _add_gradients(grads, tape.gradient(scaled, self.trainable_weights))
         else:
             with tf.GradientTape() as tape:
-                similarity, emb = self._forward(x, training=True)
+                similarity, emb = self._forward(x, training=True, distinct=self.distinct_texts)
                 loss = self.pair_loss_value(x, y, similarity, emb)
                 scaled = self.optimizer.scale_loss(loss + self.alignment_value(x))
             grads = tape.gradient(scaled, self.trainable_weights)
@@ -205,11 +209,29 @@ class SiameseModel(keras.Model):
             return
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def _forward(self, inputs, training=False):
-        """``(similarity, {"base", "ref"[, "negative", ...]: embeddings})``, one encoder call."""
+    def _forward(self, inputs, training=False, distinct=True):
+        """``(similarity, {"base", "ref"[, "negative", ...]: embeddings})``, one encoder call.
+
+        With ``distinct`` each distinct text of the batch is encoded once and its
+        embedding gathered for every place it occurs: pair data repeats texts (a
+        concept's label in many pairs, ``""`` for a missing hard negative), so
+        the encoder often sees half the texts.  The dense gradient is the same
+        (the sum over a text's places), but an embedding table's sparse gradient
+        then holds one slice per distinct text instead of one per place, which
+        changes Keras' Adam: it squares each slice for the second moment.
+        Training therefore encodes distinct texts only when ``distinct_texts``
+        says the optimizer sums slices first (``lazy-adam``).
+        """
+        import tensorflow as tf
+
         names = self.text_inputs(inputs)
         n = ops.shape(inputs["base"])[0]
-        out = self.encoder(ops.concatenate([inputs[k] for k in names], axis=0), training=training)
+        texts = ops.concatenate([inputs[k] for k in names], axis=0)
+        if distinct:
+            texts, where = tf.unique(texts)
+        out = self.encoder(texts, training=training)
+        if distinct:
+            out = tf.gather(out, where)
         emb = {k: out[i * n : (i + 1) * n] for i, k in enumerate(names)}
         return self.similarity(emb["base"], emb["ref"]), emb
 
@@ -223,6 +245,7 @@ class SiameseModel(keras.Model):
         config["mini_batch_size"] = self.mini_batch_size
         config["align_weight"] = self.align_weight
         config["align_loss"] = self.align_loss
+        config["distinct_texts"] = self.distinct_texts
         return config
 
     @classmethod

@@ -377,8 +377,12 @@ def compile_siamese(encoder, options, n_pairs=None, align_weight=0.0, align_loss
     """
     # a dense optimizer updates whole tables: keep them out of copy-on-read mode
     use_sparse_reads(encoder, sparse_table_access(options.optimizer))
+    # LazyAdam sums a table's gradient slices before squaring them, so encoding each
+    # distinct text of a batch once changes nothing but the time; Keras' Adam (the
+    # article's numbers) squares every slice, so it sees every place of a text.
     model = SiameseModel(encoder, loss=options.loss, mini_batch_size=options.mini_batch_size,
-                         align_weight=align_weight, align_loss=align_loss, name="siamese")
+                         align_weight=align_weight, align_loss=align_loss,
+                         distinct_texts=options.optimizer == "lazy-adam", name="siamese")
     total = (options.epochs * steps_per_epoch(n_pairs, options.batch_size)) if n_pairs else None
     rate = learning_rate(options.learning_rate, options.lr_schedule, options.warmup, total)
     model.compile(

@@ -41,14 +41,17 @@ class _ClipGlobalBatchGradient:
     def _clip_gradients(self, grads):
         if _multi_replica():
             return grads  # clipped in _backend_update_step, after the all-reduce
-        return super()._clip_gradients(grads)
+        return super()._clip_gradients(self._before_clipping(grads))
+
+    def _before_clipping(self, grads):
+        return grads
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not _multi_replica():
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         variables = [tf_variable(v) for v in trainable_variables]
         reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))
-        clipped = super()._clip_gradients([g for g, _ in reduced])
+        clipped = super()._clip_gradients(self._before_clipping([g for g, _ in reduced]))
         tf.__internal__.distribute.interim.maybe_merge_call(
             self._distributed_tf_update_step, self._distribution_strategy,
             list(zip(clipped, variables)), learning_rate,
@@ -129,8 +132,26 @@ class Adam(_ClipGlobalBatchGradient, _FusedAdamUpdate, keras.optimizers.Adam):
 
 
 @keras.saving.register_keras_serializable(package="domain_tune")
+def _summed_slices(gradient):
+    """``gradient`` with one slice per row (repeated rows summed), if it is sparse."""
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
 class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
-    """Adam whose update of a sparse gradient touches only the gradient's rows."""
+    """Adam whose update of a sparse gradient touches only the gradient's rows.
+
+    Everything it computes is a function of the dense gradient: repeated rows
+    of a sparse gradient are summed before the clipping norm and the moments,
+    so the same batch gives the same step however its gradient was sliced
+    (one slice per place of a text, or per distinct text; per replica or not).
+    """
+
+    def _before_clipping(self, grads):
+        return [_summed_slices(g) for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):

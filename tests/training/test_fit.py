@@ -55,6 +55,72 @@ def test_bucketed_batches_cover_the_epoch_and_group_lengths():
     assert not all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, 8, 1, 3)))
 
 
+class _CountingEncoder(keras.layers.Layer):
+    """The tiny encoder, recording how many texts each call embeds."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.sizes = []
+
+    def call(self, texts, training=False):
+        self.sizes.append(int(texts.shape[0]))
+        return self.inner(texts, training=training)
+
+
+@pytest.mark.parametrize("loss", ["mse", "in-batch-symmetric"])
+def test_repeated_texts_are_encoded_once_with_unchanged_loss_and_gradients(sp_model_path, loss):
+    import tensorflow as tf
+
+    from domain_tune.models.siamese import SiameseModel
+
+    inner = make_tiny_encoder(sp_model_path, seed=3)
+    encoder = _CountingEncoder(inner)
+    model = SiameseModel(encoder, loss=loss)
+    x = {"base": tf.constant(["data nurse", "chef pilot", "data nurse", "judge"]),
+         "ref": tf.constant(["chef pilot", "nurse senior", "judge", "baker clerk"]),
+         "negative": tf.constant(["", "baker clerk", "", ""])}
+    y = tf.constant([1.0, 0.2, 1.0, 0.7])  # the in-batch losses learn from the positives (1.0)
+    with tf.GradientTape(persistent=True) as tape:
+        similarity, emb = model._forward(x)
+        got = model.pair_loss_value(x, y, similarity, emb)
+        # each place encoded on its own: what the step computed before de-duplication
+        one = {k: inner(x[k]) for k in ("base", "ref", "negative")}
+        want = model.pair_loss_value(x, y, model.similarity(one["base"], one["ref"]), one)
+    assert set(encoder.sizes) == {6}  # 12 places, 6 distinct texts (a build may call twice)
+    for k in one:
+        np.testing.assert_allclose(emb[k].numpy(), one[k].numpy(), atol=1e-6)
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+    weights = inner.trainable_weights
+    compared = 0
+    for g, w in zip(tape.gradient(got, weights), tape.gradient(want, weights)):
+        g, w = (tf.convert_to_tensor(t).numpy() if t is not None else None for t in (g, w))
+        if w is None:
+            assert g is None
+            continue
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)  # summation order only
+        compared += int(np.any(w))
+    assert compared >= 3
+
+
+def test_lazy_adam_trains_the_same_on_distinct_texts(sp_model_path, tmp_path):
+    """Encoding each distinct text once is exact with lazy-adam (it sums a row's slices)."""
+    pairs = toy_pairs(40, 4)  # ten words: texts repeat within every batch
+    opts = FitOptions(epochs=2, optimizer="lazy-adam", **FAST)
+    runs = []
+    for distinct in (True, False):
+        model = compile_siamese(make_tiny_encoder(sp_model_path, seed=2), opts)
+        assert model.distinct_texts  # what compile_siamese chooses for lazy-adam
+        model.distinct_texts = distinct
+        state = fit(model, pairs, None, opts, str(tmp_path / str(distinct)), verbose=0)
+        runs.append((state.history, [w.numpy() for w in model.encoder.trainable_weights]))
+    (h1, w1), (h2, w2) = runs
+    np.testing.assert_allclose([r["loss"] for r in h1], [r["loss"] for r in h2], rtol=1e-5)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not compile_siamese(make_tiny_encoder(sp_model_path), FitOptions(**FAST)).distinct_texts
+
+
 def test_loss_falls(sp_model_path, tmp_path):
     pairs = toy_pairs()
     model = compile_siamese(make_tiny_encoder(sp_model_path), FitOptions(**FAST))
