@@ -521,8 +521,8 @@ def _default_out():
               metavar="SECONDS",
               help="Write the resumable state (weights, optimizer moments: about 0.8 GB with the "
               "USE-m3 table) at the end of the first epoch that ends this long after the last "
-              "write, and always after the last epoch; 0: after every epoch. --resume continues "
-              "from the last state written.")
+              "write; 0: after every epoch. --resume continues from the last state written; a "
+              "finished run needs none.")
 @click.option("--text-columns", default="base,ref", show_default=True, callback=_column_pair,
               help="The two text columns of PAIRS.")
 @click.option("--score-column", default="similarity", show_default=True)

@@ -192,7 +192,10 @@ class TrainingState(keras.callbacks.Callback):
     every epoch.  An improved epoch between checkpoints keeps its weights in
     memory (:class:`~domain_tune.training.state_io.VariableSnapshot`); the
     next checkpoint writes them to ``best.h5``, so the files on disk always
-    belong to one epoch.
+    belong to one epoch.  ``final_state=False`` skips the write after the last
+    epoch, for a caller that discards the state once training succeeds (``train``
+    publishes the model and deletes it): an interrupted run still has its last
+    checkpoint.
     """
 
     WEIGHTS = "last.h5"  # model and optimizer variables (state_io format)
@@ -200,8 +203,9 @@ class TrainingState(keras.callbacks.Callback):
     META = "state.json"
 
     def __init__(self, state_dir, monitor, patience, min_delta, interrupt=None, sparse=False,
-                 checkpoint_every=0.0):
+                 checkpoint_every=0.0, final_state=True):
         super().__init__()
+        self.final_state = final_state  # write the state after the last epoch too
         self.state_dir = state_dir
         self.sparse = sparse  # tables in copy-on-read mode: write them in row blocks
         self.monitor = monitor
@@ -259,7 +263,7 @@ class TrainingState(keras.callbacks.Callback):
             return  # the weights are those of a partial epoch: the last checkpoint stays
         if not self.history or not math.isfinite(self.history[-1].get("loss", 0.0)):
             return  # nothing trained, or a non-finite loss (the run is discarded)
-        if self.saved_next_epoch != self.next_epoch:
+        if self.final_state and self.saved_next_epoch != self.next_epoch:
             self._save()  # the final state, whenever the last checkpoint was
         if self.best_epoch >= 0:
             # training is over: row blocks, no whole-table transient beside the moments
@@ -405,13 +409,15 @@ def evaluate(model, pairs, batch_size=64):
 
 
 def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbacks=(),
-        verbose=1, parallel=None):
+        verbose=1, parallel=None, final_state=True):
     """Train a compiled siamese model; returns the :class:`TrainingState` (history inside).
 
     ``state_dir`` receives the resumable state; with ``resume=True`` training
     continues from the last complete epoch saved there.  ``parallel``
     (:class:`~domain_tune.training.distillation.ParallelBatches`) adds a batch
     of parallel sentences to every step (alignment-preserving training).
+    ``final_state=False``: no state written after the last epoch (see
+    :class:`TrainingState`).
     """
     options.validate()
     monitor = options.monitor if val_pairs is not None else "loss"
@@ -420,7 +426,7 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
     distributed = model.distribute_strategy is not tf.distribute.get_strategy()
     state = TrainingState(state_dir, monitor, options.patience, options.min_delta, interrupt,
                           sparse=sparse_table_access(options.optimizer, distributed),
-                          checkpoint_every=options.checkpoint_every)
+                          checkpoint_every=options.checkpoint_every, final_state=final_state)
     first_epoch = 0
     if resume:
         if TrainingState.saved_epoch(state_dir) is None:

@@ -246,7 +246,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         fit_started = time.perf_counter(), time.process_time()
         state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
                     resume=job.resume, callbacks=[tensorboard, *job.callbacks],
-                    verbose=job.verbose, parallel=parallel)
+                    verbose=job.verbose, parallel=parallel,
+                    final_state=False)  # the published run holds the model, not the state
         fit_wall, fit_cpu = (time.perf_counter() - fit_started[0],
                              time.process_time() - fit_started[1])
         sts_after = _sts(encoder, sts_data)

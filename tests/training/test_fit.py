@@ -157,13 +157,13 @@ def test_lazy_adam_leaves_unseen_rows_alone(sp_model_path, tmp_path):
 
 
 def _train(sp_model_path, state_dir, epochs=4, callbacks=(), resume=False, encoder=None,
-           checkpoint_every=0):
+           checkpoint_every=0, final_state=True):
     pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
     opts = FitOptions(epochs=epochs, **{**FAST, "checkpoint_every": checkpoint_every})
     encoder = encoder or make_tiny_encoder(sp_model_path, seed=5)
     model = compile_siamese(encoder, opts)
     state = fit(model, pairs, val, opts, str(state_dir), resume=resume, callbacks=callbacks,
-                verbose=0)
+                verbose=0, final_state=final_state)
     return model, state
 
 
@@ -413,6 +413,13 @@ def test_checkpoint_cadence_writes_the_final_state_and_trains_the_same(sp_model_
     for a, b in zip(every_epoch.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert state_c.checkpoints == []
+    # without the final state (what `train` asks for): nothing written, the same best weights
+    unsaved, state_d = _train(sp_model_path, tmp_path / "d", epochs=4, checkpoint_every=1e9,
+                              final_state=False)
+    assert state_d.checkpoints == [] and state_d.saved_epoch(str(tmp_path / "d")) is None
+    assert not os.path.exists(tmp_path / "d" / state_d.WEIGHTS)
+    for a, b in zip(every_epoch.get_weights(), unsaved.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_resume_from_a_checkpoint_written_mid_run_equals_uninterrupted(sp_model_path, tmp_path,
