@@ -11,6 +11,9 @@
   rows of the batch (:func:`gather_rows`, :func:`use_sparse_reads`).
 """
 
+import functools
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -77,6 +80,31 @@ def _mask(x, padding_mask):
     return x * ops.cast(padding_mask, x.dtype)[..., None]
 
 
+_AVX512_ISAS = ("AVX512", "AVX10", "AMX", "ALL", "DEFAULT")
+
+
+@functools.cache
+def conv_as_matmul():
+    """Whether n-gram convolutions run as matrix products (CPUs where oneDNN lacks AVX-512).
+
+    True when the CPU has no AVX-512 or ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below it;
+    ``DOMAIN_TUNE_NGRAM_CONV=matmul`` or ``=conv`` forces either way.  Both compute
+    the same function (to float rounding); only the speed differs.
+    """
+    forced = os.environ.get("DOMAIN_TUNE_NGRAM_CONV", "").strip().lower()
+    if forced in ("matmul", "conv"):
+        return forced == "matmul"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap and not cap.startswith(_AVX512_ISAS):
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:  # not Linux: assume the host's oneDNN has its fast path
+        return False
+    return bool(flags) and "avx512f" not in flags.split()
+
+
 @keras.saving.register_keras_serializable(package="domain_tune")
 class MaskedNGramConv(keras.layers.Layer):
     """``relu(conv_n(x * mask) + b) + x`` over a padded batch of tokens.
@@ -84,6 +112,13 @@ class MaskedNGramConv(keras.layers.Layer):
     The window of token ``t`` spans ``t - (n-1)//2 ... t + n//2`` (Keras
     ``padding="same"``), which is the context of the reference n-gram branches
     (bigram: t..t+1, trigram: t-1..t+1, 5-gram: t-2..t+2).
+
+    The weights are those of a ``Conv1D`` sub-layer (``conv/kernel`` of shape
+    ``(n, units, units)``, ``conv/bias``).  Where oneDNN may not use AVX-512
+    (see :func:`conv_as_matmul`), the convolution is computed as the sum of
+    ``n`` matrix products of the shifted tokens with the kernel's taps:
+    there oneDNN's 1-D convolution takes a generic path 2-2.5x slower than
+    its matrix product, while with AVX-512 the convolution is the faster.
     """
 
     def __init__(self, order, units, **kwargs):
@@ -99,7 +134,20 @@ class MaskedNGramConv(keras.layers.Layer):
         self.built = True
 
     def call(self, x, padding_mask):
-        return self.conv(_mask(x, padding_mask)) + x
+        masked = _mask(x, padding_mask)
+        if not conv_as_matmul():
+            return self.conv(masked) + x
+        left, right = (self.order - 1) // 2, self.order // 2
+        steps, channels = ops.shape(masked)[1], ops.shape(masked)[2]
+        padded = ops.pad(masked, [[0, 0], [left, right], [0, 0]])
+        kernel = ops.cast(self.conv.kernel, masked.dtype)
+        out = None
+        for tap in range(self.order):  # token t sees t - left + tap
+            shifted = ops.reshape(padded[:, tap : tap + steps], (-1, channels))
+            term = ops.matmul(shifted, kernel[tap])
+            out = term if out is None else out + term
+        out = ops.relu(out + ops.cast(self.conv.bias, out.dtype))
+        return ops.reshape(out, ops.shape(x)) + x
 
     def compute_output_shape(self, x_shape):
         return x_shape

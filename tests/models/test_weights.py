@@ -15,15 +15,35 @@ def _cosines(a, b):
     return np.einsum("ij,ij->i", a, b) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def test_parity_with_reference(use_m3, reference_use, sts_dir, seed_pairs):
+def _check_parity(model, reference_use, sts_dir, seed_pairs):
     dev = read_sts(str(sts_dir / "sts-dev.csv")).head(250)
     seed = pd.read_csv(seed_pairs)
     texts = dev.sentences1 + dev.sentences2 + seed["base"].tolist() + seed["ref"].tolist()
-    ours = encode(use_m3, texts, batch_size=64)
+    ours = encode(model, texts, batch_size=64)
     ref = reference_use.encode(texts)
     cos = _cosines(ours, ref)
     assert cos.mean() >= 0.99999
     assert cos.min() >= 0.999
+
+
+def test_parity_with_reference(use_m3, reference_use, sts_dir, seed_pairs):
+    _check_parity(use_m3, reference_use, sts_dir, seed_pairs)
+
+
+@pytest.mark.parametrize("path", ["conv", "matmul"])
+def test_parity_of_both_ngram_paths(path, reference_use, sts_dir, seed_pairs, monkeypatch):
+    """Either way of computing the n-gram convolutions (chosen per CPU) is the reference."""
+    from domain_tune.models import layers
+    from domain_tune.models.loading import from_preset
+
+    monkeypatch.setenv("DOMAIN_TUNE_NGRAM_CONV", path)
+    layers.conv_as_matmul.cache_clear()
+    try:
+        assert layers.conv_as_matmul() is (path == "matmul")
+        _check_parity(from_preset("use-m3"), reference_use, sts_dir, seed_pairs)
+    finally:
+        monkeypatch.delenv("DOMAIN_TUNE_NGRAM_CONV")
+        layers.conv_as_matmul.cache_clear()
 
 
 def test_dequantised_table_matches_reference_rows():
