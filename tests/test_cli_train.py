@@ -40,6 +40,8 @@ def test_train_tiny_end_to_end(tmp_path, tiny_model_dir, pairs_csv):
     # the run directory is a --model for every command, and the SavedModel matches it
     tuned = load_model(str(out))
     expected = tuned(tf.constant(TEXTS)).numpy()
+    assert metrics["dimensions"] == expected.shape[1]  # the tiny encoder's, not USE-m3's 512
+    assert f"a unit vector of {expected.shape[1]} dimensions" in card and "512" not in card
     hub_out, _ = _reload_in_clean_process(out / "saved_model")
     np.testing.assert_allclose(hub_out, expected, atol=1e-5)
     again = run("train", pairs_csv, "--model", out, "--out", tmp_path / "run2", "--epochs", 1,

@@ -322,9 +322,11 @@ def render(m):
                 f"{m.get('best_epoch')} (its weights kept){', stopped early' if m.get('stopped_early') else ''}; "
                 f"{m.get('seconds')} s on {m.get('replicas', 1)} device"
                 f"{'s' if m.get('replicas', 1) != 1 else ''}.")
+    dims = f" of {m['dimensions']} dimensions" if m.get("dimensions") else ""
+    shape_dim = m.get("dimensions") or "dimensions"
     return f"""# {title(m)}
 
-A sentence encoder: it maps a text to a 512-dimensional unit vector, and two texts are as similar
+A sentence encoder: it maps a text to a unit vector{dims}, and two texts are as similar
 as the cosine of their vectors. Fine-tuned from
 {_base_name(base)} with domain-tune on {m['train_pairs']:,} scored pairs
 (loss `{_get(o, 'fit', 'loss')}`, siamese model on angular similarity).
@@ -345,7 +347,7 @@ In Python (`pip install domain-tune`):
 import domain_tune as dt
 
 model = dt.load_model("{run}")
-vectors = dt.encode(model, ["data scientist", "scienziato dei dati"])   # (2, 512)
+vectors = dt.encode(model, ["data scientist", "scienziato dei dati"])   # (2, {shape_dim})
 dt.match(model, ["data wizard"], ["data scientist", "registered nurse"], top_k=1)
 ```
 
@@ -363,7 +365,7 @@ With only TensorFlow and TF Text (a TF Hub-style SavedModel, no domain-tune need
 import tensorflow_hub as hub, tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
 embed = hub.load("{run}/saved_model")
-vectors = embed(["data scientist", "scienziato dei dati"])  # (2, 512), L2-normalised
+vectors = embed(["data scientist", "scienziato dei dati"])  # (2, {shape_dim}), L2-normalised
 ```
 
 ## Evaluation

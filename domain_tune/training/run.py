@@ -272,6 +272,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
             for line in summary_lines(panel_before, panel_after):
                 echo(line)
         metrics = {
+            "dimensions": int(_vector_size(encoder)),
             "sts": {"split": "dev", "before": sts_before, "after": sts_after}
             if sts_data is not None else None,
             "multilingual": {"before": panel_before, "after": panel_after}
@@ -361,6 +362,16 @@ def _table_row(label, sts, val):
     if val:
         parts.append(f"validation loss {val['loss']:.5f} MAE {val['mae']:.4f}")
     return "  ".join(parts)
+
+
+def _vector_size(encoder):
+    """The size of ``encoder``'s vectors (its ``output_dim``, else that of one embedded text)."""
+    dim = getattr(encoder, "output_dim", None)
+    if dim is None:
+        from domain_tune.embedding import encode
+
+        dim = encode(encoder, ["a"]).shape[1]
+    return dim
 
 
 def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):

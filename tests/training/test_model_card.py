@@ -71,3 +71,14 @@ def test_attribution_is_read_from_a_readme_beside_the_pairs(tmp_path):
     (tmp_path / "README.md").write_text("Scores under the CC BY-SA 4.0 licence.\n")
     assert data_attribution(tmp_path / "train.csv") == "Scores under the CC BY-SA 4.0 licence"
     assert data_attribution(tmp_path / "absent" / "train.csv") is None
+
+
+def test_vector_size_comes_from_the_run():
+    m = copy.deepcopy(METRICS)
+    m["dimensions"] = 8
+    card = render(m)
+    assert "a unit vector of 8 dimensions" in card and "# (2, 8)" in card and "512" not in card
+    del m["dimensions"]  # metrics of runs made before the key existed: no number claimed
+    card = render(m)
+    assert "maps a text to a unit vector, and" in card and "(2, dimensions)" in card
+
