@@ -161,11 +161,9 @@ class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
         step = ops.cast(self.iterations + 1, dtype)
         b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
         alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
-        # Rows may repeat within a batch: sum their gradients first.
-        unique, positions = tf.unique(gradient.indices)
-        grad = tf.math.unsorted_segment_sum(
-            tf.cast(gradient.values, dtype), positions, tf.shape(unique)[0]
-        )
+        # Rows may repeat within a batch (when not summed before clipping): sum them first.
+        summed = _summed_slices(gradient)
+        unique, grad = summed.indices, tf.cast(summed.values, dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         m_rows = b1 * tf.gather(tf_variable(m), unique) + (1 - b1) * grad
