@@ -316,6 +316,8 @@ class TrainingState(keras.callbacks.Callback):
         meta = self.saved_epoch(self.state_dir)
         load_variables(os.path.join(self.state_dir, self.WEIGHTS), self._variables(model),
                        self.sparse)
+        if hasattr(model.optimizer, "forget_active_rows"):
+            model.optimizer.forget_active_rows()  # derived from the moments just loaded
         self.best, self.best_epoch = meta["best"], meta["best_epoch"]
         self.wait, self.history = meta["wait"], meta["history"]
         self.stopped_early = meta["stopped_early"]

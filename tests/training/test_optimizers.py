@@ -22,10 +22,18 @@ def _variables(seed=0):
     return [table, kernel]
 
 
+BATCHES = [[3, 7, 7, 12], [40, 3, 0, 49], [3, 7, 7, 12], [40, 3, 0, 49],
+           [21, 22, 3, 21], [40, 3, 0, 49], [3, 7, 7, 12], [30, 31, 32, 33]]
+
+
 def _gradients(variables, step):
-    """A sparse table gradient (repeated rows) and a dense kernel gradient, as in training."""
+    """A sparse table gradient (repeated rows) and a dense kernel gradient, as in training.
+
+    Rows join at later steps (21, 22 at step 4; 30-33 at step 7) and others
+    rest for a few steps, so an update that touches only some rows is tested.
+    """
     table, kernel = variables
-    ids = tf.constant([[3, 7, 7, 12], [40, 3, 0, 49]][step % 2])
+    ids = tf.constant(BATCHES[step % len(BATCHES)])
     with tf.GradientTape() as tape:
         rows = tf.gather(tf.convert_to_tensor(table.value), ids)  # dense read -> IndexedSlices
         out = tf.matmul(rows, kernel.value) * (step + 1.5)
@@ -47,11 +55,45 @@ def _run(optimizer, steps=4):
 def test_fused_adam_equals_keras_adam(clipnorm, eager):
     kwargs = dict(learning_rate=0.01, beta_1=0.9, beta_2=0.9999, epsilon=1e-7, clipnorm=clipnorm)
     ours, reference = Adam(**kwargs), keras.optimizers.Adam(**kwargs)
-    got = _run(ours) if eager else _graph_run(ours)
-    want = _run(reference)
+    got = _run(ours, 10) if eager else _graph_run(ours, 10)
+    want = _run(reference, 10)
     assert len(got) == len(want) == 6  # table, kernel, and m, v of each
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # rows that never had a gradient are untouched, as Keras leaves them
+    never = sorted(set(range(ROWS)) - {r for batch in BATCHES for r in batch})
+    np.testing.assert_array_equal(got[0][never], _variables()[0].numpy()[never])
+    np.testing.assert_array_equal(got[2][never], 0.0)
+
+
+def _load(optimizer, source, variables, weights):
+    for target, value in zip(optimizer.variables, source):
+        target.assign(value)
+    for v, value in zip(variables, weights):
+        v.assign(value)
+
+
+@pytest.mark.parametrize("used_before", [False, True])
+def test_fused_adam_rebuilds_its_active_rows_from_restored_moments(used_before):
+    """A resumed run (moments loaded, then more steps) goes on as if it had never stopped."""
+    kwargs = dict(learning_rate=0.01, clipnorm=1.0)
+    straight = _run(Adam(**kwargs), 9)
+    first, variables = Adam(**kwargs), _variables()
+    for step in range(5):
+        first.apply_gradients(zip(_gradients(variables, step), variables))
+    saved = [w.numpy() for w in first.variables], [v.numpy() for v in variables]
+    second = Adam(**kwargs)
+    if used_before:  # its mask knows other rows: loading must make it forget them
+        second.apply_gradients(zip(_gradients(variables, 7), variables))
+    else:
+        second.build(variables)
+    _load(second, saved[0], variables, saved[1])
+    second.forget_active_rows()
+    for step in range(5, 9):
+        second.apply_gradients(zip(_gradients(variables, step), variables))
+    resumed = [v.numpy() for v in variables] + [v.numpy() for v in second.variables[2:]]
+    for a, b in zip(resumed, straight):
+        np.testing.assert_array_equal(a, b)
 
 
 def _graph_run(optimizer, steps=4):
