@@ -63,6 +63,25 @@ def _fusable(optimizer, variable):
     return isinstance(tf_variable(variable), tf.Variable) and hasattr(tf_variable(variable), "handle")
 
 
+@tf.function(jit_compile=True, autograph=False)
+def _decay_moments(m, v, c1, c2):
+    """``m += (0 - m) c1``, ``v += (0 - v) c2`` over whole tables, in place (XLA)."""
+    m.assign_add((0.0 - m) * c1)
+    v.assign_add((0.0 - v) * c2)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _apply_moments(var, m, v, alpha, epsilon):
+    """``w -= alpha m / (sqrt(v) + eps)`` over the whole table, in place (XLA)."""
+    var.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _nonzero_rows(m, v):
+    """Which rows of the moment tables hold a non-zero value (XLA: one pass, no temporary)."""
+    return tf.reduce_any(tf.not_equal(m, 0.0) | tf.not_equal(v, 0.0), axis=1)
+
+
 class _FusedAdamUpdate:
     """Keras' Adam update of a table's sparse gradient, computed on the rows it changes.
 
@@ -83,9 +102,18 @@ class _FusedAdamUpdate:
     g^2`` (tf_keras, the article's Keras, does the same; ``ResourceApplyAdam``
     would square the sum).  The mask is derived state: on the first update in
     a process, or after :meth:`forget_active_rows` (called when moments are
-    restored from disk), it is rebuilt from the moments themselves.  Dense
-    gradients (the small weights) get Keras' own update.
+    restored from disk), it is rebuilt from the moments themselves.
+
+    When more than ``DENSE_FRACTION`` of the rows are active (a large
+    multilingual corpus), gathering them would cost more than streaming the
+    tables: the update then runs as two in-place passes over the whole table
+    and its moments, compiled by XLA, with the same formulas.  Neither path
+    allocates a table-sized buffer.  Dense gradients (the small weights) get
+    Keras' own update.
     """
+
+    # where both paths take about as long: python -m scripts.bench_speed.adam_update
+    DENSE_FRACTION = 0.1
 
     def build(self, var_list):
         if self.built:
@@ -111,12 +139,17 @@ class _FusedAdamUpdate:
         active, known = self._active[self._var_key(variable)]
 
         def from_moments():
-            nonzero = tf.reduce_any(tf.not_equal(m, 0.0) | tf.not_equal(v, 0.0), axis=1)
-            active.assign(nonzero)
+            active.assign(_nonzero_rows(m, v))
             known.assign(True)
             return tf.constant(True)
 
-        tf.cond(known, lambda: tf.constant(True), from_moments)
+        def none_yet():  # a fresh optimizer: every moment is zero
+            active.assign(tf.zeros_like(active))
+            known.assign(True)
+            return tf.constant(True)
+
+        tf.cond(known, lambda: tf.constant(True),
+                lambda: tf.cond(tf.equal(self.iterations, 0), none_yet, from_moments))
         active.scatter_update(tf.IndexedSlices(tf.ones_like(rows, tf.bool), rows))
         return tf.where(active)[:, 0]
 
@@ -137,24 +170,38 @@ class _FusedAdamUpdate:
         n = tf.shape(rows)[0]
         g1 = tf.math.unsorted_segment_sum(values, positions, n)
         g2 = tf.math.unsorted_segment_sum(tf.square(values), positions, n)
+        # 1 - beta in double precision, then float32, as Keras computes it
+        c1, c2 = ops.cast(1 - self.beta_1, dtype), ops.cast(1 - self.beta_2, dtype)
+        alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
         # Stateful ops on the same variables run in program order (eagerly, and
         # in a tf.function through its automatic control dependencies).
         active = self._active_rows(variable, m, v, rows)
-        # Keras' dense gradient restricted to the active rows (zero where no slice)
-        at = tf.searchsorted(active, rows, out_type=tf.int64)[:, None]
-        shape = tf.stack([tf.shape(active, out_type=tf.int64)[0], var.shape[1]])
-        g1 = tf.scatter_nd(at, g1, shape)
-        g2 = tf.scatter_nd(at, g2, shape)
-        # 1 - beta in double precision, then float32, as Keras computes it
-        c1, c2 = ops.cast(1 - self.beta_1, dtype), ops.cast(1 - self.beta_2, dtype)
-        m_rows, v_rows = tf.gather(m, active), tf.gather(v, active)
-        m_rows = m_rows + (g1 - m_rows) * c1
-        v_rows = v_rows + (g2 - v_rows) * c2
-        alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
-        w_rows = tf.gather(var, active) - (m_rows * alpha) / (tf.sqrt(v_rows) + eps)
-        m.scatter_update(tf.IndexedSlices(m_rows, active))
-        v.scatter_update(tf.IndexedSlices(v_rows, active))
-        var.scatter_update(tf.IndexedSlices(w_rows, active))
+
+        def active_rows_only():
+            # Keras' dense gradient restricted to the active rows (zero where no slice)
+            at = tf.searchsorted(active, rows, out_type=tf.int64)[:, None]
+            shape = tf.stack([tf.shape(active, out_type=tf.int64)[0], var.shape[1]])
+            d1, d2 = tf.scatter_nd(at, g1, shape), tf.scatter_nd(at, g2, shape)
+            m_rows, v_rows = tf.gather(m, active), tf.gather(v, active)
+            m_rows = m_rows + (d1 - m_rows) * c1
+            v_rows = v_rows + (d2 - v_rows) * c2
+            w_rows = tf.gather(var, active) - (m_rows * alpha) / (tf.sqrt(v_rows) + eps)
+            m.scatter_update(tf.IndexedSlices(m_rows, active))
+            v.scatter_update(tf.IndexedSlices(v_rows, active))
+            var.scatter_update(tf.IndexedSlices(w_rows, active))
+            return tf.constant(True)
+
+        def whole_tables():
+            # every row decays, then the batch's rows get Keras' update from their old moments
+            m_rows, v_rows = tf.gather(m, rows), tf.gather(v, rows)
+            _decay_moments(m, v, c1, c2)
+            m.scatter_update(tf.IndexedSlices(m_rows + (g1 - m_rows) * c1, rows))
+            v.scatter_update(tf.IndexedSlices(v_rows + (g2 - v_rows) * c2, rows))
+            _apply_moments(var, m, v, alpha, eps)
+            return tf.constant(True)
+
+        many = tf.cast(tf.shape(active)[0], tf.float32) > self.DENSE_FRACTION * var.shape[0]
+        tf.cond(many, whole_tables, active_rows_only)
 
 
 @keras.saving.register_keras_serializable(package="domain_tune")

@@ -52,18 +52,30 @@ def _run(optimizer, steps=4):
 
 @pytest.mark.parametrize("clipnorm", [None, 1.0])
 @pytest.mark.parametrize("eager", [True, False])
-def test_fused_adam_equals_keras_adam(clipnorm, eager):
+# the active rows only (at most 12 of 50 rows are active), the whole tables every step, and a
+# switch from the one to the other at step 7, when the eleventh row becomes active
+@pytest.mark.parametrize("dense_fraction", [1.0, 0.0, 0.2])
+def test_fused_adam_equals_keras_adam(clipnorm, eager, dense_fraction):
     kwargs = dict(learning_rate=0.01, beta_1=0.9, beta_2=0.9999, epsilon=1e-7, clipnorm=clipnorm)
     ours, reference = Adam(**kwargs), keras.optimizers.Adam(**kwargs)
+    ours.DENSE_FRACTION = dense_fraction
     got = _run(ours, 10) if eager else _graph_run(ours, 10)
     want = _run(reference, 10)
     assert len(got) == len(want) == 6  # table, kernel, and m, v of each
+    # XLA may contract the whole-table passes' multiply-adds (FMA): float rounding, which
+    # this test's loss (sin(x) x, scaled up every step) amplifies over 10 steps
+    rtol = 1e-6 if dense_fraction == 1.0 else 2e-5
     for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-7)
     # rows that never had a gradient are untouched, as Keras leaves them
     never = sorted(set(range(ROWS)) - {r for batch in BATCHES for r in batch})
     np.testing.assert_array_equal(got[0][never], _variables()[0].numpy()[never])
     np.testing.assert_array_equal(got[2][never], 0.0)
+
+
+def _active_rows_only(optimizer):
+    optimizer.DENSE_FRACTION = 1.0  # never the whole-table path (which needs no mask)
+    return optimizer
 
 
 def _load(optimizer, source, variables, weights):
@@ -77,12 +89,12 @@ def _load(optimizer, source, variables, weights):
 def test_fused_adam_rebuilds_its_active_rows_from_restored_moments(used_before):
     """A resumed run (moments loaded, then more steps) goes on as if it had never stopped."""
     kwargs = dict(learning_rate=0.01, clipnorm=1.0)
-    straight = _run(Adam(**kwargs), 9)
-    first, variables = Adam(**kwargs), _variables()
+    straight = _run(_active_rows_only(Adam(**kwargs)), 9)
+    first, variables = _active_rows_only(Adam(**kwargs)), _variables()
     for step in range(5):
         first.apply_gradients(zip(_gradients(variables, step), variables))
     saved = [w.numpy() for w in first.variables], [v.numpy() for v in variables]
-    second = Adam(**kwargs)
+    second = _active_rows_only(Adam(**kwargs))
     if used_before:  # its mask knows other rows: loading must make it forget them
         second.apply_gradients(zip(_gradients(variables, 7), variables))
     else:
@@ -118,16 +130,27 @@ def _table_sized_outputs(optimizer):
     def step_fn():
         optimizer.apply_gradients(zip(_gradients(variables, 0), variables))
 
-    graph = step_fn.get_concrete_function().graph
-    return sorted(op.type for op in graph.get_operations()
-                  for out in op.outputs if out.shape.as_list() == [ROWS, DIM])
+    def table_sized(graph):  # the ops of the step and of every branch of its conditionals
+        found = [op.type for op in graph.get_operations()
+                 for out in op.outputs if out.shape.as_list() == [ROWS, DIM]]
+        for op in graph.get_operations():
+            if op.type in ("If", "StatelessIf"):
+                for branch in ("then_branch", "else_branch"):
+                    found += table_sized(graph._get_function(op.get_attr(branch).name).graph)
+        return found
+
+    return sorted(table_sized(step_fn.get_concrete_function().graph))
 
 
 def test_fused_adam_makes_no_table_sized_temporary():
     # Keras' Adam: densified gradients and element-wise temporaries of the table's size
     assert len(_table_sized_outputs(keras.optimizers.Adam(learning_rate=0.01))) >= 8
-    # ours: only the aliasing whole-table read of the forward pass (no copy)
-    assert _table_sized_outputs(Adam(learning_rate=0.01)) == ["ReadVariableOp"]
+    # ours: only the aliasing whole-table read of the forward pass (no copy), on either path
+    # (the whole-table path runs inside XLA-compiled functions that write in place)
+    for dense_fraction in (1.0, 0.0):
+        ours = Adam(learning_rate=0.01)
+        ours.DENSE_FRACTION = dense_fraction
+        assert _table_sized_outputs(ours) == ["ReadVariableOp"]
 
 
 def test_lazy_adam_dense_gradient_equals_keras_adam_and_sparse_rows_stay():
