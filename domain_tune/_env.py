@@ -114,8 +114,40 @@ class _DeferredImports(importlib.abc.MetaPathFinder):
             return None
         if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = _LazyLoader(spec.loader)
         return spec
+
+
+class _LazyLoader(importlib.util.LazyLoader):
+    """A lazy module that tells its ``__file__`` without being executed.
+
+    AutoGraph, on its first conversion (Keras' training function, a
+    SavedModel's signatures), scans ``sys.modules`` for the module whose
+    ``__file__`` is a converted function's file; a plain lazy module executes
+    on that attribute access, which for ``keras.wrappers`` imports
+    scikit-learn and SciPy (0.7 s) in the middle of training or an export.
+    """
+
+    def exec_module(self, module):
+        super().exec_module(module)
+        module.__class__ = _file_known(type(module))
+
+
+_FILE_KNOWN = {}
+
+
+def _file_known(lazy_class):
+    if lazy_class not in _FILE_KNOWN:
+        def __getattribute__(self, attr):
+            if attr == "__file__":
+                spec = object.__getattribute__(self, "__dict__").get("__spec__")
+                if spec is not None and spec.has_location:
+                    return spec.origin
+            return lazy_class.__getattribute__(self, attr)
+
+        _FILE_KNOWN[lazy_class] = type("_FileKnownLazyModule", (lazy_class,),
+                                       {"__getattribute__": __getattribute__})
+    return _FILE_KNOWN[lazy_class]
 
 
 @contextlib.contextmanager

@@ -12,6 +12,12 @@ def _run(code):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _run_file(path, code):
+    path.write_text(textwrap.dedent(code), encoding="utf-8")
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_deferred_module_runs_on_first_use():
     result = _run(
         """
@@ -26,7 +32,49 @@ def test_deferred_module_runs_on_first_use():
                           "leap": leap}))
         """
     )
-    assert result == {"before": "_LazyModule", "after": "module", "leap": True}
+    assert result == {"before": "_FileKnownLazyModule", "after": "module", "leap": True}
+
+
+def test_deferred_module_tells_its_file_without_running():
+    result = _run(
+        """
+        import json, sys
+        from domain_tune._env import deferred_imports
+
+        with deferred_imports(["calendar"]):
+            import calendar
+        path = sys.modules["calendar"].__file__
+        still = type(sys.modules["calendar"]).__name__
+        days = calendar.monthrange(2024, 2)[1]
+        print(json.dumps({"file": path.endswith("calendar.py"), "still": still, "days": days,
+                          "same": path == sys.modules["calendar"].__file__}))
+        """
+    )
+    assert result == {"file": True, "still": "_FileKnownLazyModule", "days": 29, "same": True}
+
+
+def test_autograph_conversion_leaves_keras_wrappers_unloaded(tmp_path):
+    # AutoGraph scans sys.modules for __file__ on its first conversion (a tf.data map, a
+    # SavedModel signature): that must not import scikit-learn through keras.wrappers.
+    # (AutoGraph reads the function's source, so the code runs from a file.)
+    result = _run_file(tmp_path / "convert.py",
+        """
+        import json, sys
+        from domain_tune._env import import_tensorflow
+
+        import_tensorflow()
+        import tensorflow as tf
+
+        def double(x):
+            if x > 0:
+                return x * 2
+            return x
+
+        out = [int(v) for v in tf.data.Dataset.range(3).map(double)]
+        print(json.dumps({"out": out, "sklearn": "sklearn" in sys.modules}))
+        """
+    )
+    assert result == {"out": [0, 2, 4], "sklearn": False}
 
 
 def test_deferred_imports_leave_imported_modules_and_later_imports_alone():
@@ -62,7 +110,7 @@ def test_tensorflow_import_defers_pyplot_until_used():
         print(json.dumps({"lazy": lazy, "size": [float(x) for x in fig.get_size_inches()]}))
         """
     )
-    assert result["lazy"] in ("_LazyModule", "NoneType")  # NoneType: Keras did not import it
+    assert result["lazy"] in ("_FileKnownLazyModule", "NoneType")  # NoneType: Keras did not import it
     assert result["size"] == [2.0, 3.0]
 
 
@@ -80,7 +128,7 @@ def test_tensorflow_import_defers_keras_wrappers_and_scikit_learn():
         print(json.dumps({**before, "estimator": estimator, "after": "sklearn" in sys.modules}))
         """
     )
-    assert result == {"sklearn": False, "wrappers": "_LazyModule", "estimator": "SKLearnRegressor",
+    assert result == {"sklearn": False, "wrappers": "_FileKnownLazyModule", "estimator": "SKLearnRegressor",
                       "after": True}
 
 

@@ -252,6 +252,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
                              time.process_time() - fit_started[1])
         sts_after = _sts(encoder, sts_data)
         panel_after = _panel(encoder, panel_data)
+        # the trained model's own evaluation function, already traced for the epochs' validation
+        val_after = evaluate(siamese, val_pairs)
         embeddings = {
             "strategy": job.embeddings.strategy,
             "added_terms": [a.term for a in added],
@@ -263,9 +265,6 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         _detach([state, tensorboard, *job.callbacks])
         del siamese
         gc.collect()
-        with strategy.scope():
-            siamese = compile_siamese(encoder, job.fit, len(train_pairs))  # never trained: for evaluation
-        val_after = evaluate(siamese, val_pairs)
         if sts_after or val_after:
             echo(_table_row("after", sts_after, val_after))
         if panel_after:
