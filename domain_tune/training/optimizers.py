@@ -210,7 +210,6 @@ class Adam(_ClipGlobalBatchGradient, _FusedAdamUpdate, keras.optimizers.Adam):
     of the global batch's gradient under tf.distribute."""
 
 
-@keras.saving.register_keras_serializable(package="domain_tune")
 def _summed_slices(gradient):
     """``gradient`` with one slice per row (repeated rows summed), if it is sparse."""
     if not isinstance(gradient, tf.IndexedSlices):
@@ -220,6 +219,7 @@ def _summed_slices(gradient):
     return tf.IndexedSlices(values, rows, gradient.dense_shape)
 
 
+@keras.saving.register_keras_serializable(package="domain_tune")
 class LazyAdam(_ClipGlobalBatchGradient, keras.optimizers.Adam):
     """Adam whose update of a sparse gradient touches only the gradient's rows.
 

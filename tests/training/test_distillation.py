@@ -230,8 +230,7 @@ def test_every_loss_trains_with_parallel_sentences(sp_model_path, tmp_path, loss
     model, state = _train(sp_model_path, tmp_path, loss=loss, weight=5.0, epochs=3)
     history = state.history
     assert all("align_loss" in r and "val_align_loss" not in r for r in history)
-    # translations pulled together (per-epoch means wander at this learning rate: the best later one)
-    assert min(r["align_loss"] for r in history[1:]) < history[0]["align_loss"]
+    assert history[-1]["align_loss"] < history[0]["align_loss"]  # translations pulled together
     plain = make_tiny_encoder(sp_model_path, seed=5)
     assert _translation_distance(model.encoder) < _translation_distance(plain)
 
