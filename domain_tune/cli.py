@@ -172,7 +172,10 @@ def _refuse_existing(path, overwrite, kind="file"):
 
 
 def _count(n, noun):
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+    """``"1 pair"``, ``"2 pairs"``, ``"3 matches"``."""
+    if n == 1:
+        return f"{n:,} {noun}"
+    return f"{n:,} {noun}" + ("es" if noun.endswith(("s", "sh", "ch", "x", "z")) else "s")
 
 
 def _print_json(obj):

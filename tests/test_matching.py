@@ -68,6 +68,9 @@ def test_toy_corpus_exact_ranks_and_scores(tmp_path, compass_keras):
     ]
     summary = json.loads(result.stdout)
     assert summary["rows"] == 6 and summary["queries"] == 2 and summary["corpus"] == 4
+    plain = run("match", queries, "--corpus", corpus, "--out", tmp_path / "m2.csv", "--model",
+                compass_keras, "--top-k", 3)
+    assert plain.exit_code == 0 and plain.stdout.startswith("Wrote 6 matches for 2 queries")
     assert summary["matched_queries"] == 2 and summary["corpus_embeddings"] is None
 
 
