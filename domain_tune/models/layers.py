@@ -149,6 +149,36 @@ class MaskedNGramConv(keras.layers.Layer):
         out = ops.relu(out + ops.cast(self.conv.bias, out.dtype))
         return ops.reshape(out, ops.shape(x)) + x
 
+    def tap_products(self, x):
+        """Each row of ``x`` (rows, channels) times every tap: (rows, order * units).
+
+        Columns ``tap * units ... (tap + 1) * units`` hold the product with
+        ``kernel[tap]``.  A row's products depend on that row alone, so for
+        rows that are a function of the token id (the first convolution of a
+        branch) they can be computed once per distinct token; see
+        :meth:`call_on_tap_products`.
+        """
+        kernel = ops.cast(self.conv.kernel, x.dtype)  # (order, channels, units)
+        taps = ops.reshape(ops.transpose(kernel, (1, 0, 2)), (kernel.shape[1], -1))
+        return ops.matmul(x, taps)
+
+    def call_on_tap_products(self, products, residual):
+        """The layer's output on one sequence of tokens, from its inputs' tap products.
+
+        ``products`` (steps, order * units) are :meth:`tap_products` of the
+        inputs, zero at masked positions; ``residual`` (steps, units) the
+        unmasked inputs.  Equal to ``self(residual[None], mask)[0]``: token
+        ``t`` sums the product of ``t - left + tap`` with ``kernel[tap]``.
+        """
+        left, right = (self.order - 1) // 2, self.order // 2
+        steps = ops.shape(products)[0]
+        padded = ops.pad(products, [[left, right], [0, 0]])
+        out = None
+        for tap in range(self.order):
+            term = padded[tap : tap + steps, tap * self.units : (tap + 1) * self.units]
+            out = term if out is None else out + term
+        return ops.relu(out + ops.cast(self.conv.bias, out.dtype)) + residual
+
     def compute_output_shape(self, x_shape):
         return x_shape
 

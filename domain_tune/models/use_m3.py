@@ -150,9 +150,22 @@ class UniversalSentenceEncoderBackbone(keras.Model):
         masked slots after each text: a window of the widest n-gram branch
         reaches ``max(orders) // 2`` tokens to a side, and every convolution
         zeroes masked positions first, so no window reads a neighbouring text.
-        Token features are pooled per text with a segment sum.  A padded
-        batch of mixed lengths does work in proportion to ``batch x longest``;
-        this does it in proportion to the tokens (plus ``gap`` per text).
+        A padded batch of mixed lengths does work in proportion to
+        ``batch x longest``; this does it in proportion to the tokens (plus
+        ``gap`` per text), and less:
+
+        * what depends on a token's id alone (its embedding, projection and
+          layer norm, and the first convolution's products with every tap of
+          its kernel) is computed once per distinct token of the batch and
+          gathered (on STS-B at batch 256 a third of the tokens are distinct);
+        * the feature norm is folded into the pooling: the normalised token
+          features are only ever summed per text, so each text's sum is taken
+          from the per-token scale ``1 / std`` and mean without writing the
+          normalised features (see :meth:`_pooled_feature_norm`).
+
+        Together 1.5x the throughput of the plain packed pass on STS-B (both
+        instruction-set settings, ``scripts/bench_speed``); the outputs equal
+        the padded pass to float rounding (tested to 1e-6).
         """
         if gap < max(self.ngram_orders) // 2:
             raise ValueError(f"gap must be at least {max(self.ngram_orders) // 2}")
@@ -165,21 +178,55 @@ class UniversalSentenceEncoderBackbone(keras.Model):
         flat = packed.flat_values
         segments = packed.value_rowids()
         flat_mask = flat >= 0
-        flat_ids = tf.maximum(flat, 0)[tf.newaxis]
-        row_mask = flat_mask[tf.newaxis]
-        emb = self.token_embedding(flat_ids)
-        x = self.ngram_norm(self.ngram_projection(emb))
+        distinct, position = tf.unique(tf.maximum(flat, 0))
+        # masked slots read an extra row of zeros from the tap products
+        position_masked = tf.where(flat_mask, position, tf.shape(distinct)[0])
+        emb_d = self.token_embedding(distinct[tf.newaxis])[0]
+        x_d = self.ngram_norm(self.ngram_projection(emb_d))
         d = self.ngram_dim
-        branches = [conv2(conv1(x[:, :, i * d : (i + 1) * d], row_mask), row_mask)
-                    for i, (conv1, conv2) in enumerate(self.ngram_convs)]
-        feats = self.feature_norm(ops.concatenate([emb] + branches, axis=-1))[0]
-        feats = feats * tf.cast(flat_mask, feats.dtype)[:, tf.newaxis]
-        n = tf.maximum(tf.cast(lengths, feats.dtype), 1.0)[:, tf.newaxis]
-        summed = tf.math.segment_sum(feats, segments)  # segments are sorted
-        kernel = ops.cast(self.pooling.kernel, feats.dtype)
-        bias = ops.cast(self.pooling.bias, feats.dtype)
+        row_mask = flat_mask[tf.newaxis]
+        branches = []
+        for i, (conv1, conv2) in enumerate(self.ngram_convs):
+            xs_d = x_d[:, i * d : (i + 1) * d]
+            products = conv1.tap_products(xs_d)
+            products = tf.concat([products, tf.zeros_like(products[:1])], axis=0)
+            h = conv1.call_on_tap_products(tf.gather(products, position_masked),
+                                           tf.gather(xs_d, position))
+            branches.append(conv2(h[tf.newaxis], row_mask)[0])
+        pieces = [tf.gather(emb_d, position)] + branches
+        summed = self._pooled_feature_norm(pieces, flat_mask, segments, lengths)
+        n = tf.maximum(tf.cast(lengths, summed.dtype), 1.0)[:, tf.newaxis]
+        kernel = ops.cast(self.pooling.kernel, summed.dtype)
+        bias = ops.cast(self.pooling.bias, summed.dtype)
         pooled = ops.matmul(summed / tf.sqrt(n), kernel) + tf.sqrt(n) * bias
         return self._head(pooled)
+
+    def _pooled_feature_norm(self, pieces, mask, segments, lengths):
+        """Per text, the sum over its tokens of ``feature_norm(concat(pieces))``.
+
+        With ``r`` the inverse standard deviation and ``mu`` the mean of a
+        token's features, the norm is ``gamma * (x - mu) * r + beta``; summed
+        over a text's tokens that is ``gamma * (sum(r x) - sum(r mu)) + n *
+        beta``: two weighted segment sums, no normalised copy of the features
+        (the concatenation is never written either; the statistics are summed
+        piece by piece, with the same two-pass variance as the layer).  In
+        float32 whatever the compute dtype, as the layer computes.
+        """
+        norm = self.feature_norm
+        pieces = [tf.cast(p, tf.float32) for p in pieces]
+        width = float(sum(int(p.shape[-1]) for p in pieces))
+        mean = tf.add_n([tf.reduce_sum(p, axis=-1) for p in pieces]) / width
+        variance = tf.add_n([tf.reduce_sum(tf.math.squared_difference(p, mean[:, tf.newaxis]), axis=-1)
+                             for p in pieces]) / width
+        scale = tf.math.rsqrt(variance + norm.epsilon) * tf.cast(mask, variance.dtype)
+        summed = tf.concat([tf.math.segment_sum(p * scale[:, tf.newaxis], segments) for p in pieces],
+                           axis=-1)
+        summed = summed - tf.math.segment_sum(scale * mean, segments)[:, tf.newaxis]
+        if norm.scale:
+            summed = summed * ops.cast(norm.gamma, summed.dtype)
+        if norm.center:
+            summed = summed + tf.cast(lengths, summed.dtype)[:, tf.newaxis] * ops.cast(norm.beta, summed.dtype)
+        return summed
 
     def _head(self, pooled):
         y0 = self.dnn_0(pooled)

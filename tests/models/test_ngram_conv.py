@@ -74,3 +74,22 @@ def test_dispatch_follows_the_onednn_cap_and_the_override(dispatch):
         host_has_avx512 = True
     assert dispatch() is (not host_has_avx512)
     assert dispatch(ONEDNN_MAX_CPU_ISA="AVX512_CORE") is (not host_has_avx512)
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_tap_products_give_the_layer_output(order):
+    """One sequence with masked slots inside it: the tap-product form equals the layer."""
+    rng = np.random.default_rng(10 + order)
+    x = rng.normal(size=(13, 16)).astype("float32")
+    mask = np.ones(13, bool)
+    mask[[0, 5, 6, 12]] = False
+    layer = MaskedNGramConv(order, 16)
+    layer.build((1, 13, 16))
+    layer.conv.bias.assign(rng.normal(size=16).astype("float32"))
+    expected = layer(tf.constant(x[None]), tf.constant(mask[None])).numpy()[0]
+    products = layer.tap_products(tf.constant(x * mask[:, None])).numpy()
+    assert products.shape == (13, order * 16)
+    kernel = layer.conv.kernel.numpy()
+    np.testing.assert_allclose(products[3, 16:32], (x[3] * mask[3]) @ kernel[1], rtol=1e-5, atol=1e-5)
+    out = layer.call_on_tap_products(tf.constant(products), tf.constant(x)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

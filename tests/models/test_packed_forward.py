@@ -69,3 +69,47 @@ def test_gap_narrower_than_the_widest_window_is_refused(tiny_encoder):
 def test_packed_equals_padded_real_weights(use_m3):
     padded, packed = _both(use_m3, TEXTS)
     np.testing.assert_allclose(packed, padded, atol=1e-6)
+
+
+def test_packed_with_repeated_and_identical_texts(tiny_encoder):
+    """Tokens shared across texts are computed once and gathered back to every place."""
+    texts = ["data data data scientist", "scientist data", "data scientist", "data scientist",
+             "a", "a a a a a a a a a a a a a a a a"]
+    padded, packed = _both(tiny_encoder, texts)
+    np.testing.assert_allclose(packed, padded, atol=1e-6)
+    np.testing.assert_array_equal(packed[2], packed[3])
+    padded, packed = _both(tiny_encoder, ["same text"] * 5)
+    np.testing.assert_allclose(packed, padded, atol=1e-6)
+
+
+def test_packed_empty_batch(tiny_encoder):
+    out = tiny_encoder(tf.constant([], tf.string)).numpy()
+    assert out.shape == (0, tiny_encoder.output_dim)
+
+
+def test_pooled_feature_norm_equals_norm_then_sum(tiny_encoder):
+    """The fold of the feature norm into the pooling, against the layer it replaces."""
+    backbone = tiny_encoder.backbone
+    rng = np.random.default_rng(0)
+    widths = [backbone.embedding_dim] + [backbone.ngram_dim] * len(backbone.ngram_orders)
+    # features far from zero mean, as the fold must not lose the variance to cancellation
+    pieces = [tf.constant((rng.normal(size=(9, w)) * 3 + 50).astype("float32")) for w in widths]
+    mask = np.array([1, 1, 0, 1, 0, 0, 1, 1, 0], bool)
+    segments = tf.constant([0, 0, 0, 1, 1, 1, 2, 2, 2], tf.int64)
+    lengths = tf.constant([2, 1, 2])
+    norm = backbone.feature_norm
+    norm.gamma.assign(rng.normal(size=norm.gamma.shape).astype("float32"))
+    norm.beta.assign(rng.normal(size=norm.beta.shape).astype("float32"))
+    normed = norm(tf.concat(pieces, axis=-1)).numpy() * mask[:, None]
+    expected = np.stack([normed[0:3].sum(0), normed[3:6].sum(0), normed[6:9].sum(0)])
+    got = backbone._pooled_feature_norm(pieces, tf.constant(mask), segments, lengths).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_packed_equals_padded_in_bfloat16(sp_model_path):
+    from tests.conftest import make_tiny_encoder
+
+    model = make_tiny_encoder(sp_model_path, dtype="mixed_bfloat16")
+    padded, packed = _both(model, TEXTS)
+    assert np.isfinite(packed).all()
+    np.testing.assert_allclose(packed, padded, atol=3e-2)
