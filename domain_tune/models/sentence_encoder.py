@@ -31,9 +31,22 @@ class SentenceEncoder(keras.Model):
     def build(self, input_shape=None):
         self.built = True
 
-    def call(self, texts, training=False):
+    def call(self, texts, training=False, packed=None):
+        """Embeddings of ``texts``; ``packed`` chooses the backbone's pass.
+
+        ``None`` (the default) runs packed for inference and padded for
+        training.  ``packed=True`` in training is for optimizers that sum an
+        embedding table's gradient slices before using them (``lazy-adam``):
+        the packed pass reads each distinct token's row once, so the table's
+        gradient holds one slice per distinct token instead of one per place
+        (the same dense gradient; Keras' Adam, which squares each slice,
+        would change).  Ignored where the packed pass is switched off
+        (:func:`use_packed_forward`).
+        """
         tokens = self.tokenizer(texts)
-        if self.packed and not training:
+        if packed is None:
+            packed = not training
+        if self.packed and packed:
             return self.backbone.call_packed(tokens)
         return self.backbone(tokens, training=training)
 
@@ -71,12 +84,16 @@ class SentenceEncoder(keras.Model):
 def use_packed_forward(model, packed=True):
     """Run the sentence encoders of ``model`` padded (``False``) or packed (``True``).
 
-    Packed (the default) applies to inference: embedding, evaluation and
-    validation.  Training steps (``training=True``) run padded: on
-    length-bucketed batches there is little padding to save, and the packed
-    step measured no faster (ESCO sample, batch 8: 118 vs 112 ms of CPU per
-    Adam step; batch 64 lazy-adam: 168 vs 176 ms).  Takes effect for
-    functions traced afterwards.
+    Packed (the default) applies to inference (embedding, evaluation and
+    validation) and to training steps whose optimizer sums a table's gradient
+    slices (``lazy-adam``, see :meth:`SentenceEncoder.call`): there the packed
+    step, which computes each distinct token's projection once, measured
+    62 -> 50 ms per batch-64 step natively and 83 -> 56 ms with oneDNN capped
+    to AVX2 (ESCO sample, ``python -m scripts.bench_speed.step lazy-adam 64
+    15``).  Training with Keras' Adam runs padded: one gradient slice per
+    token place keeps its numbers, and the packed step measured no faster
+    there (batch 8: 24 vs 26 ms).  Takes effect for functions traced
+    afterwards.
     """
     for layer in model._flatten_layers(include_self=True, recursive=True):
         if isinstance(layer, SentenceEncoder):

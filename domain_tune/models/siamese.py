@@ -220,7 +220,9 @@ class SiameseModel(keras.Model):
         then holds one slice per distinct text instead of one per place, which
         changes Keras' Adam: it squares each slice for the second moment.
         Training therefore encodes distinct texts only when ``distinct_texts``
-        says the optimizer sums slices first (``lazy-adam``).
+        says the optimizer sums slices first (``lazy-adam``), and for the same
+        reason only then runs the encoder's packed pass, which reads each
+        distinct token's row once (see ``SentenceEncoder.call``).
         """
         import tensorflow as tf
 
@@ -229,7 +231,10 @@ class SiameseModel(keras.Model):
         texts = ops.concatenate([inputs[k] for k in names], axis=0)
         if distinct:
             texts, where = tf.unique(texts)
-        out = self.encoder(texts, training=training)
+        from domain_tune.models.sentence_encoder import SentenceEncoder
+
+        packed = {"packed": True} if distinct and isinstance(self.encoder, SentenceEncoder) else {}
+        out = self.encoder(texts, training=training, **packed)
         if distinct:
             out = tf.gather(out, where)
         emb = {k: out[i * n : (i + 1) * n] for i, k in enumerate(names)}

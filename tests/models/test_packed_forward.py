@@ -57,6 +57,10 @@ def test_training_calls_run_padded(tiny_encoder):
     assert calls == []
     tiny_encoder(tf.constant(TEXTS))
     assert calls == [1]
+    tiny_encoder(tf.constant(TEXTS), training=True, packed=True)  # for optimizers summing slices
+    assert calls == [1, 1]
+    tiny_encoder(tf.constant(TEXTS), packed=False)
+    assert calls == [1, 1]
 
 
 def test_gap_narrower_than_the_widest_window_is_refused(tiny_encoder):

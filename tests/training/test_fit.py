@@ -121,6 +121,25 @@ def test_lazy_adam_trains_the_same_on_distinct_texts(sp_model_path, tmp_path):
     assert not compile_siamese(make_tiny_encoder(sp_model_path), FitOptions(**FAST)).distinct_texts
 
 
+@pytest.mark.parametrize("optimizer,packed", [("adam", False), ("lazy-adam", True)])
+def test_training_steps_run_packed_only_for_lazy_adam(sp_model_path, optimizer, packed):
+    """The packed pass gives one embedding-gradient slice per distinct token: lazy-adam only."""
+    import tensorflow as tf
+
+    encoder = make_tiny_encoder(sp_model_path)
+    opts = FitOptions(epochs=1, optimizer=optimizer, **FAST)
+    model = compile_siamese(encoder, opts)
+    calls = []
+    for name in ("call_packed", "call"):
+        original = getattr(encoder.backbone, name)
+        setattr(encoder.backbone, name,
+                lambda *a, _n=name, _f=original, **k: calls.append((_n, k.get("training"))) or _f(*a, **k))
+    model.make_train_function()
+    x = {"base": tf.constant(["data scientist"]), "ref": tf.constant(["data analyst"])}
+    model.train_function(iter([(x, tf.constant([0.8]))]))
+    assert calls == ([("call_packed", None)] if packed else [("call", True)])
+
+
 def test_loss_falls(sp_model_path, tmp_path):
     pairs = toy_pairs()
     model = compile_siamese(make_tiny_encoder(sp_model_path), FitOptions(**FAST))
