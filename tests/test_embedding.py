@@ -23,3 +23,20 @@ def test_encode_keeps_input_order_across_length_sorted_batches(tiny_encoder):
     one_by_one = np.concatenate([encode(tiny_encoder, [t], batch_size=1) for t in texts])
     np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out[1], out[3])
+
+
+def test_encode_embeds_each_distinct_text_once(tiny_encoder, monkeypatch):
+    from domain_tune import embedding
+
+    seen = []
+    fn = inference_fn(tiny_encoder)
+    monkeypatch.setattr(embedding, "inference_fn",
+                        lambda model: lambda t: seen.extend(t.numpy().tolist()) or fn(t))
+    texts = ["b", "a cat", "b", 7, "a cat", "b", "7", ""]
+    out = encode(tiny_encoder, texts, batch_size=3)
+    assert sorted(seen) == sorted(t.encode() for t in {"b", "a cat", "7", ""})
+    assert out.shape == (8, tiny_encoder.output_dim)
+    expected = fn(tf.constant([str(t) for t in texts])).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    for i, j in [(0, 2), (0, 5), (1, 4), (3, 6)]:
+        np.testing.assert_array_equal(out[i], out[j])

@@ -225,7 +225,8 @@ class UniversalSentenceEncoderBackbone(keras.Model):
         if norm.scale:
             summed = summed * ops.cast(norm.gamma, summed.dtype)
         if norm.center:
-            summed = summed + tf.cast(lengths, summed.dtype)[:, tf.newaxis] * ops.cast(norm.beta, summed.dtype)
+            n = tf.cast(lengths, summed.dtype)[:, tf.newaxis]
+            summed = summed + n * ops.cast(norm.beta, summed.dtype)
         return summed
 
     def _head(self, pooled):

@@ -86,13 +86,13 @@ def test_evaluate_panel_embeds_each_distinct_sentence_once(tmp_path, tiny_encode
 
     import domain_tune.embedding as embedding
 
-    seen = []
-    real = embedding.encode
-    monkeypatch.setattr(embedding, "encode", lambda model, texts, *a, **k: seen.append(list(texts))
-                        or real(model, texts, *a, **k))
+    seen = []  # every text that reaches the model
+    fn = embedding.inference_fn(tiny_encoder)
+    monkeypatch.setattr(embedding, "inference_fn",
+                        lambda model: lambda t: seen.extend(t.numpy().tolist()) or fn(t))
     write_dir(tmp_path)
     panel = evaluate_panel(tiny_encoder, str(tmp_path), batch_size=3)
-    assert len(seen) == 1 and len(seen[0]) == len(set(seen[0])) == panel["sentences"]
+    assert len(seen) == len(set(seen)) == panel["sentences"]
     # 3 languages x 8 sentences, 2 German pairs and 1 Japanese pair with identical sentences
     assert panel["sentences"] == 24 - 1 - 1
     assert panel["languages"] == ["de", "ja"]
