@@ -171,11 +171,9 @@ def _refuse_existing(path, overwrite, kind="file"):
     check_out(path, overwrite, kind)
 
 
-def _count(n, noun):
-    """``"1 pair"``, ``"2 pairs"``, ``"3 matches"``."""
-    if n == 1:
-        return f"{n:,} {noun}"
-    return f"{n:,} {noun}" + ("es" if noun.endswith(("s", "sh", "ch", "x", "z")) else "s")
+def _count(n, noun, plural=None):
+    """``"1 pair"``, ``"2 pairs"``; ``plural`` where adding an s is wrong (``"3 matches"``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _print_json(obj):
@@ -1161,7 +1159,7 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
         reused = " (corpus embeddings reused)" if (info["corpus_embeddings"] or {}).get("reused") else ""
         queries_n = f"{info['queries']:,} quer{'y' if info['queries'] == 1 else 'ies'}"
         corpus_n = f"{info['corpus']:,} corpus entr{'y' if info['corpus'] == 1 else 'ies'}"
-        click.echo(f"Wrote {_count(info['rows'], 'match')} for {queries_n} against {corpus_n} "
+        click.echo(f"Wrote {_count(info['rows'], 'match', 'matches')} for {queries_n} against {corpus_n} "
                    f"to {out}{reused}.")
 
 

@@ -174,3 +174,14 @@ def test_plot_json_holds_the_matrices_drawn(tmp_path, tiny_model_dir):
     assert first["matrix"] == second["matrix"]
     exported = run("export", "-m", tiny_model_dir, "--out", tmp_path / "x", "--json")
     assert json.loads(exported.stdout)["signature"] == "serving_default"
+
+
+def test_counts_in_messages_are_plural_english():
+    from domain_tune.cli import _count
+
+    assert _count(1, "epoch") == "1 epoch"
+    assert _count(2, "epoch") == "2 epochs"  # not "epoches": -ch is not always -ches
+    assert _count(0, "hard negative") == "0 hard negatives"
+    assert _count(1234, "pair") == "1,234 pairs"
+    assert _count(1, "match", "matches") == "1 match"
+    assert _count(6, "match", "matches") == "6 matches"
