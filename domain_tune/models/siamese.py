@@ -231,14 +231,23 @@ class SiameseModel(keras.Model):
         texts = ops.concatenate([inputs[k] for k in names], axis=0)
         if distinct:
             texts, where = tf.unique(texts)
-        from domain_tune.models.sentence_encoder import SentenceEncoder
-
-        packed = {"packed": True} if distinct and isinstance(self.encoder, SentenceEncoder) else {}
-        out = self.encoder(texts, training=training, **packed)
+        out = self.encoder(texts, training=training, **self.encoder_call_options(distinct))
         if distinct:
             out = tf.gather(out, where)
         emb = {k: out[i * n : (i + 1) * n] for i, k in enumerate(names)}
         return self.similarity(emb["base"], emb["ref"]), emb
+
+    def encoder_call_options(self, distinct):
+        """Keyword arguments for the encoder's calls: its packed pass where that is exact.
+
+        The packed pass reads each distinct token's row once (one gradient
+        slice per distinct token), so training uses it only with ``distinct``
+        (optimizers that sum slices, see ``_forward``), and only for a
+        :class:`~domain_tune.models.sentence_encoder.SentenceEncoder`.
+        """
+        from domain_tune.models.sentence_encoder import SentenceEncoder
+
+        return {"packed": True} if distinct and isinstance(self.encoder, SentenceEncoder) else {}
 
     def call(self, inputs, training=False):
         return self._forward(inputs, training)[0]

@@ -20,6 +20,9 @@ those of one mini-batch.  The cost is a second forward pass of the encoder
 (about 1.3-1.5x a plain step).  The encoder has no dropout, so the two passes
 produce the same embeddings without replaying a random state.
 
+With ``lazy-adam`` the encoder calls run its packed pass, as the plain step's
+do (``SiameseModel.encoder_call_options``).
+
 Sparse gradients (the embedding table's ``tf.IndexedSlices``) are accumulated
 by concatenating their rows, so a lazy optimizer still updates only the rows
 of the batch.  Under ``tf.distribute`` each replica runs this on its share of
@@ -33,8 +36,12 @@ def _chunks(total, size):
     return (total + size - 1) // size
 
 
-def embed_without_gradients(encoder, texts, mini_batch_size):
-    """``encoder(texts)`` computed ``mini_batch_size`` texts at a time, outside any tape."""
+def embed_without_gradients(encoder, texts, mini_batch_size, call_options=None):
+    """``encoder(texts)`` computed ``mini_batch_size`` texts at a time, outside any tape.
+
+    ``call_options``: keyword arguments of every encoder call (e.g. ``packed``).
+    """
+    call_options = call_options or {}
     total = tf.shape(texts)[0]
     n = _chunks(total, mini_batch_size)
     out = tf.TensorArray(tf.float32, size=n, infer_shape=False,
@@ -42,7 +49,7 @@ def embed_without_gradients(encoder, texts, mini_batch_size):
 
     def body(i, out):
         part = texts[i * mini_batch_size : (i + 1) * mini_batch_size]
-        emb = tf.stop_gradient(tf.cast(encoder(part, training=True), tf.float32))
+        emb = tf.stop_gradient(tf.cast(encoder(part, training=True, **call_options), tf.float32))
         return i + 1, out.write(i, emb)
 
     _, out = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), out))
@@ -56,13 +63,14 @@ def _flatten(grad):
     return [grad]
 
 
-def backpropagate_cached(encoder, texts, emb_grad, variables, mini_batch_size):
+def backpropagate_cached(encoder, texts, emb_grad, variables, mini_batch_size, call_options=None):
     """Weight gradients of ``sum(encoder(texts) * emb_grad)``, one mini-batch at a time.
 
     Returns one gradient per variable (``None`` where the encoder does not
     reach it); sparse gradients come back as ``tf.IndexedSlices`` holding the
-    rows of every mini-batch.
+    rows of every mini-batch.  ``call_options`` as for :func:`embed_without_gradients`.
     """
+    call_options = call_options or {}
     total = tf.shape(texts)[0]
     n = _chunks(total, mini_batch_size)
 
@@ -70,7 +78,7 @@ def backpropagate_cached(encoder, texts, emb_grad, variables, mini_batch_size):
         start = i * mini_batch_size
         part = texts[start : start + mini_batch_size]
         with tf.GradientTape() as tape:
-            emb = tf.cast(encoder(part, training=True), tf.float32)
+            emb = tf.cast(encoder(part, training=True, **call_options), tf.float32)
             surrogate = tf.reduce_sum(emb * emb_grad[start : start + mini_batch_size])
         return tape.gradient(surrogate, variables)
 
@@ -130,7 +138,8 @@ def cached_train_step(model, x, y, mini_batch_size):
     names = model.text_inputs(x)
     n = tf.shape(x["base"])[0]
     texts = tf.concat([x[k] for k in names], axis=0)
-    flat = embed_without_gradients(model.encoder, texts, mini_batch_size)
+    options = model.encoder_call_options(model.distinct_texts)  # the packed pass for lazy-adam
+    flat = embed_without_gradients(model.encoder, texts, mini_batch_size, options)
     with tf.GradientTape() as tape:
         tape.watch(flat)
         emb = {k: flat[i * n : (i + 1) * n] for i, k in enumerate(names)}
@@ -139,5 +148,5 @@ def cached_train_step(model, x, y, mini_batch_size):
         scaled = model.optimizer.scale_loss(loss)
     emb_grad = tape.gradient(scaled, flat)
     grads = backpropagate_cached(model.encoder, texts, emb_grad, model.trainable_weights,
-                                 mini_batch_size)
+                                 mini_batch_size, options)
     return loss, similarity, grads
