@@ -57,8 +57,16 @@ def _annotate(ax, mat, threshold, fmt, diverging=False):
             if diverging and i == j:
                 continue  # a text's similarity to itself never changes
             light = abs(mat[i, j]) > threshold if diverging else mat[i, j] <= threshold
-            ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=7,
+            ax.text(j, i, cell_label(mat[i, j], fmt), ha="center", va="center", fontsize=7,
                     color="white" if light else "black")
+
+
+def cell_label(value, fmt):
+    """``format(value, fmt)``, with values that round to zero shown as ``0.00`` (not ``-0.00``)."""
+    text = format(value, fmt)
+    if float(text) == 0.0:
+        return format(0.0, fmt.lstrip("+"))
+    return text
 
 
 def similarity_figure(matrices, titles, texts, metric="angular", difference=None):

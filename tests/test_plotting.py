@@ -32,3 +32,14 @@ def test_characters_without_a_glyph_are_reported_once(tmp_path, monkeypatch):
         plot_heatmaps([np.eye(2)], ["m"], ["数据科学家", "nurse"], tmp_path / "c.png")
     assert len(caught) == 1
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cell_labels_never_show_a_signed_zero():
+    from domain_tune.plotting import cell_label
+
+    assert cell_label(-0.004, ".2f") == "0.00"
+    assert cell_label(-0.004, "+.2f") == "0.00"
+    assert cell_label(0.004, "+.2f") == "0.00"
+    assert cell_label(-0.006, "+.2f") == "-0.01"
+    assert cell_label(0.12, "+.2f") == "+0.12"
+    assert cell_label(0.8512, ".2f") == "0.85"
