@@ -252,7 +252,7 @@ class ParallelBatches:
             return batch
 
         rows = tf.data.Dataset.from_tensor_slices(self.indices(seed, first_step, steps))
-        return rows.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        return rows.map(gather)
 
     def attach(self, pair_dataset, seed, first_epoch, epochs, steps_per_epoch):
         """``pair_dataset`` (``(x, y)`` batches of epochs ``first_epoch..epochs-1``) with

@@ -10,8 +10,8 @@ import pytest
 from domain_tune.datasets.pairs import Pairs
 from domain_tune.errors import TrainingInterrupted
 from domain_tune.training.fit import (
-    FitOptions, NonFiniteLoss, compile_siamese, epoch_batches, epoch_order, evaluate, fit,
-    train_dataset,
+    FitOptions, NonFiniteLoss, compile_siamese, epoch_batches, epoch_order, eval_dataset,
+    evaluate, fit, train_dataset,
 )
 from tests.conftest import make_tiny_encoder
 
@@ -40,6 +40,17 @@ def test_dataset_batches_follow_epoch_permutations():
     assert steps == 3 and len(batches) == 6  # 4 + 4 + 2 per epoch, two epochs
     first = np.concatenate([b for b in batches[:3]])
     np.testing.assert_allclose(first, pairs.similarity[epoch_order(10, 3, 1)])
+
+
+def test_pair_datasets_run_without_the_autotuning_thread():
+    # destroying an autotuned iterator waits for the tuning thread's next wake-up (seconds
+    # at the end of a fit); the gathers of in-memory pairs have nothing to tune
+    pairs = toy_pairs(10)
+    ds, _ = train_dataset(pairs, 4, seed=3, first_epoch=0, epochs=2)
+    for dataset in (ds, eval_dataset(pairs, 4)):
+        assert dataset.options().autotune.enabled is False
+        assert dataset.options().experimental_distribute.auto_shard_policy.name == "DATA"
+    assert sum(len(b[1]) for b in eval_dataset(pairs, 4)) == 10
 
 
 def test_bucketed_batches_cover_the_epoch_and_group_lengths():
