@@ -32,10 +32,11 @@ def inference_fn(model):
     fn = _FNS.get(model)
     if fn is None:
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True,
-                     autograph=False)
-        def fn(texts):
-            return model(texts, training=False)
+        # named like the TF Hub modules' argument: an exported SavedModel calls this function
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")],
+                     reduce_retracing=True, autograph=False)
+        def fn(inputs):
+            return model(inputs, training=False)
 
         _FNS[model] = fn
     return fn

@@ -14,6 +14,7 @@ from unittest import mock
 import tensorflow as tf
 from keras.src.saving import saving_lib
 
+from domain_tune.embedding import inference_fn
 from domain_tune.models.loading import KERAS_FILE
 from domain_tune.outputs import atomic_directory
 
@@ -48,12 +49,9 @@ def hub_module(model):
     obj.variables = list(model.variables)
     obj.trainable_variables = list(model.trainable_variables)
     obj.regularization_losses = []
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-    def call(inputs):
-        return model(inputs, training=False)
-
-    obj.__call__ = call
+    # the model's own inference function: already traced if the model has embedded
+    # anything in this process (``train`` has), so exporting does not trace it again
+    obj.__call__ = inference_fn(model)
     return obj
 
 
@@ -67,7 +65,7 @@ def export_saved_model(model, out_dir, overwrite=False):
 
 
 def save_module(module, path):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False)
     def serving_default(inputs):
         return {"outputs": module.__call__(inputs)}
 

@@ -16,12 +16,16 @@ TEXTS = ["data scientist", "infermiere", "Datenanalyst", ""]
 
 CLIENT = r"""
 import json, sys
+import numpy as np
 import tensorflow as tf
 import tensorflow_text  # registers the SentencePiece ops
 import tensorflow_hub as hub
 assert not any(m.startswith("domain_tune") for m in sys.modules)
 texts = tf.constant(json.loads(sys.argv[2]))
-hub_out = hub.load(sys.argv[1])(texts).numpy()
+module = hub.load(sys.argv[1])
+hub_out = module(texts).numpy()
+# called by keyword too, with the argument name of the TF Hub modules
+assert np.array_equal(module(inputs=texts).numpy(), hub_out)
 sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 sig_out = sig(inputs=texts)["outputs"].numpy()
 print(json.dumps({"hub": hub_out.tolist(), "signature": sig_out.tolist()}))
@@ -93,3 +97,28 @@ def test_export_fine_tunes_as_hub_keras_layer(tiny_encoder, tmp_path):
     n_weights, changed = map(int, out.stdout.split()[-2:])
     assert n_weights == len(tiny_encoder.trainable_weights)
     assert changed == n_weights
+
+
+def test_export_serves_the_models_own_inference_function(tiny_encoder, tmp_path):
+    from domain_tune.embedding import encode, inference_fn
+
+    expected = encode(tiny_encoder, TEXTS)
+    fn = inference_fn(tiny_encoder)
+    assert fn.experimental_get_tracing_count() == 1
+    path = export_saved_model(tiny_encoder, tmp_path / "sm")
+    # the SavedModel's __call__ and the model's default signature are this function:
+    # saving adds only its trace in TensorFlow's save context, once per process
+    assert fn.experimental_get_tracing_count() == 2
+    export_saved_model(tiny_encoder, tmp_path / "again")
+    assert fn.experimental_get_tracing_count() == 2
+    hub_out, _ = _reload_in_clean_process(path)
+    np.testing.assert_allclose(hub_out, expected, atol=1e-6)
+
+
+def test_plain_saved_model_save_of_the_encoder_serves_strings(tiny_encoder, tmp_path):
+    # tf.saved_model.save(model) without signatures uses the model's default signature
+    expected = tiny_encoder(tf.constant(TEXTS)).numpy()
+    tf.saved_model.save(tiny_encoder, str(tmp_path / "plain"))
+    loaded = tf.saved_model.load(str(tmp_path / "plain"))
+    served = loaded.signatures["serving_default"](inputs=tf.constant(TEXTS))
+    np.testing.assert_allclose(next(iter(served.values())).numpy(), expected, atol=1e-6)

@@ -56,10 +56,14 @@ class SentenceEncoder(keras.Model):
     @property
     def _default_save_signature(self):
         # Keras would derive a float32 signature from the build shape; the
-        # input of this model is a batch of strings.
-        @tf.function(input_signature=[string_signature()])
+        # input of this model is a batch of strings.  It calls the model's
+        # inference function, traced once per model (a SavedModel that holds
+        # this model as a child lists this signature: no second trace).
+        from domain_tune.embedding import inference_fn
+
+        @tf.function(input_signature=[string_signature()], autograph=False)
         def serving_default(inputs):
-            return self(inputs)
+            return inference_fn(self)(inputs)
 
         return serving_default
 

@@ -153,16 +153,59 @@ class _FusedAdamUpdate:
         active.scatter_update(tf.IndexedSlices(tf.ones_like(rows, tf.bool), rows))
         return tf.where(active)[:, 0]
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        self._step_scalars = {}  # shared by the variables of this step (see _scalars)
+        try:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def _scalars(self, dtype, learning_rate):
+        """``(alpha, c1, c2, eps)`` of this step, computed once for all its variables.
+
+        Keras computes them again for every variable, with the same operations
+        (``alpha = lr sqrt(1 - b2^t) / (1 - b1^t)``; ``1 - beta`` in double
+        precision, then ``dtype``), so sharing them changes no value.
+        """
+        cache = getattr(self, "_step_scalars", None)
+        if cache is not None and dtype in cache:
+            return cache[dtype]
+        step = tf.cast(self.iterations + 1, dtype)
+        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        lr = tf.cast(learning_rate, dtype)
+        alpha = lr * tf.sqrt(1 - tf.pow(b2, step)) / (1 - tf.pow(b1, step))
+        scalars = (alpha, tf.constant(1 - self.beta_1, dtype), tf.constant(1 - self.beta_2, dtype),
+                   tf.constant(self.epsilon, dtype))
+        if cache is not None:
+            cache[dtype] = scalars
+        return scalars
+
+    def _dense_update(self, gradient, variable, learning_rate):
+        """Keras' Adam update of a dense gradient, the same operations in TensorFlow's own ops.
+
+        (Keras' version goes through ``keras.ops`` and recomputes the step's
+        scalars per variable: tracing it was about half of the first training
+        step's cost.)
+        """
+        var = tf_variable(variable)
+        alpha, c1, c2, eps = self._scalars(var.dtype, learning_rate)
+        index = self._get_variable_index(variable)
+        m, v = tf_variable(self._momentums[index]), tf_variable(self._velocities[index])
+        g = tf.cast(gradient, var.dtype)
+        m.assign_add((g - m) * c1)
+        v.assign_add((tf.square(g) - v) * c2)
+        var.assign_sub((m * alpha) / (tf.sqrt(v) + eps))
+
     def update_step(self, gradient, variable, learning_rate):
-        if (not isinstance(gradient, tf.IndexedSlices)
-                or self._var_key(variable) not in getattr(self, "_active", {})):
-            # dense gradients (the small weights): Keras' own ops and rounding
+        if not _fusable(self, variable):
+            return super().update_step(gradient, variable, learning_rate)
+        if not isinstance(gradient, tf.IndexedSlices):  # the small weights
+            return self._dense_update(gradient, variable, learning_rate)
+        if self._var_key(variable) not in getattr(self, "_active", {}):
             return super().update_step(gradient, variable, learning_rate)
         var = tf_variable(variable)
         dtype = var.dtype
-        step = ops.cast(self.iterations + 1, dtype)
-        b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
-        lr, eps = ops.cast(learning_rate, dtype), ops.cast(self.epsilon, dtype)
+        alpha, c1, c2, eps = self._scalars(dtype, learning_rate)
         index = self._get_variable_index(variable)
         m, v = tf_variable(self._momentums[index]), tf_variable(self._velocities[index])
         values = tf.cast(gradient.values, dtype)
@@ -170,9 +213,6 @@ class _FusedAdamUpdate:
         n = tf.shape(rows)[0]
         g1 = tf.math.unsorted_segment_sum(values, positions, n)
         g2 = tf.math.unsorted_segment_sum(tf.square(values), positions, n)
-        # 1 - beta in double precision, then float32, as Keras computes it
-        c1, c2 = ops.cast(1 - self.beta_1, dtype), ops.cast(1 - self.beta_2, dtype)
-        alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
         # Stateful ops on the same variables run in program order (eagerly, and
         # in a tf.function through its automatic control dependencies).
         active = self._active_rows(variable, m, v, rows)

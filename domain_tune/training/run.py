@@ -377,9 +377,11 @@ def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
     pd.DataFrame(state.history).to_csv(os.path.join(work, "history.csv"), index=False)
     with open(os.path.join(work, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
+    # before the export, which then finds the model's inference function traced
+    tuned_matrix = similarity_matrix(encoder, texts)
     save_model_dir(encoder, work)
     plot_heatmaps(
-        [base_matrix, similarity_matrix(encoder, texts)],
+        [base_matrix, tuned_matrix],
         [f"base: {job.model}", f"tuned: {os.path.basename(job.out)}"],
         texts, os.path.join(work, "similarity.png"),
     )
