@@ -72,11 +72,6 @@ def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="E
     return out if len(distinct) == n else out[where]
 
 
-def unique_encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="Embedding"):
-    """:func:`encode` (which embeds each distinct text once); kept for existing callers."""
-    return encode(model, texts, batch_size=batch_size, progress=progress, label=label)
-
-
 # --- streaming to files ------------------------------------------------------
 
 OUTPUT_FORMATS = {".npy": "npy", ".csv": "csv", ".jsonl": "jsonl"}

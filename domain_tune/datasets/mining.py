@@ -38,7 +38,7 @@ def mine_negatives(base, ref, similarity, embed, depth=DEFAULT_DEPTH, seed=0, ca
     """A hard negative per pair (``""`` where none): a list as long as ``base``.
 
     ``embed`` maps a list of texts to a ``(n, dim)`` array (for instance
-    ``lambda t: domain_tune.embedding.unique_encode(model, t)``).
+    ``lambda t: domain_tune.embedding.encode(model, t)``).
     ``candidates`` restricts the negatives to these texts (by default the refs
     of the positive pairs).
     """
@@ -130,7 +130,7 @@ def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progres
     ``model_spec`` is anything :func:`~domain_tune.models.loading.load_model`
     takes; it is loaded only when there is something to mine.
     """
-    from domain_tune.embedding import unique_encode
+    from domain_tune.embedding import encode
     from domain_tune.models.loading import load_model
 
     train = pairset.train
@@ -145,7 +145,7 @@ def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progres
     model = load_model(model_spec)
     columns = mine_negative_columns(
         train["base"].tolist(), train["ref"].tolist(), train["similarity"].to_numpy(),
-        lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
+        lambda texts: encode(model, texts, progress=progress, label="Mining"),
         depth=depth, seed=seed, candidates=labels, per_pair=per_pair,
     )
     pairset.train = train.assign(**{negative_column_name(k): c for k, c in enumerate(columns)})
@@ -171,7 +171,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
 
     from domain_tune.datasets.files import delimiter, read_csv
     from domain_tune.datasets.pairs import negative_columns, read_pairs
-    from domain_tune.embedding import unique_encode
+    from domain_tune.embedding import encode
 
     taken = negative_columns([*text_columns, score_column])
     if taken:
@@ -180,7 +180,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     pairs = read_pairs(path, text_columns, score_column, score_range)
     columns = mine_negative_columns(
         pairs.base, pairs.ref, pairs.similarity,
-        lambda texts: unique_encode(model, texts, progress=progress, label="Mining"),
+        lambda texts: encode(model, texts, progress=progress, label="Mining"),
         depth=depth, seed=seed, per_pair=per_pair,
     )
     frame = read_csv(path, "pairs file")

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from domain_tune.embedding import DEFAULT_BATCH_SIZE, unique_encode
+from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
 from domain_tune.evaluation.retrieval import MAX_CELLS, normalize_rows
 from domain_tune.evaluation.sts import correlations, pair_similarity
 
@@ -89,7 +89,7 @@ def evaluate_translation(model, src_texts, tgt_texts, names=("src", "tgt"),
     Returns ``{"n": distinct pairs, "<src>-><tgt>": acc, "<tgt>-><src>": acc}``.
     """
     src, tgt = parallel_pairs(list(src_texts), list(tgt_texts))
-    emb = unique_encode(model, src + tgt, batch_size, progress, "Translation")
+    emb = encode(model, src + tgt, batch_size, progress, "Translation")
     acc = translation_accuracy(emb[: len(src)], emb[len(src):], src, tgt)
     a, b = names
     return {"n": len(src), f"{a}->{b}": acc["src_to_tgt"], f"{b}->{a}": acc["tgt_to_src"]}
@@ -122,7 +122,7 @@ def _embed_split(model, data, batch_size, progress):
     texts = []
     for lang in order:
         texts += data.data[lang].sentences1 + data.data[lang].sentences2
-    emb = unique_encode(model, texts, batch_size, progress, "Multilingual STS")
+    emb = encode(model, texts, batch_size, progress, "Multilingual STS")
     n = len(data)
     embeddings = {lang: (emb[2 * k * n : (2 * k + 1) * n], emb[(2 * k + 1) * n : (2 * k + 2) * n])
                   for k, lang in enumerate(order)}

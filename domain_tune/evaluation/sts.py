@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from domain_tune.embedding import DEFAULT_BATCH_SIZE, unique_encode
+from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
 from domain_tune.errors import BadInputError
 
 SIMILARITIES = ("cosine", "angular")
@@ -63,6 +63,6 @@ def evaluate_sts(
     if len(scores) < 2:
         raise ValueError("need at least 2 pairs to correlate")
     n = len(scores)
-    emb = unique_encode(model, list(sentences1) + list(sentences2), batch_size, progress, "STS")
+    emb = encode(model, list(sentences1) + list(sentences2), batch_size, progress, "STS")
     sims = pair_similarity(emb[:n], emb[n:], similarity)
     return {"n": n, "similarity": similarity, **correlations(sims, np.asarray(scores, float))}

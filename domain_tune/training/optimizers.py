@@ -109,7 +109,8 @@ class _FusedAdamUpdate:
     tables: the update then runs as two in-place passes over the whole table
     and its moments, compiled by XLA, with the same formulas.  Neither path
     allocates a table-sized buffer.  Dense gradients (the small weights) get
-    Keras' own update.
+    Keras' formulas in TensorFlow's ops, with the step's scalars computed once
+    for all variables (:meth:`_dense_update`: the same numbers, a shorter trace).
     """
 
     # where both paths take about as long: python -m scripts.bench_speed.adam_update

@@ -92,7 +92,7 @@ def test_mined_pairs_keep_the_input_dialect_and_train_reads_them(tmp_path, monke
 
     vectors = {"nurse": [1, 0, 0], "staff nurse": [1, 0.1, 0], "chef": [0, 1, 0],
                "cook": [0, 1, 0.1]}
-    monkeypatch.setattr(embedding, "unique_encode", lambda model, texts, **kw: np.array(
+    monkeypatch.setattr(embedding, "encode", lambda model, texts, **kw: np.array(
         [vectors[t] for t in texts], dtype="float32"))  # mining only embeds
     path = tmp_path / "p.csv"
     path.write_text("base;ref;similarity\nnurse;staff nurse;1,0\nchef;cook;1,0\n"
