@@ -27,6 +27,10 @@ def _value(runs, name, isa, key):
         return None
     if key == "cpu":
         return median([r["user"] + r["sys"] for r in rs])
+    if key == "fit_wait_s":  # time in fit outside its epochs: the article's code sometimes waits
+        # there for tf.data's autotuning thread as its iterator is destroyed (results/speed.md)
+        waits = [r["fit_s"] - sum(r["epoch_s"]) for r in rs if "fit_s" in r and "epoch_s" in r]
+        return max(waits) if waits else None
     return median([r[key] for r in rs if key in r])
 
 
@@ -85,7 +89,8 @@ def write(out_dir, meta, results, isas):
                 sys_ = _value(runs, name, isa, "sys")
                 cells += [_fmt(wall, 1), _fmt(cpu, 1), f"{sys_ / cpu:.0%}" if cpu else "-"]
                 for key, label in (("per_s", "sentences/s"), ("pairs_per_s", "pairs/s"),
-                                   ("epoch_steady_s", "s/epoch")):
+                                   ("epoch_steady_s", "s/epoch"),
+                                   ("fit_wait_s", "s in fit outside its epochs (longest)")):
                     v = _value(runs, name, isa, key)
                     if v is not None:
                         other.append(f"{isa}: {_fmt(v, 1)} {label}")
