@@ -47,7 +47,7 @@ def main(argv=None):
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        fit(model, train, val, options, tmp, callbacks=[Timer()], verbose=0)
+        fit(model, train, val, options, tmp, callbacks=[Timer()], verbose=0, final_state=False)
     print(json.dumps({"epoch_s": times, "fit_s": time.perf_counter() - started,
                       "train_pairs": len(train)}))
 
