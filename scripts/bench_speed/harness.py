@@ -79,10 +79,11 @@ def _children_usage_since():
     return user, sys_
 
 
-def interleaved(figures, isas, reps):
+def interleaved(figures, isas, reps, log_each=True):
     """``{(name, isa): [result, ...]}``: every figure (name -> callable(isa)) ``reps`` times, round-robin.
 
-    Each result is also logged as one JSON line as soon as it is measured.
+    Each result is also logged as one JSON line as soon as it is measured (unless ``log_each``
+    is false: in-process timings of a few milliseconds, repeated many times).
     """
     _children_usage_since()
     out = {}
@@ -91,6 +92,8 @@ def interleaved(figures, isas, reps):
             for name, fn in figures.items():
                 result = fn(isa)
                 out.setdefault((name, isa), []).append(result)
+                if not log_each:
+                    continue
                 shown = {k: (round(v, 3) if isinstance(v, float) else v)
                          for k, v in result.items() if k != "stdout"}
                 log(f"rep {rep + 1}/{reps} {isa}: {name}: {json.dumps(shown)}")
@@ -149,6 +152,7 @@ def onednn_isa(isa):
     return f"{isa_line} (kernels run: {', '.join(dict.fromkeys(kernels)) or 'none logged'})"
 
 
-def write_json(path, data):
+def write_json(path, data, default=str):
+    """``data`` as indented JSON; ``default`` turns what JSON cannot hold into what it can."""
     path = pathlib.Path(path)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, default=default) + "\n", encoding="utf-8")
