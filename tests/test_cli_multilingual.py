@@ -135,3 +135,11 @@ def test_file_errors(tmp_path):
     assert result.exit_code == 2
     assert error_line(result) == (f"Error: parallel file {par} is misaligned: row 2 has a sentence in one "
                                   "of 'en' / 'de' and none in the other")
+
+
+def test_own_file_of_one_pair_is_bad_input(tmp_path, tiny_model_dir):
+    path = tmp_path / "one.csv"
+    path.write_text(ROWS["de"][0] + "\n", encoding="utf-8")
+    result = run("eval-sts", "--file", path, "-m", tiny_model_dir)
+    assert result.exit_code == 2, result.output
+    assert "1 STS pair: Pearson and Spearman need at least 2" in error_line(result)

@@ -61,7 +61,8 @@ def evaluate_sts(
     if len(sentences1) != len(sentences2) or len(sentences1) != len(scores):
         raise ValueError("sentences1, sentences2 and scores must have the same length")
     if len(scores) < 2:
-        raise ValueError("need at least 2 pairs to correlate")
+        raise BadInputError(f"{len(scores)} STS pair{'' if len(scores) == 1 else 's'}: Pearson "
+                            "and Spearman need at least 2")
     n = len(scores)
     emb = encode(model, list(sentences1) + list(sentences2), batch_size, progress, "STS")
     sims = pair_similarity(emb[:n], emb[n:], similarity)
