@@ -301,3 +301,15 @@ def test_no_validation_split_says_what_early_stopping_watches(tmp_path, tiny_mod
     assert result.exit_code == 0, result.output
     assert "early stopping watches the training loss" in result.stderr
     assert json.loads(result.stdout)["val_pairs"] == 0
+
+
+def test_in_batch_loss_without_positive_training_pairs_is_refused(tmp_path, tiny_model_dir):
+    """No pair scores >= 0.99: the in-batch losses would be 0 and train nothing."""
+    src = tmp_path / "p.csv"
+    src.write_text("base,ref,similarity\n" + "".join(f"a {i},b {i},0.5\n" for i in range(8)),
+                   encoding="utf-8")
+    result = run("train", src, "-m", tiny_model_dir, "--epochs", 1, "--no-sts", "-q",
+                 "--loss", "in-batch-symmetric", "--out", tmp_path / "o")
+    assert result.exit_code == 2, result.output
+    assert "no training pair is positive" in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["p.csv"]

@@ -124,6 +124,13 @@ def _read_data(job):
         train, val = pairs, read(job.validation_file)
     else:
         train, val = split_pairs(pairs, job.validation_split, job.fit.seed)
+    if (job.fit.loss in READS_NEGATIVES and job.align is None
+            and not (np.asarray(train.similarity) >= POSITIVE).any()):
+        raise BadInputError(
+            f"{job.pairs_path}: no training pair is positive (score >= {POSITIVE}); the "
+            f"{job.fit.loss} loss ranks the ref of positive pairs and would train nothing "
+            "(use --loss mse or cosent for graded pairs)"
+        )
     if (job.fit.loss in READS_NEGATIVES and job.fit.monitor == "val_loss" and val is not None
             and not (val.similarity >= POSITIVE).any()):
         warnings.warn(
