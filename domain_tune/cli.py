@@ -165,10 +165,10 @@ def _load(model):
     return load_model(model)
 
 
-def _refuse_existing(path, overwrite, kind="file"):
+def _refuse_existing(path, overwrite, kind="file", inputs=()):
     from domain_tune.outputs import check_out
 
-    check_out(path, overwrite, kind)
+    check_out(path, overwrite, kind, inputs)
 
 
 def _count(n, noun, plural=None):
@@ -209,7 +209,7 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     from domain_tune.embedding import embed_to_file, output_format
 
     output_format(out)
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, overwrite, inputs=[input_path])
     n = count_texts(input_path, column)
     encoder = _load(model)
     start = time.perf_counter()

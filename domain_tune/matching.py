@@ -352,7 +352,7 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
 
     started = time.perf_counter()
     fmt = output_format(out)
-    check_out(out, overwrite)
+    check_out(out, overwrite, inputs=(queries_path, corpus_path))
     _check_k(top_k, min_score)
     queries_path, corpus_path = os.fspath(queries_path), os.fspath(corpus_path)
     q_column = _text_column(queries_path, query_column, "--query-column", "queries")
@@ -364,7 +364,7 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
         if not os.path.exists(corpus_embeddings):
             if not corpus_embeddings.lower().endswith(".npy"):
                 raise BadInputError(f"--corpus-embeddings {corpus_embeddings}: name a .npy file")
-            check_out(corpus_embeddings, False)
+            check_out(corpus_embeddings, False, flag="--corpus-embeddings")
     if model is None:
         model = loader()
     reused = False

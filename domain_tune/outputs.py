@@ -7,10 +7,12 @@ import tempfile
 from domain_tune.errors import BadInputError
 
 
-def check_out(out, overwrite=False, kind="file"):
+def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
     """Refuse an ``--out`` that cannot be written, before any work is done.
 
-    ``kind`` is what will be written there, ``"file"`` or ``"dir"``.  Refused:
+    ``kind`` is what will be written there, ``"file"`` or ``"dir"``; ``flag``
+    the option named in the messages.  Refused: one of the command's
+    ``inputs`` (``--overwrite`` would replace the data being read);
     the current folder or one that holds it (``--overwrite`` would delete it);
     an unexpanded ``~``; an existing one of the other kind; an existing
     ``out`` without ``overwrite``; a missing parent folder; a parent where no file can be created
@@ -19,31 +21,35 @@ def check_out(out, overwrite=False, kind="file"):
     """
     path = os.fspath(out)
     if path.startswith("~"):
-        raise BadInputError(f"--out {path}: '~' was not expanded; write the full path")
+        raise BadInputError(f"{flag} {path}: '~' was not expanded; write the full path")
     full = os.path.realpath(path)
     here = os.path.realpath(os.getcwd())
     if full == here or here.startswith(full.rstrip(os.sep) + os.sep):
         raise BadInputError(
-            f"--out {path} is the current folder or holds it; name a new folder or file"
+            f"{flag} {path} is the current folder or holds it; name a new folder or file"
         )
     if os.path.lexists(path):
+        for given in inputs:
+            if (given is not None and os.path.exists(path) and os.path.exists(given)
+                    and os.path.samefile(path, given)):
+                raise BadInputError(f"{flag} {path} is the input {given}; name another file")
         if kind == "file" and os.path.isdir(path):
-            raise BadInputError(f"--out {path} is a directory; name a file")
+            raise BadInputError(f"{flag} {path} is a directory; name a file")
         if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
-            raise BadInputError(f"--out {path} is a file; name a directory")
+            raise BadInputError(f"{flag} {path} is a file; name a directory")
         if not overwrite:
-            raise BadInputError(f"--out {path} already exists; pass --overwrite to replace it")
+            raise BadInputError(f"{flag} {path} already exists; pass --overwrite to replace it")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.lexists(parent):
-        raise BadInputError(f"--out {path}: directory {parent} does not exist")
+        raise BadInputError(f"{flag} {path}: directory {parent} does not exist")
     if not os.path.isdir(parent):
-        raise BadInputError(f"--out {path}: cannot write in {parent} (not a directory)")
+        raise BadInputError(f"{flag} {path}: cannot write in {parent} (not a directory)")
     try:
         fd, probe = tempfile.mkstemp(prefix=".domain-tune-probe-", dir=parent)
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        raise BadInputError(f"--out {path}: cannot write in {parent} ({e.strerror})") from None
+        raise BadInputError(f"{flag} {path}: cannot write in {parent} ({e.strerror})") from None
     return path
 
 

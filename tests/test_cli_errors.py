@@ -105,6 +105,8 @@ CASES = [
     ("train-parent-of-cwd", {"p.csv": PAIRS}, "train {d}/p.csv --out .. --overwrite --no-sts",
      "holds it"),
     ("embed-tilde", {"t.txt": TEXTS}, "embed {d}/t.txt --out ~/e.npy -m {model}", "not expanded"),
+    ("embed-onto-input", {"t.csv": "title\nnurse\nchef\n"},
+     "embed {d}/t.csv --out {d}/./t.csv --overwrite -m {model}", "is the input"),
     # interpolate
     ("interpolate-model", {}, "interpolate -m {d}/nothing --base {model} --out {d}/x",
      "unknown model"),
@@ -192,3 +194,23 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tiny_model_dir, 
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert "cannot write in /proc" in error_line(result)
+
+
+@pytest.mark.parametrize("command, flag", [
+    ("match {d}/q.csv --corpus {d}/c.txt --out {d}/q.csv --overwrite -m {model}", "--out"),
+    ("match {d}/q.txt --corpus {d}/c.csv --corpus-column label --out {d}/c.csv --overwrite "
+     "-m {model}", "--out"),
+    ("match {d}/q.txt --corpus {d}/c.txt --out {d}/m.csv --corpus-embeddings {d}/no/c.npy "
+     "-m {model}", "--corpus-embeddings"),
+])
+def test_match_refuses_to_write_onto_its_inputs(tmp_path, tiny_model_dir, command, flag):
+    """An --out that is the queries or the corpus would replace them with matches."""
+    files = {"q.txt": TEXTS, "q.csv": "title\nnurse\n", "c.txt": TEXTS,
+             "c.csv": "label\nnurse\nchef\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = run(*command.format(d=tmp_path, model=tiny_model_dir).split())
+    assert result.exit_code == 2, result.output
+    assert error_line(result).startswith(f"Error: {flag} ")
+    assert sorted(os.listdir(tmp_path)) == sorted(files)
+    assert all((tmp_path / n).read_text(encoding="utf-8") == t for n, t in files.items())
