@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras.src.saving import saving_lib
 
 from domain_tune.embedding import inference_fn
-from domain_tune.models.loading import KERAS_FILE
+from domain_tune.models.loading import KERAS_FILE, saved_models_beside
 from domain_tune.outputs import atomic_directory
 
 
@@ -32,8 +32,14 @@ def save_keras(model, path):
 
 
 def save_model_dir(model, directory):
-    """``directory/model.keras`` and ``directory/saved_model/``: what ``--model DIR`` loads."""
-    save_keras(model, os.path.join(directory, KERAS_FILE))
+    """``directory/model.keras`` and ``directory/saved_model/``: what ``--model DIR`` loads.
+
+    A model tuned from a SavedModel names ``directory/saved_model/`` in its
+    ``.keras`` file, not the SavedModel it was loaded from, so the directory
+    stands on its own.
+    """
+    with saved_models_beside(model, "saved_model"):
+        save_keras(model, os.path.join(directory, KERAS_FILE))
     export_saved_model(model, os.path.join(directory, "saved_model"))
 
 

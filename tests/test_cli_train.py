@@ -313,3 +313,31 @@ def test_in_batch_loss_without_positive_training_pairs_is_refused(tmp_path, tiny
     assert result.exit_code == 2, result.output
     assert "no training pair is positive" in error_line(result)
     assert sorted(os.listdir(tmp_path)) == ["p.csv"]
+
+
+def test_a_run_tuned_from_a_saved_model_stands_on_its_own(tmp_path, tiny_encoder, pairs_csv,
+                                                           monkeypatch):
+    """model.keras of a run tuned from a SavedModel (given by a relative path) loads after the
+    SavedModel is deleted, from another folder, and after the run is moved."""
+    import shutil
+
+    from domain_tune.export import export_saved_model
+
+    work = tmp_path / "work"
+    work.mkdir()
+    export_saved_model(tiny_encoder, work / "exported")
+    monkeypatch.chdir(work)
+    result = run("train", pairs_csv, "--model", "exported", "--out", "run", "--epochs", 1,
+                 "--learning-rate", 1e-2, "--no-sts", "-q")
+    assert result.exit_code == 0, result.output
+    expected = load_model(str(work / "run"))(tf.constant(TEXTS)).numpy()
+    assert not np.allclose(expected, tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-4)
+    shutil.rmtree(work / "exported")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for path in (work / "run", work / "run" / "model.keras"):
+        np.testing.assert_allclose(load_model(str(path))(tf.constant(TEXTS)).numpy(), expected,
+                                   atol=1e-6)
+    shutil.move(str(work / "run"), str(elsewhere / "moved"))
+    np.testing.assert_allclose(load_model("moved")(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)

@@ -4,6 +4,8 @@ Every branch returns a Keras model that maps a ``(batch,)`` string tensor to
 ``(batch, dim)`` float32 embeddings, trainable where the source allows it.
 """
 
+import contextlib
+import contextvars
 import os
 import re
 
@@ -20,6 +22,8 @@ from domain_tune.models.tokenizer import SentencePieceTokenizer
 from domain_tune.models.use_m3 import UniversalSentenceEncoderBackbone
 
 KERAS_FILE = "model.keras"
+# the folder of the .keras file being loaded: a SavedModelEncoder in it finds its SavedModel there
+_KERAS_FOLDER = contextvars.ContextVar("domain_tune_keras_folder", default=None)
 _HANDLE = re.compile(r"^(https?://|gs://|[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$)")
 
 
@@ -52,11 +56,13 @@ class SavedModelEncoder(keras.layers.Layer):
     use; dictionary outputs are reduced to their single (or ``outputs``) entry.
     """
 
-    def __init__(self, path, endpoint="serving_default", **kwargs):
+    def __init__(self, path, endpoint="serving_default", relative_path=None, **kwargs):
         super().__init__(**kwargs)
-        self.saved_model_path = path
+        self.saved_model_path = _locate_saved_model(path, relative_path)
+        self.relative_path = relative_path
         self.endpoint = endpoint
-        self.inner = keras.layers.TFSMLayer(path, call_endpoint=endpoint, trainable=self.trainable)
+        self.inner = keras.layers.TFSMLayer(self.saved_model_path, call_endpoint=endpoint,
+                                            trainable=self.trainable)
 
     def call(self, texts, training=False):
         texts = tf.convert_to_tensor(texts, tf.string)
@@ -69,8 +75,46 @@ class SavedModelEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"path": self.saved_model_path, "endpoint": self.endpoint})
+        config.update({"path": self.saved_model_path, "endpoint": self.endpoint,
+                       "relative_path": self.relative_path})
         return config
+
+
+def _locate_saved_model(path, relative_path=None):
+    """The SavedModel a :class:`SavedModelEncoder` wraps, as an absolute path.
+
+    A model saved in a run directory names the run's own ``saved_model/``
+    (``relative_path``, from the ``.keras`` file's folder), so that the run
+    loads wherever it is moved and whether or not the SavedModel it was tuned
+    from still exists; ``path`` (where the SavedModel was first loaded from)
+    is the fallback.
+    """
+    folder = _KERAS_FOLDER.get()
+    if relative_path is not None and folder is not None:
+        candidate = os.path.join(folder, relative_path)
+        if os.path.isdir(candidate):
+            return candidate
+    if not os.path.isdir(path) and relative_path is not None:
+        raise BadInputError(
+            f"the model wraps the SavedModel {relative_path}/ beside its .keras file, which is "
+            f"missing (nor is {path} there)"
+        )
+    return os.path.abspath(path)
+
+
+@contextlib.contextmanager
+def saved_models_beside(model, relative_path):
+    """While saving ``model`` as a ``.keras`` file, its SavedModel layers name ``relative_path``
+    (from the file's folder) as their SavedModel: a run directory's ``saved_model/``."""
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, SavedModelEncoder)]
+    before = [layer.relative_path for layer in layers]
+    for layer in layers:
+        layer.relative_path = relative_path
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, before):
+            layer.relative_path = value
 
 
 def _string_endpoint(loaded):
@@ -112,10 +156,13 @@ def from_hub(handle):
 
 
 def from_keras_file(path):
+    token = _KERAS_FOLDER.set(os.path.dirname(os.path.abspath(path)))
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:
         raise BadInputError(f"cannot load Keras model {path}: {str(e).splitlines()[0]}") from e
+    finally:
+        _KERAS_FOLDER.reset(token)
 
 
 def load_model(spec="use-m3"):
