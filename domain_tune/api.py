@@ -4,7 +4,8 @@
 the first function that needs it, not by the import.  Every function takes a
 model as a ``--model`` value (``"use-m3"``, a run directory, a ``.keras``
 file, a SavedModel directory, a TF Hub handle) or as a model already loaded
-with :func:`load_model`.  Bad input raises
+with :func:`load_model` (:func:`train` and :func:`interpolate`: a name or path
+only).  Bad input raises
 :class:`domain_tune.errors.BadInputError` with the one-line message the
 command line prints.
 """
@@ -53,6 +54,15 @@ def _model(model: ModelLike) -> "keras.Model":
         return load_model(model)
     _tensorflow()
     return model
+
+
+def _path(value: Any, what: str, hint: str) -> str:
+    """``value`` as a path (``str`` or ``os.PathLike``); anything else is a :class:`BadInputError`
+    saying what to pass instead (a loaded model or a DataFrame where a file is read)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise BadInputError(f"{what} must be a name or a path, not a {type(value).__name__}; "
+                            f"{hint}")
+    return os.fspath(value)
 
 
 def _spec(model: ModelLike) -> str:
@@ -201,7 +211,10 @@ def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = 
     _tensorflow()
     from domain_tune.training.run import train_run
 
-    job = make_train_job(pairs, out, model=os.fspath(model), **options)
+    pairs = _path(pairs, "pairs", "write the pairs to a CSV first (DataFrame.to_csv)")
+    model = _path(model, "model", "train reads the model itself: pass what --model takes "
+                  "(\"use-m3\", a run directory, a .keras file, a SavedModel directory)")
+    job = make_train_job(pairs, out, model=model, **options)
     metrics = train_run(job, echo=echo or (lambda line: None))
     return TrainResult(path=metrics["out"], metrics=metrics)
 
@@ -387,7 +400,8 @@ def interpolate(model: PathLike, out: PathLike, *, base: PathLike = DEFAULT_MODE
     """
     from domain_tune.outputs import check_out
 
-    model, base, out = os.fspath(model), os.fspath(base), os.fspath(out)
+    hint = "interpolate reads the weights itself: pass a run directory or a .keras file"
+    model, base, out = _path(model, "model", hint), _path(base, "base", hint), os.fspath(out)
     if not 0.0 <= float(alpha) <= 1.0:
         raise BadInputError(f"--alpha {alpha} must be in [0, 1]")
     if os.path.normpath(model) == os.path.normpath(base):

@@ -187,3 +187,17 @@ def test_export_and_interpolate(tmp_path, sp_model_path):
     with pytest.raises(BadInputError, match=r"--alpha 1.5 must be in \[0, 1\]"):
         dt.interpolate(tmp_path / "tuned.keras", tmp_path / "m2", base=tmp_path / "base.keras",
                        alpha=1.5)
+
+
+def test_train_and_interpolate_say_what_to_pass_for_a_loaded_model_or_a_dataframe(
+        tmp_path, pairs_csv, tiny_encoder):
+    """A notebook's natural mistakes get the one-line error, not a TypeError from os.fspath."""
+    import pandas as pd
+
+    with pytest.raises(BadInputError, match="model must be a name or a path, not a SentenceEncoder"):
+        dt.train(pairs_csv, tmp_path / "r", model=tiny_encoder, no_sts=True)
+    with pytest.raises(BadInputError, match=r"pairs must be .* not a DataFrame; .*to_csv"):
+        dt.train(pd.read_csv(pairs_csv), tmp_path / "r", no_sts=True)
+    with pytest.raises(BadInputError, match="base must be a name or a path"):
+        dt.interpolate(tmp_path / "m.keras", tmp_path / "i", base=tiny_encoder)
+    assert sorted(os.listdir(tmp_path)) == ["pairs.csv"]

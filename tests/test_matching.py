@@ -294,3 +294,17 @@ def test_api_match_takes_the_lexical_weight():
     frame = domain_tune.match(compass_model(), ["northeast"], ["east", "north"], top_k=1,
                               lexical_weight=0.5)
     assert frame["corpus_text"].tolist() == ["north"] and "score" in frame.columns
+
+
+def test_api_match_treats_missing_values_of_a_pandas_column_as_blank():
+    """An empty cell of a DataFrame column (NaN, None) is blank, as in a file: never the text 'nan'."""
+    import pandas as pd
+
+    import domain_tune
+
+    with pytest.warns(UserWarning, match="1 blank corpus text left out"):
+        frame = domain_tune.match(compass_model(), pd.Series(["north", None]),
+                                  pd.Series(["south", np.nan, "north"]), top_k=3)
+    assert frame["query"].tolist() == ["north", "north"]
+    assert frame["corpus_text"].tolist() == ["north", "south"]
+    assert frame["corpus_id"].tolist() == [3, 1]
