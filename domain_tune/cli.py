@@ -1020,7 +1020,9 @@ def mine_negatives_cmd(pairs, out, model, depth, per_pair, seed, text_columns, s
       domain-tune train pairs_hn.csv --loss in-batch-symmetric
     """
     from domain_tune.datasets.mining import mine_pairs_file
+    from domain_tune.outputs import check_table_out
 
+    check_table_out(out, "pairs")
     _refuse_existing(out, overwrite)
     if depth < 1:
         raise BadInputError(f"--depth must be at least 1 (got {depth})")
@@ -1188,7 +1190,9 @@ def parallel_sentences_cmd(data_dir, out, languages, source, split, overwrite, a
       domain-tune train pairs.csv --parallel parallel.csv
     """
     from domain_tune.datasets.parallel import stsb_parallel, write_parallel
+    from domain_tune.outputs import check_table_out
 
+    check_table_out(out, "parallel sentences", (".csv",))
     _refuse_existing(out, overwrite)
     frame = stsb_parallel(data_dir, languages, split, source)
     write_parallel(frame, out)

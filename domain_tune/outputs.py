@@ -53,6 +53,16 @@ def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
     return path
 
 
+def check_table_out(out, what, extensions=(".csv", ".tsv")):
+    """Refuse an ``--out`` for a CSV table whose extension names another format (``.jsonl``,
+    ``.npy``, ...), where the file would be a CSV under a misleading name."""
+    path = os.fspath(out)
+    if not path.lower().endswith(tuple(extensions)):
+        names = " or ".join(f"*{e}" for e in extensions)
+        raise BadInputError(f"--out {path}: {what} are written as a CSV table; name it {names}")
+    return path
+
+
 def atomic_directory(out, overwrite, write):
     """Call ``write(tmp_dir)`` on a fresh directory beside ``out``, then move it to ``out``.
 

@@ -214,3 +214,18 @@ def test_match_refuses_to_write_onto_its_inputs(tmp_path, tiny_model_dir, comman
     assert error_line(result).startswith(f"Error: {flag} ")
     assert sorted(os.listdir(tmp_path)) == sorted(files)
     assert all((tmp_path / n).read_text(encoding="utf-8") == t for n, t in files.items())
+
+
+@pytest.mark.parametrize("command, message", [
+    ("mine-negatives {d}/p.csv --out {d}/p.jsonl -m {model}", "name it *.csv or *.tsv"),
+    ("mine-negatives {d}/p.csv --out {d}/p.npy -m {model}", "name it *.csv or *.tsv"),
+    ("parallel-sentences {d} --out {d}/par.jsonl", "name it *.csv"),
+])
+def test_csv_writers_refuse_an_out_named_for_another_format(tmp_path, tiny_model_dir, command,
+                                                            message):
+    """The file would be a CSV table under a .jsonl or .npy name."""
+    (tmp_path / "p.csv").write_text(PAIRS, encoding="utf-8")
+    result = run(*command.format(d=tmp_path, model=tiny_model_dir).split())
+    assert result.exit_code == 2, result.output
+    assert message in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == ["p.csv"]
