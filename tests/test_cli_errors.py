@@ -33,6 +33,8 @@ CASES = [
      "train {d}/p.csv --out {d}/o --no-sts", "not a finite number"),
     ("train-range", {"p.csv": "base,ref,similarity\na,b,-0.1\n"},
      "train {d}/p.csv --out {d}/o --no-sts", "outside [0, 1]"),
+    ("train-one-pair", {"p.csv": "base,ref,similarity\na,b,0.5\n"},
+     "train {d}/p.csv --out {d}/o --no-sts", "p.csv: 1 pair is too few to hold out a validation"),
     ("train-empty-text", {"p.csv": "base,ref,similarity\n\"  \",b,0.5\n"},
      "train {d}/p.csv --out {d}/o --no-sts", "empty text"),
     ("train-latin1", {"p.csv": "base,ref,similarity\ncaf\xe9,b,0.5\n".encode("latin-1")},
@@ -229,3 +231,36 @@ def test_csv_writers_refuse_an_out_named_for_another_format(tmp_path, tiny_model
     assert result.exit_code == 2, result.output
     assert message in error_line(result)
     assert sorted(os.listdir(tmp_path)) == ["p.csv"]
+
+
+@pytest.mark.parametrize("command, message", [
+    ("train {d}/p.csv --out {d}/o --no-sts --sts-limit 5", "--sts-limit has no effect with --no-sts"),
+    ("train {d}/p.csv --out {d}/o --no-sts --multilingual de",
+     "--multilingual has no effect with --no-sts"),
+    ("train {d}/p.csv --out {d}/o --no-sts --max-new-pieces 5", "--max-new-pieces needs --add-vocab"),
+    ("train {d}/p.csv --out {d}/o --no-sts --validation-file {d}/p.csv --validation-split 0.1",
+     "--validation-split has no effect with --validation-file"),
+    ("eval-sts --file {d}/s.csv --split train", "--split has no effect with --file"),
+    ("eval-sts --file {d}/s.csv --sts-dir {d}", "--sts-dir has no effect with --file"),
+    ("eval-sts --language de --sts-dir {d}", "--sts-dir is the English benchmark's"),
+    ("eval-sts --multilingual-dir {d}", "--multilingual-dir is read by --language or --panel"),
+    ("eval-translation --parallel {d}/par.csv --split train", "--split has no effect with --parallel"),
+    ("pairs esco {d}/occ.csv --out {d}/x --mining-depth 3", "--mining-depth needs --hard-negatives"),
+])
+def test_options_that_another_option_makes_useless_are_refused(tmp_path, command, message):
+    """Given on the command line and silently ignored, they would mislead; one line, exit 2."""
+    files = {"p.csv": PAIRS, "s.csv": "a,b,1\nc,d,2\n", "par.csv": "en,de\na,b\n",
+             "occ.csv": "conceptUri,iscoGroup,preferredLabel,altLabels\nu,1,a,b\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = run(*command.format(d=tmp_path).split())
+    assert result.exit_code == 2, result.output
+    assert message in error_line(result)
+    assert sorted(os.listdir(tmp_path)) == sorted(files)
+
+
+def test_no_sts_with_multilingual_none_is_accepted(tmp_path, tiny_model_dir):
+    (tmp_path / "p.csv").write_text(PAIRS, encoding="utf-8")
+    result = run("train", tmp_path / "p.csv", "--out", tmp_path / "o", "-m", tiny_model_dir,
+                 "--no-sts", "--multilingual", "none", "--epochs", 1, "--validation-split", 0, "-q")
+    assert result.exit_code == 0, result.output

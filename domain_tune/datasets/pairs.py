@@ -170,5 +170,6 @@ def split_pairs(pairs, validation_split, seed):
     if validation_split > 0:
         n_val = max(1, n_val)
     if n - n_val < 1:
-        raise BadInputError(f"{pairs.path}: {n} pairs are too few to hold out a validation split")
+        raise BadInputError(f"{pairs.path}: {n} pair{' is' if n == 1 else 's are'} too few to hold "
+                            "out a validation split; --validation-split 0 trains on all")
     return pairs.take(order[n_val:]), (pairs.take(order[:n_val]) if n_val else None)
