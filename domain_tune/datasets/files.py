@@ -27,6 +27,8 @@ def check_text_file(path, what="file"):
         raise BadInputError(f"cannot read {what} {path}: {e.strerror}") from e
     if not head.strip():
         raise BadInputError(f"{what} {path} is empty")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # as spreadsheets save "Unicode text"
+        raise BadInputError(f"{what} {path} is UTF-16 text; re-save it as UTF-8")
     if b"\x00" in head:
         raise BadInputError(f"{what} {path} is a binary file, not UTF-8 text")
     return path

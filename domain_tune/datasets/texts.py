@@ -23,7 +23,7 @@ def is_csv(path, column):
 
 def _read_lines(path, chunk):
     try:
-        with open(path, encoding="utf-8", newline=None) as f:
+        with open(path, encoding="utf-8-sig", newline=None) as f:  # (a BOM is not text)
             buf = []
             for line in f:
                 buf.append(line.rstrip("\n"))

@@ -103,3 +103,22 @@ def test_mined_pairs_keep_the_input_dialect_and_train_reads_them(tmp_path, monke
         assert again.similarity.tolist() == [1.0, 1.0, 0.5]
         assert again.negative[:2] == ["cook", "staff nurse"]
     assert (tmp_path / "m.csv").read_text().splitlines()[0] == "base;ref;similarity;negative"
+
+
+def test_a_text_file_saved_with_a_bom_yields_no_bom_in_its_first_text(tmp_path):
+    """Notepad saves UTF-8 with a byte-order mark; it is not part of the first line's text."""
+    from domain_tune.datasets.texts import count_texts, text_chunks
+
+    path = tmp_path / "t.txt"
+    path.write_bytes("\ufeffdata scientist\nnurse\n".encode("utf-8"))
+    assert [t for chunk in text_chunks(str(path)) for t in chunk] == ["data scientist", "nurse"]
+    assert count_texts(str(path)) == 2
+
+
+def test_utf16_text_is_named_as_such(tmp_path):
+    from domain_tune.datasets.files import check_text_file
+
+    path = tmp_path / "p.csv"
+    path.write_bytes("base\tref\tsimilarity\na\tb\t1\n".encode("utf-16"))  # with its BOM
+    with pytest.raises(BadInputError, match="is UTF-16 text; re-save it as UTF-8"):
+        check_text_file(str(path), "pairs file")
