@@ -381,7 +381,8 @@ def export(model: ModelLike, out: PathLike, *, overwrite: bool = False) -> str:
     """
     from domain_tune.outputs import check_out
 
-    check_out(os.fspath(out), overwrite, "dir")
+    check_out(os.fspath(out), overwrite, "dir",
+              inputs=[model] if isinstance(model, (str, os.PathLike)) else ())
     encoder = _model(model)
     from domain_tune.export import export_saved_model
 
@@ -406,7 +407,7 @@ def interpolate(model: PathLike, out: PathLike, *, base: PathLike = DEFAULT_MODE
         raise BadInputError(f"--alpha {alpha} must be in [0, 1]")
     if os.path.normpath(model) == os.path.normpath(base):
         raise BadInputError(f"--model and --base are both {model}; interpolating would change nothing")
-    check_out(out, overwrite, "dir")
+    check_out(out, overwrite, "dir", inputs=[model, base])
     sts = None
     if sts_dir is not None:
         from domain_tune.datasets.sts import load_split

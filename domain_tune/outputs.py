@@ -12,7 +12,8 @@ def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
 
     ``kind`` is what will be written there, ``"file"`` or ``"dir"``; ``flag``
     the option named in the messages.  Refused: one of the command's
-    ``inputs`` (``--overwrite`` would replace the data being read);
+    ``inputs`` or a folder holding one (``--overwrite`` would replace the data
+    being read);
     the current folder or one that holds it (``--overwrite`` would delete it);
     an unexpanded ``~``; an existing one of the other kind; an existing
     ``out`` without ``overwrite``; a missing parent folder; a parent where no file can be created
@@ -30,9 +31,12 @@ def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
         )
     if os.path.lexists(path):
         for given in inputs:
-            if (given is not None and os.path.exists(path) and os.path.exists(given)
-                    and os.path.samefile(path, given)):
-                raise BadInputError(f"{flag} {path} is the input {given}; name another file")
+            if given is None or not os.path.exists(given):
+                continue
+            inside = os.path.realpath(given)
+            if inside == full or inside.startswith(full.rstrip(os.sep) + os.sep):
+                raise BadInputError(f"{flag} {path} {'is' if inside == full else 'holds'} the "
+                                    f"input {given}; name another {'folder' if kind == 'dir' else 'file'}")
         if kind == "file" and os.path.isdir(path):
             raise BadInputError(f"{flag} {path} is a directory; name a file")
         if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
