@@ -282,7 +282,7 @@ def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
         descriptions = descriptions[description_column].tolist()
     if tune_on:
         tune = read_retrieval_set(os.fspath(tune_on), os.fspath(corpus), query_column, id_column,
-                                  label_column)
+                                  label_column, what="--tune-on queries")
         if set(tune.queries) & set(data.queries):
             raise BadInputError(f"--tune-on {os.fspath(tune_on)} shares queries with --queries "
                                 f"{os.fspath(queries)}; choose the weights on other queries")

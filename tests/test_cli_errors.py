@@ -82,6 +82,9 @@ CASES = [
      "eval-retrieval --queries {d}/q.csv --corpus {d}/c.csv -m {model}", "does not exist"),
     ("retrieval-column", {"q.csv": "text,conceptUri\nnurse,u1\n", "c.csv": CORPUS},
      "eval-retrieval --queries {d}/q.csv --corpus {d}/c.csv -m {model}", "no column 'query'"),
+    ("retrieval-tune-on-missing", {"q.csv": QUERIES, "c.csv": CORPUS},
+     "eval-retrieval --queries {d}/q.csv --corpus {d}/c.csv --tune-on {d}/v.csv -m {model}",
+     "--tune-on queries"),
     # pairs
     ("pairs-missing", {}, "pairs esco {d}/occ.csv --out {d}/p", "does not exist"),
     ("pairs-header", {"occ.csv": "conceptUri,iscoGroup,preferredLabel,altLabels\n"},

@@ -28,9 +28,11 @@ class RetrievalSet:
 
 def read_retrieval_set(
     queries_path, corpus_path, query_column=QUERY_COLUMN, id_column=ESCO_COLUMNS["id_column"],
-    label_column=LABEL_COLUMN, limit=None,
+    label_column=LABEL_COLUMN, limit=None, what="queries",
 ):
     """Read a queries CSV (``query,<id>``) and a corpus CSV (``label,<id>``).
+
+    ``what`` names the queries file in errors (``"--tune-on queries"``).
 
     A query may appear on several rows (several correct ids); a corpus id may
     have several labels.  ``limit`` keeps the first ``limit`` distinct queries.
@@ -38,17 +40,17 @@ def read_retrieval_set(
     """
     if limit is not None and limit < 1:
         raise BadInputError(f"--limit must be at least 1 (got {limit})")
-    q = read_csv_columns(queries_path, [query_column, id_column], "queries",
+    q = read_csv_columns(queries_path, [query_column, id_column], what,
                          {query_column: "--query-column", id_column: "--id-column"})
     c = read_csv_columns(corpus_path, [label_column, id_column], "corpus",
                          {label_column: "--label-column", id_column: "--id-column"})
-    for frame, path, what, text_col in ((q, queries_path, "queries", query_column),
+    for frame, path, name, text_col in ((q, queries_path, what, query_column),
                                         (c, corpus_path, "corpus", label_column)):
         for col in (text_col, id_column):
             empty = np.flatnonzero(frame[col].str.strip().eq("").to_numpy())
             if len(empty):
                 raise BadInputError(
-                    f"{what} {path}: row {empty[0] + 2} has an empty {col}"
+                    f"{name} {path}: row {empty[0] + 2} has an empty {col}"
                     + (f" ({len(empty)} rows in all)" if len(empty) > 1 else "")
                 )
     queries, query_ids = q[query_column].tolist(), q[id_column].str.strip().tolist()
@@ -62,7 +64,7 @@ def read_retrieval_set(
     missing = [k for k, cid in enumerate(query_ids) if cid not in known]
     if missing:
         raise BadInputError(
-            f"queries {queries_path}: {len(missing)} {'row has' if len(missing) == 1 else 'rows have'} "
+            f"{what} {queries_path}: {len(missing)} {'row has' if len(missing) == 1 else 'rows have'} "
             f"a {id_column} that is not in corpus "
             f"{corpus_path} (first: row {rows[missing[0]] + 2}, {query_ids[missing[0]]!r})"
         )
