@@ -159,10 +159,10 @@ def overwrite_option(f):
     return click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")(f)
 
 
-def _load(model):
+def _load(model, option="--model"):
     from domain_tune.models.loading import load_model
 
-    return load_model(model)
+    return load_model(model, option)
 
 
 def _refuse_existing(path, overwrite, kind="file", inputs=()):
@@ -749,7 +749,7 @@ def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite, as_j
     texts = _read_texts_file(texts_file) if texts_file else None
     models = [(model, _load(model))]
     if compare:
-        models.append((compare, _load(compare)))
+        models.append((compare, _load(compare, "--compare")))
     drawn = plot_similarity(models, texts, out, metric)
     if as_json:
         _print_json({"out": out, "metric": metric, "texts": drawn["texts"],

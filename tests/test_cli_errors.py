@@ -124,6 +124,10 @@ CASES = [
     ("interpolate-same", {}, "interpolate -m {model} --base {model} --out {d}/x",
      "would change nothing"),
     ("interpolate-architecture", {}, "interpolate -m {model} --out {d}/x", "token tables differ"),
+    ("interpolate-base-csv", {"p.csv": PAIRS}, "interpolate -m {model} --base {d}/p.csv --out {d}/x",
+     "Error: --base "),
+    ("plot-compare-csv", {"p.csv": PAIRS},
+     "plot-similarity --compare {d}/p.csv --out {d}/s.png -m {model}", "Error: --compare "),
     ("interpolate-pairs-file", {"p.csv": PAIRS}, "interpolate -m {d}/p.csv --base {model} --out {d}/x",
      "must be a .keras"),
 ]

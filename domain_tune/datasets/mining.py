@@ -142,7 +142,7 @@ def add_hard_negatives(pairset, model_spec, depth=DEFAULT_DEPTH, seed=0, progres
     if per_pair < 1 or per_pair > depth:
         raise BadInputError(f"--hard-negatives-per-pair must be between 1 and --mining-depth {depth} "
                             f"(got {per_pair})")
-    model = load_model(model_spec)
+    model = load_model(model_spec, "--mining-model")
     columns = mine_negative_columns(
         train["base"].tolist(), train["ref"].tolist(), train["similarity"].to_numpy(),
         lambda texts: encode(model, texts, progress=progress, label="Mining"),

@@ -165,8 +165,9 @@ def from_keras_file(path):
         _KERAS_FOLDER.reset(token)
 
 
-def load_model(spec="use-m3"):
-    """Resolve a ``--model`` value to a strings-to-embeddings Keras model."""
+def load_model(spec="use-m3", option="--model"):
+    """Resolve a ``--model`` value to a strings-to-embeddings Keras model; ``option`` names the
+    option it came from in errors (``--base``, ``--compare``)."""
     spec = os.fspath(spec)
     if spec in PRESETS:
         return from_preset(spec)
@@ -176,15 +177,16 @@ def load_model(spec="use-m3"):
         if os.path.isfile(os.path.join(spec, "saved_model.pb")):
             return from_saved_model(spec)
         raise BadInputError(
-            f"--model {spec}: directory holds neither {KERAS_FILE} nor saved_model.pb"
+            f"{option} {spec}: directory holds neither {KERAS_FILE} nor saved_model.pb"
         )
     if os.path.isfile(spec):
         if spec.endswith(".keras"):
             return from_keras_file(spec)
-        raise BadInputError(f"--model {spec}: a file must be a .keras archive")
+        raise BadInputError(f"{option} {spec}: a file must be a .keras archive")
     if _HANDLE.match(spec):
         return from_hub(spec)
+    where = "" if option == "--model" else f"{option}: "
     raise BadInputError(
-        f"unknown model {spec!r}: use a preset ({', '.join(sorted(PRESETS))}), "
+        f"{where}unknown model {spec!r}: use a preset ({', '.join(sorted(PRESETS))}), "
         "a domain-tune run directory, a SavedModel directory or a TF Hub handle"
     )

@@ -42,7 +42,7 @@ def interpolate_to_dir(base_spec, tuned_spec, alpha, out, overwrite=False, sts=N
     def pearson(model):
         return evaluate_sts(model, sts.sentences1, sts.sentences2, sts.scores)["pearson"]
 
-    base, tuned = load_model(base_spec), load_model(tuned_spec)
+    base, tuned = load_model(base_spec, "--base"), load_model(tuned_spec)
     scores = {"base": pearson(base), "tuned": pearson(tuned)} if sts is not None else None
     merged, mixed = interpolate(base, tuned, alpha)
     del base
