@@ -406,7 +406,6 @@ def eval_translation_cmd(model, languages, split, parallel_file, columns, limit,
         raise click.UsageError("--parallel and --languages exclude each other; give one")
     if parallel_file is not None:
         _refuse_unused(["split", "multilingual_dir"], "has no effect with --parallel; drop it")
-    if parallel_file is not None:
         from domain_tune.datasets.parallel import read_parallel
 
         par = read_parallel(parallel_file, columns)
