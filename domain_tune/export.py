@@ -11,6 +11,7 @@ carries ``variables`` and ``trainable_variables`` so that
 import os
 from unittest import mock
 
+import keras
 import tensorflow as tf
 from keras.src.saving import saving_lib
 
@@ -51,14 +52,39 @@ def hub_module(model):
     child so that every variable and asset is saved.
     """
     obj = tf.__internal__.tracking.AutoTrackable()
-    obj.model = model
-    obj.variables = list(model.variables)
-    obj.trainable_variables = list(model.trainable_variables)
+    restored = _restored_saved_models(model)
+    if restored is None:
+        obj.model = model
+        obj.variables = list(model.variables)
+        obj.trainable_variables = list(model.trainable_variables)
+    else:
+        # a model that wraps a SavedModel: its functions read the restored variables, which
+        # Keras mirrors with variables of its own; saving both wrote every weight twice
+        obj.restored = restored
+        obj.variables = [_raw(v) for v in model.variables]
+        obj.trainable_variables = [_raw(v) for v in model.trainable_variables]
     obj.regularization_losses = []
     # the model's own inference function: already traced if the model has embedded
     # anything in this process (``train`` has), so exporting does not trace it again
     obj.__call__ = inference_fn(model)
     return obj
+
+
+def _raw(variable):
+    """The TensorFlow variable behind a Keras one (the same storage)."""
+    return getattr(variable, "value", variable)
+
+
+def _restored_saved_models(model):
+    """The restored SavedModels of a model made only of SavedModel layers (``--model`` a
+    SavedModel or TF Hub module), or None for any other model."""
+    from domain_tune.models.loading import SavedModelEncoder
+
+    layers = [layer for layer in model._flatten_layers(include_self=False) if layer.weights]
+    if not layers or not all(isinstance(layer, (SavedModelEncoder, keras.layers.TFSMLayer))
+                             for layer in layers):
+        return None
+    return [layer.inner._reloaded_obj for layer in layers if isinstance(layer, SavedModelEncoder)]
 
 
 def export_saved_model(model, out_dir, overwrite=False):

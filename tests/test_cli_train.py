@@ -341,3 +341,8 @@ def test_a_run_tuned_from_a_saved_model_stands_on_its_own(tmp_path, tiny_encoder
                                    atol=1e-6)
     shutil.move(str(work / "run"), str(elsewhere / "moved"))
     np.testing.assert_allclose(load_model("moved")(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)
+    # the run's SavedModel holds the tuned weights, once each
+    np.testing.assert_allclose(load_model("moved/saved_model")(tf.constant(TEXTS)).numpy(),
+                               expected, atol=1e-6)
+    assert len(tf.train.list_variables("moved/saved_model/variables/variables")) == 1 + len(
+        tiny_encoder.weights)
