@@ -176,17 +176,22 @@ def _count(n, noun, plural=None):
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
-def _refuse_unused(names, reason):
-    """A usage error naming the options of ``names`` given on the command line, where another
-    option makes them have no effect (``reason``), rather than ignoring them silently.
-    Values from the environment or defaults are not refused."""
+def _warn_unused(names, reason):
+    """A one-line warning naming the options of ``names`` given on the command line where
+    another option makes them have no effect (``reason``); the command goes on.  Values from
+    the environment or defaults are not mentioned."""
     from click.core import ParameterSource
+
+    from domain_tune.errors import DomainTuneWarning
 
     ctx = click.get_current_context()
     given = [p.opts[0] for p in ctx.command.params
              if p.name in names and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
     if given:
-        raise click.UsageError(f"{' and '.join(given)} {reason}")
+        if len(given) > 1:  # "--a and --b have no effect", "... need --add-vocab"
+            verb, _, rest = reason.partition(" ")
+            reason = f"{ {'has': 'have', 'needs': 'need', 'is': 'are'}.get(verb, verb)} {rest}"
+        warnings.warn(f"{' and '.join(given)} {reason}", DomainTuneWarning, stacklevel=2)
 
 
 def _print_json(obj):
@@ -289,12 +294,12 @@ def eval_sts_cmd(model, split, sts_dir, similarity, limit, language, panel, lang
     if languages is not None and not panel:
         raise click.UsageError("--languages chooses the languages of --panel; add --panel")
     if stsb_file:
-        _refuse_unused(["split", "sts_dir", "multilingual_dir"], "has no effect with --file; drop it")
+        _warn_unused(["split", "sts_dir", "multilingual_dir"], "has no effect with --file; ignored")
     elif modes:
-        _refuse_unused(["sts_dir"], "is the English benchmark's; --language and --panel read "
-                       "--multilingual-dir")
+        _warn_unused(["sts_dir"], "is the English benchmark's; --language and --panel read "
+                     "--multilingual-dir; ignored")
     else:
-        _refuse_unused(["multilingual_dir"], "is read by --language or --panel; add one")
+        _warn_unused(["multilingual_dir"], "is read by --language or --panel only; ignored")
     if modes:
         return _eval_multilingual(model, split, similarity, limit, language, panel, languages,
                                   stsb_file, multilingual_dir, batch_size, as_json)
@@ -405,7 +410,7 @@ def eval_translation_cmd(model, languages, split, parallel_file, columns, limit,
     if parallel_file is not None and languages is not None:
         raise click.UsageError("--parallel and --languages exclude each other; give one")
     if parallel_file is not None:
-        _refuse_unused(["split", "multilingual_dir"], "has no effect with --parallel; drop it")
+        _warn_unused(["split", "multilingual_dir"], "has no effect with --parallel; ignored")
         from domain_tune.datasets.parallel import read_parallel
 
         par = read_parallel(parallel_file, columns)
@@ -675,13 +680,13 @@ def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_colum
     from domain_tune.training.run import TrainJob, TrainingFailed, train_run
 
     if no_sts:
-        _refuse_unused(["sts_dir", "sts_limit", "multilingual_dir"]
-                       + ([] if (multilingual or "").strip().lower() == "none" else ["multilingual"]),
-                       "has no effect with --no-sts; drop one")
+        _warn_unused(["sts_dir", "sts_limit", "multilingual_dir"]
+                     + ([] if (multilingual or "").strip().lower() == "none" else ["multilingual"]),
+                     "has no effect with --no-sts; ignored")
     if not add_vocab:
-        _refuse_unused(["max_new_pieces", "new_rows"], "needs --add-vocab")
+        _warn_unused(["max_new_pieces", "new_rows"], "needs --add-vocab; ignored")
     if validation_file:
-        _refuse_unused(["validation_split"], "has no effect with --validation-file; drop one")
+        _warn_unused(["validation_split"], "has no effect with --validation-file; ignored")
 
     job = TrainJob(
         pairs_path=pairs, out=out or _default_out(), model=model, text_columns=text_columns,
@@ -875,7 +880,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     from domain_tune.datasets.taxonomy_pairs import build_pairs
 
     if not hard_negatives:
-        _refuse_unused(["mining_model", "mining_depth", "per_pair"], "needs --hard-negatives")
+        _warn_unused(["mining_model", "mining_depth", "per_pair"],
+                     "needs --hard-negatives; ignored")
     _refuse_existing(out, overwrite, "dir")
     if not (descriptions or corpus_aware):
         columns = dict(columns, description_column=None)
