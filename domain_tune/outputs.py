@@ -57,11 +57,18 @@ def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
     return path
 
 
+# extensions of formats that are not a CSV table (see check_table_out)
+OTHER_FORMATS = (".jsonl", ".json", ".npy", ".npz", ".parquet", ".feather", ".pkl", ".pickle",
+                 ".xlsx", ".xls", ".keras", ".h5", ".png", ".pdf")
+
+
 def check_table_out(out, what, extensions=(".csv", ".tsv")):
-    """Refuse an ``--out`` for a CSV table whose extension names another format (``.jsonl``,
-    ``.npy``, ...), where the file would be a CSV under a misleading name."""
+    """Refuse an ``--out`` for a CSV table whose extension names another format
+    (:data:`OTHER_FORMATS`: ``.jsonl``, ``.npy``, ...), where the file would be a CSV under a
+    misleading name; other names (``pairs_hn``, ``pairs.v2``) are accepted."""
     path = os.fspath(out)
-    if not path.lower().endswith(tuple(extensions)):
+    extension = os.path.splitext(path)[1].lower()
+    if extension in OTHER_FORMATS or (extension in (".csv", ".tsv") and extension not in extensions):
         names = " or ".join(f"*{e}" for e in extensions)
         raise BadInputError(f"--out {path}: {what} are written as a CSV table; name it {names}")
     return path

@@ -234,6 +234,7 @@ def test_match_refuses_to_write_onto_its_inputs(tmp_path, tiny_model_dir, comman
     ("mine-negatives {d}/p.csv --out {d}/p.jsonl -m {model}", "name it *.csv or *.tsv"),
     ("mine-negatives {d}/p.csv --out {d}/p.npy -m {model}", "name it *.csv or *.tsv"),
     ("parallel-sentences {d} --out {d}/par.jsonl", "name it *.csv"),
+    ("parallel-sentences {d} --out {d}/par.tsv", "name it *.csv"),
 ])
 def test_csv_writers_refuse_an_out_named_for_another_format(tmp_path, tiny_model_dir, command,
                                                             message):
