@@ -926,7 +926,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
             + (f", {sum(k[c] for c in ('cross_positive', 'translation', 'cross_unrelated')):,} "
                "cross-lingual" if label_files else "")
             + (f", {s['hard_negatives']:,} hard negatives" if hard_negatives else "")
-            + f"), {s['queries']:,} held-out queries ({s['heldout_concepts']:,} of "
+            + f"), {_count(s['queries'], 'held-out query', 'held-out queries')} "
+            f"({s['heldout_concepts']:,} of "
             f"{s['concepts']:,} concepts) and a corpus of {s['corpus']:,} labels to {out}."
         )
         for lang, t in s.get("languages", {}).items():

@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from domain_tune.datasets.texts import as_text
 from domain_tune.errors import BadInputError, DomainTuneWarning
 from domain_tune.progress import progress_bar
 
@@ -43,7 +44,8 @@ def inference_fn(model):
 
 
 def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="Embedding"):
-    """Embed ``texts`` (a sequence of str) as a float32 ``(len(texts), dim)`` array.
+    """Embed ``texts`` (a sequence of str; None and NaN are blank) as a float32
+    ``(len(texts), dim)`` array.
 
     Each distinct text is embedded once and its row copied to every place it
     occurs (domain files repeat texts: 9% of the 24,294 STS-B sentences of
@@ -51,7 +53,7 @@ def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="E
     """
     if batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
-    texts = [t if isinstance(t, str) else str(t) for t in texts]
+    texts = [t if isinstance(t, str) else as_text(t) for t in texts]  # None, NaN: blank
     n = len(texts)
     fn = inference_fn(model)
     if n == 0:

@@ -179,18 +179,6 @@ def _blank_mask(corpus_texts):
     return blank if blank.any() else None
 
 
-def _as_text(value):
-    """A text of an in-memory query or corpus list; a missing value (None, NaN: an empty cell
-    of a pandas column) is blank, as an empty line or cell of a file is, not the text 'nan'."""
-    import pandas as pd
-
-    try:
-        missing = bool(pd.isna(value))
-    except (TypeError, ValueError):  # not a scalar
-        missing = False
-    return "" if missing else str(value)
-
-
 def _check_k(top_k, min_score):
     if int(top_k) < 1:
         raise BadInputError(f"--top-k must be at least 1 (got {top_k})")
@@ -245,8 +233,10 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
     from domain_tune.embedding import encode
 
     _check_k(top_k, min_score)
-    corpus = [_as_text(t) for t in corpus]
-    queries = [_as_text(t) for t in queries]
+    from domain_tune.datasets.texts import as_text
+
+    corpus = [as_text(t) for t in corpus]
+    queries = [as_text(t) for t in queries]
     if not corpus:
         raise BadInputError("the corpus is empty")
     ids = list(range(1, len(corpus) + 1)) if corpus_ids is None else list(corpus_ids)

@@ -131,6 +131,8 @@ CASES = [
      "plot-similarity --compare {d}/p.csv --out {d}/s.png -m {model}", "Error: --compare "),
     ("interpolate-pairs-file", {"p.csv": PAIRS}, "interpolate -m {d}/p.csv --base {model} --out {d}/x",
      "must be a .keras"),
+    ("parallel-missing-dir", {}, "parallel-sentences {d}/nope --out {d}/par.csv",
+     "nope: not a directory (the multilingual STS benchmark's folder)"),
 ]
 
 

@@ -49,6 +49,7 @@ def test_pairs_esco(toy_path, tmp_path):
     # same seed, same files; an existing --out needs --overwrite
     again = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--seed", 1, "--overwrite")
     assert again.exit_code == 0 and "training pairs" in again.stdout
+    assert f"{info['queries']:,} held-out queries (3 of 12 concepts)" in again.stdout
     pd.testing.assert_frame_equal(pd.read_csv(out / "train.csv"), train)
 
 

@@ -40,3 +40,14 @@ def test_encode_embeds_each_distinct_text_once(tiny_encoder, monkeypatch):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     for i, j in [(0, 2), (0, 5), (1, 4), (3, 6)]:
         np.testing.assert_array_equal(out[i], out[j])
+
+
+def test_encode_treats_missing_values_as_blank(tiny_encoder):
+    """None and NaN (an empty cell of a pandas column) embed as the empty string, not as the
+    texts 'None' and 'nan'; other non-strings as their str()."""
+    out = encode(tiny_encoder, ["", None, float("nan"), np.float32("nan"), 7, "7", "nan"])
+    np.testing.assert_array_equal(out[1], out[0])
+    np.testing.assert_array_equal(out[2], out[0])
+    np.testing.assert_array_equal(out[3], out[0])
+    np.testing.assert_array_equal(out[4], out[5])
+    assert not np.array_equal(out[6], out[0])

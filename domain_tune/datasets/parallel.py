@@ -112,6 +112,8 @@ def stsb_parallel(data_dir=None, languages=None, split="train", source="en"):
     """
     from domain_tune.datasets.stsb_multi import load_multilingual
 
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise BadInputError(f"{data_dir}: not a directory (the multilingual STS benchmark's folder)")
     data = load_multilingual(data_dir, split, languages, pivot=source)
     src = data.data[source]
     frames = []

@@ -17,6 +17,18 @@ from domain_tune.errors import BadInputError
 CHUNK = 8192
 
 
+def as_text(value):
+    """A text of an in-memory list: a missing value (None, NaN: an empty cell of a pandas
+    column) is blank, as an empty line or cell of a file is, not the text 'None' or 'nan'."""
+    if isinstance(value, str):
+        return value
+    try:
+        missing = bool(pd.isna(value))
+    except (TypeError, ValueError):  # not a scalar
+        missing = False
+    return "" if missing else str(value)
+
+
 def is_csv(path, column):
     return column is not None or os.path.splitext(path)[1].lower() in (".csv", ".tsv")
 
