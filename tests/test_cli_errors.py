@@ -167,7 +167,7 @@ def test_there_are_enough_cases():
     assert len(CASES) >= 20
     commands = {c[2].split()[0] for c in CASES}
     assert commands == {"train", "embed", "eval-sts", "eval-retrieval", "pairs", "plot-similarity",
-                        "export", "interpolate"}
+                        "export", "interpolate", "parallel-sentences"}
 
 
 def test_resume_without_a_run_is_refused_before_reading_anything(tmp_path, monkeypatch):
