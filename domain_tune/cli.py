@@ -182,8 +182,6 @@ def _warn_unused(names, reason):
     the environment or defaults are not mentioned."""
     from click.core import ParameterSource
 
-    from domain_tune.errors import DomainTuneWarning
-
     ctx = click.get_current_context()
     given = [p.opts[0] for p in ctx.command.params
              if p.name in names and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
