@@ -346,3 +346,14 @@ def test_a_run_tuned_from_a_saved_model_stands_on_its_own(tmp_path, tiny_encoder
                                expected, atol=1e-6)
     assert len(tf.train.list_variables("moved/saved_model/variables/variables")) == 1 + len(
         tiny_encoder.weights)
+
+
+def test_mini_batch_covering_the_whole_batch_is_a_warning(tmp_path, tiny_model_dir, pairs_csv):
+    args = ["train", pairs_csv, "--model", tiny_model_dir, "--epochs", 1, "--no-sts", "-q",
+            "--loss", "in-batch", "--batch-size", 4]
+    result = run(*args, "--mini-batch-size", 8, "--out", tmp_path / "whole")  # 4 pairs: 8 texts
+    assert result.exit_code == 0, result.output
+    assert "--mini-batch-size 8 covers a whole batch (8 texts" in result.stderr
+    result = run(*args, "--mini-batch-size", 7, "--out", tmp_path / "part")
+    assert result.exit_code == 0, result.output
+    assert "covers a whole batch" not in result.stderr

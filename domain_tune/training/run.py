@@ -138,6 +138,14 @@ def _read_data(job):
             f"{job.fit.loss} loss is 0 on them and early stopping cannot judge the epochs; "
             "use --monitor loss or more positive pairs", PairsWarning, stacklevel=2,
         )
+    texts_per_batch = job.fit.batch_size * (2 + len(train.negatives()))
+    if job.fit.mini_batch_size and job.fit.mini_batch_size >= texts_per_batch:
+        warnings.warn(
+            f"--mini-batch-size {job.fit.mini_batch_size} covers a whole batch ({texts_per_batch} "
+            f"texts: --batch-size {job.fit.batch_size} pairs x {2 + len(train.negatives())}), so "
+            "gradient caching saves no memory and only adds a second forward pass; use a "
+            "smaller --mini-batch-size or leave it out", PairsWarning, stacklevel=2,
+        )
     if val is None and job.fit.monitor == "val_loss" and job.fit.patience < job.fit.epochs:
         warnings.warn("no validation pairs (--validation-split 0): early stopping watches the "
                       "training loss", PairsWarning, stacklevel=2)
