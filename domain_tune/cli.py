@@ -602,6 +602,9 @@ def _default_out():
               show_default=True,
               help="mse on angular similarity (the article's), CoSENT ranking, or in-batch "
               "negatives for positive pairs (best for retrieval; -symmetric ranks both ways).")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Scale (inverse temperature) of the cosent and in-batch losses: cosines are "
+              "multiplied by S before the softmax; lower is softer [default: 20].")
 @click.option("--embeddings", type=click.Choice(["trainable", "frozen", "semi-frozen", "random"]),
               default="trainable", show_default=True,
               help="Which embedding rows train (semi-frozen: only new domain rows).")
@@ -647,7 +650,7 @@ def _default_out():
 def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_columns, score_column, score_range,
               epochs, batch_size, learning_rate, beta_1, beta_2, epsilon, clipnorm, optimizer,
               lr_schedule, warmup, mini_batch_size, bucket, validation_split, validation_file, patience, min_delta, monitor, seed,
-              sts_dir, no_sts, sts_limit, texts_file, loss, embeddings, add_vocab, max_new_pieces,
+              sts_dir, no_sts, sts_limit, texts_file, loss, scale, embeddings, add_vocab, max_new_pieces,
               new_rows, freeze_encoder, distribute, cpu_replicas, mixed_precision, parallel,
               parallel_columns, align_weight, align_teacher, parallel_batch_size, align_loss, quiet,
               as_json, multilingual, multilingual_dir, data_attribution):
@@ -685,6 +688,8 @@ def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_colum
         _warn_unused(["max_new_pieces", "new_rows"], "needs --add-vocab; ignored")
     if validation_file:
         _warn_unused(["validation_split"], "has no effect with --validation-file; ignored")
+    if loss == "mse":
+        _warn_unused(["scale"], "has no effect with --loss mse; ignored")
 
     job = TrainJob(
         pairs_path=pairs, out=out or _default_out(), model=model, text_columns=text_columns,
@@ -693,7 +698,8 @@ def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_colum
         fit=FitOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                        beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, clipnorm=clipnorm,
                        optimizer=optimizer, patience=patience, min_delta=min_delta,
-                       monitor=monitor, seed=seed, loss=loss, bucket_by_length=bucket,
+                       monitor=monitor, seed=seed, loss=loss, scale=scale,
+                       bucket_by_length=bucket,
                        lr_schedule=lr_schedule, warmup=warmup,
                        mini_batch_size=mini_batch_size, checkpoint_every=checkpoint_every),
         embeddings=EmbeddingOptions(strategy=embeddings, add_vocab=add_vocab,

@@ -49,6 +49,8 @@ CASES = [
      "--validation-split"),
     ("train-lr", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --learning-rate -1",
      "--learning-rate"),
+    ("train-scale", {"p.csv": PAIRS},
+     "train {d}/p.csv --out {d}/o --no-sts --loss in-batch --scale 0", "--scale"),
     ("train-cpu-replicas", {"p.csv": PAIRS},
      "train {d}/p.csv --out {d}/o --no-sts --cpu-replicas 2", "needs --distribute mirrored"),
     ("train-exists", {"p.csv": PAIRS, "o/keep": "x"}, "train {d}/p.csv --out {d}/o --no-sts",

@@ -357,3 +357,14 @@ def test_mini_batch_covering_the_whole_batch_is_a_warning(tmp_path, tiny_model_d
     result = run(*args, "--mini-batch-size", 7, "--out", tmp_path / "part")
     assert result.exit_code == 0, result.output
     assert "covers a whole batch" not in result.stderr
+
+
+def test_scale_of_the_ranking_losses(tmp_path, tiny_model_dir, pairs_csv):
+    args = ["train", pairs_csv, "--model", tiny_model_dir, "--epochs", 1, "--no-sts", "-q", "--json"]
+    result = run(*args, "--loss", "in-batch", "--scale", 10, "--out", tmp_path / "soft")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["options"]["fit"]["scale"] == 10.0
+    assert "--scale" not in result.stderr
+    result = run(*args, "--scale", 10, "--out", tmp_path / "mse")  # the default loss has no scale
+    assert result.exit_code == 0, result.output
+    assert "--scale has no effect with --loss mse; ignored" in result.stderr

@@ -95,11 +95,12 @@ class SiameseModel(keras.Model):
     """
 
     def __init__(self, encoder, loss="mse", mini_batch_size=None, align_weight=0.0,
-                 align_loss="embedding", distinct_texts=False, **kwargs):
+                 align_loss="embedding", distinct_texts=False, scale=None, **kwargs):
         super().__init__(**kwargs)
         self.distinct_texts = bool(distinct_texts)  # training: encode each distinct text once
         self.encoder = encoder
         self.pair_loss = loss
+        self.scale = None if scale is None else float(scale)  # of cosent / in-batch (None: default)
         self.mini_batch_size = mini_batch_size
         self.similarity = AngularSimilarity(name="angular_similarity")
         self.align_weight = float(align_weight)
@@ -147,7 +148,7 @@ class SiameseModel(keras.Model):
         if columns:  # every hard negative of the batch is a candidate for every anchor
             negatives = {"negative_emb": ops.concatenate([emb[k] for k in columns], axis=0),
                          "negative_texts": ops.concatenate([x[k] for k in columns], axis=0)}
-        value = losses.get(self.pair_loss)(
+        value = losses.get(self.pair_loss, self.scale)(
             ops.cast(y, "float32"), ops.cast(similarity, "float32"), emb["base"], emb["ref"],
             x["ref"], x["base"], **negatives,
         )
@@ -256,6 +257,7 @@ class SiameseModel(keras.Model):
         config = super().get_config()
         config["encoder"] = keras.layers.serialize(self.encoder)
         config["loss"] = self.pair_loss
+        config["scale"] = self.scale
         config["mini_batch_size"] = self.mini_batch_size
         config["align_weight"] = self.align_weight
         config["align_loss"] = self.align_loss

@@ -65,6 +65,7 @@ class FitOptions:
     warmup: float = 0.0  # fraction of all training steps spent warming up from 0
     bucket_by_length: bool = True
     jit_compile: bool = False
+    scale: float = None  # of the cosent and in-batch losses (None: their default, 20)
     mini_batch_size: int = None  # GradCache: texts the encoder sees at once (None: the whole batch)
     # Seconds of training between two checkpoints of the resumable state (written at the end
     # of an epoch, and always after the last); 0: after every epoch.
@@ -86,6 +87,8 @@ class FitOptions:
             (self.lr_schedule in SCHEDULES,
              f"--lr-schedule must be one of {', '.join(SCHEDULES)}"),
             (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the steps in [0, 1)"),
+            (self.scale is None or (self.scale > 0 and math.isfinite(self.scale)),
+             "--scale must be a positive number"),
             (self.mini_batch_size is None or self.mini_batch_size >= 1,
              "--mini-batch-size must be at least 1"),
             (self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),
@@ -399,7 +402,8 @@ def compile_siamese(encoder, options, n_pairs=None, align_weight=0.0, align_loss
     # LazyAdam sums a table's gradient slices before squaring them, so encoding each
     # distinct text of a batch once changes nothing but the time; Keras' Adam (the
     # article's numbers) squares every slice, so it sees every place of a text.
-    model = SiameseModel(encoder, loss=options.loss, mini_batch_size=options.mini_batch_size,
+    model = SiameseModel(encoder, loss=options.loss, scale=options.scale,
+                         mini_batch_size=options.mini_batch_size,
                          align_weight=align_weight, align_loss=align_loss,
                          distinct_texts=options.optimizer == "lazy-adam", name="siamese")
     total = (options.epochs * steps_per_epoch(n_pairs, options.batch_size)) if n_pairs else None

@@ -25,6 +25,10 @@ positive's ``base`` must rank its ``ref`` above all refs *and* all hard
 negatives of the batch.  An empty negative, or one equal to the anchor's own
 ``ref``, is left out.
 
+The scale (an inverse temperature) of ``cosent`` and the in-batch losses is
+``--scale`` (default 20, sentence-transformers' default): lower values give
+softer rankings, where more than the hardest candidate pulls on the gradient.
+
 Each takes ``(y_true, y_pred, base_emb, ref_emb, ref_texts, base_texts)``
 (and, for the in-batch losses, ``negative_emb`` / ``negative_texts``) and
 returns the mean over the (per-replica) batch; the caller divides by the
@@ -36,6 +40,7 @@ from keras import ops
 
 LOSSES = ("mse", "cosent", "in-batch", "in-batch-symmetric")
 READS_NEGATIVES = ("in-batch", "in-batch-symmetric")  # the others ignore a 'negative' column
+SCALED = ("cosent", "in-batch", "in-batch-symmetric")  # the losses that take a scale
 COSENT_SCALE = 20.0
 IN_BATCH_SCALE = 20.0
 POSITIVE = 0.99
@@ -100,8 +105,12 @@ def cosent(y_true, y_pred, *unused, scale=COSENT_SCALE, **ignored):
     return ops.logsumexp(ops.concatenate([zero, ops.reshape(diff, (-1,))]))
 
 
-def get(name):
+def get(name, scale=None):
+    """The loss function ``name``; ``scale`` (None: the loss's default) for :data:`SCALED` ones."""
+    import functools
+
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}")
-    return {"mse": mse, "cosent": cosent, "in-batch": in_batch,
-            "in-batch-symmetric": in_batch_symmetric}[name]
+    fn = {"mse": mse, "cosent": cosent, "in-batch": in_batch,
+          "in-batch-symmetric": in_batch_symmetric}[name]
+    return functools.partial(fn, scale=float(scale)) if scale is not None and name in SCALED else fn

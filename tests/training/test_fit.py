@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from domain_tune.datasets.pairs import Pairs
-from domain_tune.errors import TrainingInterrupted
+from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.training.fit import (
     FitOptions, NonFiniteLoss, compile_siamese, epoch_batches, epoch_order, eval_dataset,
     evaluate, fit, train_dataset,
@@ -494,3 +494,47 @@ def TrainingState_saved(state_dir):
     from domain_tune.training.fit import TrainingState
 
     return TrainingState.saved_epoch(str(state_dir))
+
+
+def test_scale_reaches_the_loss_of_the_compiled_model(sp_model_path):
+    import keras
+    import tensorflow as tf
+
+    from domain_tune.models.siamese import SiameseModel
+    from domain_tune.training import losses
+
+    a = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    b = tf.constant([[0.6, 0.8], [0.0, 1.0]])
+    texts = (tf.constant(["x", "y"]), tf.constant(["p", "q"]))
+    for name in ("in-batch", "in-batch-symmetric", "cosent"):
+        fn = getattr(losses, name.replace("-", "_"))
+        # cosent ranks the predictions: a pair scored lower is predicted more similar
+        args = ((tf.constant([1.0, 0.5]), tf.constant([0.3, 0.8])) if name == "cosent"
+                else (tf.constant([1.0, 1.0]), None)) + (a, b) + texts
+        assert float(losses.get(name, 5.0)(*args)) == pytest.approx(float(fn(*args, scale=5.0)))
+        assert float(losses.get(name)(*args)) == pytest.approx(float(fn(*args, scale=20.0)))
+        assert float(losses.get(name, 5.0)(*args)) != pytest.approx(float(losses.get(name)(*args)))
+    assert losses.get("mse", 5.0) is losses.mse  # no scale to set
+
+    encoder = make_tiny_encoder(sp_model_path)
+    soft = compile_siamese(encoder, FitOptions(loss="in-batch", scale=5.0, **FAST))
+    default = compile_siamese(encoder, FitOptions(loss="in-batch", **FAST))
+    x = {"base": tf.constant(["alpha beta", "gamma"]), "ref": tf.constant(["beta", "delta x"])}
+    y = tf.constant([1.0, 1.0])
+    emb = {k: encoder(v) for k, v in x.items()}
+    sim = soft(x)
+    assert float(soft.pair_loss_value(x, y, sim, emb)) == pytest.approx(
+        float(losses.in_batch(y, sim, emb["base"], emb["ref"], x["ref"], x["base"], scale=5.0)),
+        rel=1e-5)
+    assert float(default.pair_loss_value(x, y, sim, emb)) == pytest.approx(
+        float(losses.in_batch(y, sim, emb["base"], emb["ref"], x["ref"], x["base"])), rel=1e-5)
+    config = soft.get_config()
+    assert config["scale"] == 5.0
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(soft)).scale == 5.0
+    assert SiameseModel.from_config(default.get_config()).scale is None
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
+def test_scale_must_be_positive(scale):
+    with pytest.raises(BadInputError, match="--scale must be a positive number"):
+        FitOptions(scale=scale).validate()
