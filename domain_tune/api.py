@@ -53,7 +53,40 @@ def _model(model: ModelLike) -> "keras.Model":
     if isinstance(model, (str, os.PathLike)):
         return load_model(model)
     _tensorflow()
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise BadInputError(f"model must be what --model takes (\"use-m3\", a run directory, a "
+                            f".keras file, a SavedModel directory) or a model from load_model, "
+                            f"not a {type(model).__name__}")
     return model
+
+
+def _texts(texts: Any, what: str = "texts") -> list:
+    """``texts`` as a list of texts: any iterable of strings (list, tuple, generator, pandas
+    Series, one-column DataFrame, 1-d numpy array).  One string (or bytes), ``None``, a table of
+    several columns or an array of more than one dimension is a :class:`BadInputError`:
+    iterating over them would embed characters, column names or rows."""
+    if isinstance(texts, (str, bytes)):
+        raise BadInputError(f"{what} must be a list of strings, not one string; "
+                            f"pass [text] for a single text")
+    if texts is None:
+        raise BadInputError(f"{what} must be a list of strings, not None")
+    columns = getattr(texts, "columns", None)
+    if columns is not None:  # a DataFrame: iterating over it gives its column names
+        if len(columns) != 1:
+            raise BadInputError(f"{what} is a table of {len(columns)} columns; pass one column "
+                                f"(e.g. df[{str(columns[0]) if len(columns) else 'name'!r}])")
+        texts = texts.iloc[:, 0]
+    ndim = getattr(texts, "ndim", 1)
+    if ndim != 1:
+        raise BadInputError(f"{what} must be one-dimensional, not an array of shape "
+                            f"{tuple(getattr(texts, 'shape', ()))}; pass one column or .ravel() it")
+    try:
+        return list(texts)
+    except TypeError:
+        raise BadInputError(f"{what} must be a list of strings, not a "
+                            f"{type(texts).__name__}") from None
 
 
 def _path(value: Any, what: str, hint: str) -> str:
@@ -75,12 +108,11 @@ def encode(model: ModelLike, texts: Sequence[str], *, batch_size: int = 256,
 
     Texts are batched by length (little padding) and returned in input order.
     """
-    if isinstance(texts, str):
-        raise BadInputError("texts must be a list of strings, not one string")
+    texts = _texts(texts)
     encoder = _model(model)
     from domain_tune.embedding import encode as _encode
 
-    return _encode(encoder, list(texts), batch_size=batch_size, progress=progress)
+    return _encode(encoder, texts, batch_size=batch_size, progress=progress)
 
 
 # --- training ------------------------------------------------------------------
@@ -166,7 +198,7 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
         job.sts = not options.pop("no_sts")
     if "texts" in options:
         texts = options.pop("texts")
-        job.plot_texts = None if texts is None else [str(t) for t in texts]
+        job.plot_texts = None if texts is None else [str(t) for t in _texts(texts)]
     if "quiet" in options:
         job.verbose = 0 if options.pop("quiet") else job.verbose
     job.align = _align_job(options)
@@ -268,6 +300,10 @@ def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
     """
     from domain_tune.datasets.retrieval_set import read_retrieval_set
 
+    hint = "write it to a CSV first (DataFrame.to_csv)"
+    queries, corpus = _path(queries, "queries", hint), _path(corpus, "corpus", hint)
+    if tune_on is not None:
+        tune_on = _path(tune_on, "tune_on", hint)
     data = read_retrieval_set(os.fspath(queries), os.fspath(corpus), query_column, id_column,
                               label_column, limit)
     hybrid = bool(lexical_weight or description_column or tune_on)
@@ -323,13 +359,16 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     ``lexical_weight`` W ranks by cosine + W x the character n-gram TF-IDF
     cosine of query and entry (hybrid; a ``score`` column is added).
     """
+    queries, corpus = _texts(queries, "queries"), _texts(corpus, "corpus")
     encoder = _model(model)
     from domain_tune import matching
 
+    from domain_tune.datasets.texts import as_text
+
     if corpus_embeddings is not None and isinstance(corpus_embeddings, (str, os.PathLike)):
         corpus_embeddings = matching.load_corpus_embeddings(
-            os.fspath(corpus_embeddings), encoder, [str(t) for t in corpus], _spec(model))
-    return matching.match(encoder, list(queries), list(corpus), top_k=top_k,
+            os.fspath(corpus_embeddings), encoder, [as_text(t) for t in corpus], _spec(model))
+    return matching.match(encoder, queries, corpus, top_k=top_k,
                           corpus_ids=corpus_ids, min_score=min_score,
                           corpus_embeddings=corpus_embeddings, batch_size=batch_size,
                           progress=progress, scorer=matching.lexical_scorer(lexical_weight))
@@ -355,7 +394,9 @@ def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLik
     if metric not in METRICS:
         raise BadInputError(f"--metric must be one of {', '.join(METRICS)} (got {metric!r})")
     if texts is not None:
-        texts = [str(t) for t in texts if str(t).strip()]
+        from domain_tune.datasets.texts import as_text
+
+        texts = [t for t in map(as_text, _texts(texts)) if t.strip()]
         if len(texts) < 2:
             raise BadInputError("--texts: need at least 2 non-empty texts")
     if out is not None:

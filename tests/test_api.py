@@ -201,3 +201,47 @@ def test_train_and_interpolate_say_what_to_pass_for_a_loaded_model_or_a_datafram
     with pytest.raises(BadInputError, match="base must be a name or a path"):
         dt.interpolate(tmp_path / "m.keras", tmp_path / "i", base=tiny_encoder)
     assert sorted(os.listdir(tmp_path)) == ["pairs.csv"]
+
+
+def test_texts_in_every_shape_a_notebook_passes(tiny_encoder):
+    """Series, tuples, generators, numpy arrays, a one-column DataFrame: the same rows as a list.
+    One string, bytes, None, several columns or a 2-d array are refused: iterating over them
+    embedded characters, column names or rows, without a word."""
+    import pandas as pd
+
+    texts = ["nurse", "chef", "data analyst"]
+    expected = dt.encode(tiny_encoder, texts)
+    frame = pd.DataFrame({"base": texts, "ref": ["a", "b", "c"]}, index=[7, 3, 5])
+    for given in (tuple(texts), (t for t in texts), np.array(texts), np.array(texts, object),
+                  frame["base"], frame[["base"]], [t.encode("utf-8") for t in texts]):
+        np.testing.assert_array_equal(dt.encode(tiny_encoder, given), expected)
+    for given, message in (("nurse", "not one string; pass \\[text\\]"),
+                           (b"nurse", "not one string"), (None, "not None"),
+                           (frame, "a table of 2 columns; pass one column \\(e.g. df\\['base'\\]\\)"),
+                           (np.array([texts]), "one-dimensional, not an array of shape \\(1, 3\\)"),
+                           (3, "not a int")):
+        with pytest.raises(BadInputError, match=message):
+            dt.encode(tiny_encoder, given)
+    with pytest.raises(BadInputError, match="not UTF-8"):
+        dt.encode(tiny_encoder, ["caf\xe9".encode("latin-1")])
+    with pytest.raises(BadInputError, match="^queries must be a list of strings, not one string"):
+        dt.match(tiny_encoder, "nurse", texts)
+    with pytest.raises(BadInputError, match="^corpus must be a list of strings, not one string"):
+        dt.match(tiny_encoder, texts, "nurse")
+    with pytest.raises(BadInputError, match="^texts must be a list of strings, not one string"):
+        dt.plot_similarity(tiny_encoder, texts="nurse")
+    with pytest.raises(BadInputError, match="^texts must be a list of strings"):
+        make_train_job("pairs.csv", "out", texts="nurse")
+    frame = dt.match(tiny_encoder, pd.Series(["nurse"]), (t for t in texts), top_k=1)
+    assert frame["corpus_text"].tolist() == ["nurse"]
+
+
+def test_a_model_that_is_neither_a_path_nor_a_keras_model_is_a_bad_input(tmp_path):
+    import pandas as pd
+
+    with pytest.raises(BadInputError, match="^model must be what --model takes .* not a int"):
+        dt.encode(3, ["nurse"])
+    table = pd.DataFrame({"query": ["north"], "conceptUri": ["N"], "label": ["north"]})
+    with pytest.raises(BadInputError, match="^queries must be a name or a path, not a DataFrame; "
+                                            "write it to a CSV first"):
+        dt.evaluate_retrieval(compass_model(), table, table)

@@ -22,6 +22,12 @@ def as_text(value):
     column) is blank, as an empty line or cell of a file is, not the text 'None' or 'nan'."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bytes):  # what TensorFlow gives back for a string tensor
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadInputError(f"a text given as bytes is not UTF-8 ({e.reason} at byte "
+                                f"{e.start}): {value[:40]!r}") from None
     try:
         missing = bool(pd.isna(value))
     except (TypeError, ValueError):  # not a scalar

@@ -117,13 +117,37 @@ def saved_models_beside(model, relative_path):
             layer.relative_path = value
 
 
-def _string_endpoint(loaded):
-    """Name of a callable of ``loaded`` that takes one string batch."""
-    for name, fn in getattr(loaded, "signatures", {}).items():
+def _takes_one_string_batch(fn):
+    """Whether the restored function ``fn`` has a trace that takes one ``(batch,)`` string tensor
+    (further arguments, such as ``training``, being Python values with defaults)."""
+    for concrete in getattr(fn, "concrete_functions", ()):
+        args, kwargs = concrete.structured_input_signature
+        specs = [a for a in tf.nest.flatten((args, kwargs)) if isinstance(a, tf.TensorSpec)]
+        if (len(specs) == 1 and specs[0].dtype == tf.string and specs[0].shape.rank == 1
+                and args and isinstance(args[0], tf.TensorSpec)):
+            return True
+    return False
+
+
+def _string_endpoint(loaded, path):
+    """Name of a callable of ``loaded`` that takes one string batch: a signature (TF Hub's and
+    Keras' exports have one), else the object's ``__call__`` (a TF2 reusable SavedModel without
+    signatures, as ``hub.KerasLayer`` calls it)."""
+    signatures = getattr(loaded, "signatures", {})
+    for name, fn in signatures.items():
         args = fn.structured_input_signature[1]
         if len(args) == 1 and next(iter(args.values())).dtype == tf.string:
             return name
-    raise BadInputError("the SavedModel has no signature that takes a batch of strings")
+    if _takes_one_string_batch(getattr(loaded, "__call__", None)):
+        return "__call__"
+    found = "; ".join(f"{name}({', '.join(sorted(fn.structured_input_signature[1]))})"
+                      for name, fn in signatures.items()) or "none"
+    several = any(len(fn.structured_input_signature[1]) > 1 for fn in signatures.values())
+    hint = (" A model of several inputs (such as a siamese model) is not an encoder: save the "
+            "shared encoder alone (tf.keras.Model(text, encoder_layer(text)).save(DIR)) and pass "
+            "that" if several else "")
+    raise BadInputError(f"SavedModel {path} has no signature or __call__ that maps one batch of "
+                        f"strings to embeddings (signatures: {found}).{hint}")
 
 
 def from_saved_model(path):
@@ -131,7 +155,7 @@ def from_saved_model(path):
         loaded = tf.saved_model.load(path)
     except Exception as e:  # corrupt or foreign files
         raise BadInputError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from e
-    encoder = SavedModelEncoder(path, endpoint=_string_endpoint(loaded), name="saved_model")
+    encoder = SavedModelEncoder(path, endpoint=_string_endpoint(loaded, path), name="saved_model")
     inputs = keras.Input(shape=(), dtype="string", name="inputs")
     return keras.Model(inputs, encoder(inputs), name=_scope_name(path))
 

@@ -23,6 +23,10 @@ class SentenceEncoder(keras.Model):
         # run-time choice, not config: the padding-free forward pass of the
         # backbone (same outputs) for inference; see use_packed_forward
         self.packed = hasattr(backbone, "call_packed")
+        # Both parts are complete (the backbone is a functional model, the tokenizer has no
+        # weights): built, so that Keras' summary() and export() take the model as it is.
+        self.tokenizer.built = True
+        self.built = True
 
     @property
     def output_dim(self):
@@ -49,6 +53,16 @@ class SentenceEncoder(keras.Model):
         if self.packed and packed:
             return self.backbone.call_packed(tokens)
         return self.backbone(tokens, training=training)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """Keras' ``model.export``, with a batch of strings as the default input signature
+        (Keras cannot infer it for a subclassed model): the endpoint ``serve`` maps ``(batch,)``
+        strings to ``(batch, dim)`` embeddings."""
+        if input_signature is None and format == "tf_saved_model":
+            input_signature = [string_signature()]
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
 
     def compute_output_spec(self, texts, training=False):
         return keras.KerasTensor((texts.shape[0], self.output_dim), dtype="float32")

@@ -1,0 +1,68 @@
+"""``--model`` as SavedModels written by other tools: TF Hub's layouts, Keras 3's ``export``."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from domain_tune.errors import BadInputError
+from domain_tune.export import export_saved_model
+from domain_tune.models.loading import load_model
+
+TEXTS = ["data scientist", "infermiere", ""]
+
+
+class _CallOnly(tf.Module):
+    """A TF2 reusable SavedModel without signatures: only ``__call__`` (hub.KerasLayer's way)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts):
+        return self.inner(texts)
+
+
+def test_a_saved_model_without_signatures_is_called_as_tf_hub_does(tiny_encoder, tmp_path):
+    expected = tiny_encoder(tf.constant(TEXTS)).numpy()
+    source = tf.saved_model.load(export_saved_model(tiny_encoder, tmp_path / "exported"))
+    tf.saved_model.save(_CallOnly(source), str(tmp_path / "nosig"), signatures={})
+    assert not tf.saved_model.load(str(tmp_path / "nosig")).signatures
+    model = load_model(str(tmp_path / "nosig"))
+    np.testing.assert_allclose(model(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)
+    assert len(model.trainable_weights) == len(tiny_encoder.trainable_weights)
+
+
+def test_a_siamese_saved_model_is_refused_with_what_to_save_instead(tiny_encoder, tmp_path):
+    source = tf.saved_model.load(export_saved_model(tiny_encoder, tmp_path / "exported"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="input_1"),
+                                  tf.TensorSpec([None], tf.string, name="input_2")])
+    def similarity(input_1, input_2):
+        return {"similarity": tf.reduce_sum(source(input_1) * source(input_2), axis=1)}
+
+    module = tf.Module()
+    module.source = source
+    tf.saved_model.save(module, str(tmp_path / "siamese"), signatures={"serving_default": similarity})
+    with pytest.raises(BadInputError) as error:
+        load_model(str(tmp_path / "siamese"))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"SavedModel {tmp_path / 'siamese'} has no signature or __call__ ")
+    assert "(signatures: serving_default(input_1, input_2))" in message
+    assert "save the shared encoder alone" in message
+
+
+def test_keras_export_of_the_encoder_needs_no_input_signature(sp_model_path, tmp_path):
+    """``model.export(DIR)`` of an encoder straight from its constructor (as ``load_model("use-m3")``
+    returns it): Keras refused it as "not yet been built", and could not infer a string input."""
+    from tests.conftest import make_tiny_encoder
+
+    encoder = make_tiny_encoder(sp_model_path, seed=2)
+    assert encoder.built and encoder.tokenizer.built  # summary() shows no "unbuilt" layer
+    encoder.export(str(tmp_path / "exported"), verbose=False)
+    expected = encoder(tf.constant(TEXTS)).numpy()
+    reloaded = tf.saved_model.load(str(tmp_path / "exported"))
+    np.testing.assert_allclose(reloaded.serve(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)
+    model = load_model(str(tmp_path / "exported"))
+    np.testing.assert_allclose(model(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)
