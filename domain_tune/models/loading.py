@@ -172,6 +172,11 @@ def from_hub(handle):
     try:
         path = hub.resolve(handle)
     except Exception as e:
+        if "://" not in handle:  # TF Hub resolves only URLs; anything else is a local path to it
+            raise BadInputError(
+                f"unknown model {handle!r}: no such directory, and a TF Hub model is named by its "
+                f"URL (https://tfhub.dev/{handle} or its Kaggle Models URL)"
+            ) from e
         raise BadInputError(
             f"cannot fetch TF Hub model {handle!r} ({type(e).__name__}); "
             "download it where you have network and pass its directory to --model"
@@ -193,6 +198,8 @@ def load_model(spec="use-m3", option="--model"):
     """Resolve a ``--model`` value to a strings-to-embeddings Keras model; ``option`` names the
     option it came from in errors (``--base``, ``--compare``)."""
     spec = os.fspath(spec)
+    if spec.startswith("file://"):  # a local TF Hub handle
+        spec = spec[len("file://"):]
     if spec in PRESETS:
         return from_preset(spec)
     if os.path.isdir(spec):

@@ -66,3 +66,23 @@ def test_keras_export_of_the_encoder_needs_no_input_signature(sp_model_path, tmp
     np.testing.assert_allclose(reloaded.serve(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)
     model = load_model(str(tmp_path / "exported"))
     np.testing.assert_allclose(model(tf.constant(TEXTS)).numpy(), expected, atol=1e-6)
+
+
+def test_tf_hub_handles_local_cache_and_file_urls(tiny_encoder, tmp_path, monkeypatch):
+    """A URL found in ``$TFHUB_CACHE_DIR`` loads offline; ``file://DIR`` is DIR; a handle that is
+    not a URL (TF Hub resolves only URLs) says so instead of blaming the network."""
+    import hashlib
+
+    url = "https://tfhub.dev/google/universal-sentence-encoder-multilingual/3"
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    exported = export_saved_model(tiny_encoder, cache / hashlib.sha1(url.encode()).hexdigest())
+    expected = tiny_encoder(tf.constant(TEXTS)).numpy()
+    for spec in (url, f"file://{exported}"):
+        np.testing.assert_allclose(load_model(spec)(tf.constant(TEXTS)).numpy(), expected,
+                                   atol=1e-6)
+    with pytest.raises(BadInputError, match="^unknown model 'google/universal-sentence-encoder-"
+                                            "multilingual/3': no such directory, and a TF Hub "
+                                            "model is named by its URL \\(https://tfhub.dev/"):
+        load_model("google/universal-sentence-encoder-multilingual/3")
