@@ -48,3 +48,18 @@ def test_encoder_as_a_layer_of_a_users_model_trains_with_fit(tmp_path, sp_model_
     reloaded = keras.saving.load_model(path)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-5)
+
+
+def test_a_copy_from_the_config_alone_says_how_to_give_it_the_tokenizer(sp_model_path):
+    """keras.models.clone_model rebuilds layers from their configs, which do not hold the
+    SentencePiece proto (an asset): the copy says what to do instead of only 'pass proto='."""
+    import keras
+    import pytest
+    import tensorflow as tf
+
+    encoder = make_tiny_encoder(sp_model_path, seed=4)
+    copy = keras.models.clone_model(encoder)
+    with pytest.raises(ValueError, match="clone_model\\) needs `copy.set_proto\\(original.proto\\)`"):
+        copy(tf.constant(TEXTS))
+    copy.tokenizer.set_proto(encoder.tokenizer.proto)
+    assert copy(tf.constant(TEXTS)).shape == (3, 8)

@@ -83,7 +83,12 @@ class SentencePieceTokenizer(keras.layers.Layer):
 
     def _check_ready(self):
         if self._sp is None:
-            raise ValueError("SentencePieceTokenizer has no model proto; pass `proto=`.")
+            raise ValueError(
+                "SentencePieceTokenizer has no model proto; pass `proto=`. Its config does not "
+                "hold the proto (a .keras file stores it as an asset), so a copy made from the "
+                "config alone (from_config, keras.models.clone_model) needs "
+                "`copy.set_proto(original.proto)`, or load the model with "
+                "keras.saving.load_model / domain_tune.load_model instead.")
 
     def id_to_piece(self, ids):
         self._check_ready()
