@@ -199,8 +199,7 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
     if "texts" in options:
         texts = options.pop("texts")
         job.plot_texts = None if texts is None else [str(t) for t in _texts(texts)]
-    if "quiet" in options:
-        job.verbose = 0 if options.pop("quiet") else job.verbose
+    job.verbose = 0 if options.pop("quiet", False) else _fit_verbosity()
     job.align = _align_job(options)
     for name, value in options.items():
         if name == "text_columns" and isinstance(value, str):
@@ -221,6 +220,17 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
     return job
 
 
+def _fit_verbosity():
+    """Keras' progress bar (``verbose=1``) where it renders, a terminal or a notebook; else one
+    line per epoch (``2``, as the command prints): the bar's in-place updates and colour codes
+    would fill a log file or a captured stdout with escape sequences."""
+    import sys
+
+    stdout = sys.stdout
+    return 1 if ("ipykernel" in sys.modules
+                 or (hasattr(stdout, "isatty") and stdout.isatty())) else 2
+
+
 def _default_out():
     import time
 
@@ -235,8 +245,9 @@ def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = 
     same defaults: ``epochs=20, batch_size=8, learning_rate=1e-5, loss="mse",
     sts_dir=None, no_sts=False, sts_limit=None, texts=None, overwrite=False,
     ...``; :func:`train_options` lists them all.  ``echo`` receives the
-    before/after lines (``None`` for silence); ``quiet=True`` hides the
-    per-epoch lines.  Returns the run directory and its metrics.  Raises
+    before/after lines (``None`` for silence); Keras reports each epoch on
+    stdout, as a progress bar in a terminal or a notebook and as one line per
+    epoch elsewhere (a log file); ``quiet=True`` hides it.  Returns the run directory and its metrics.  Raises
     :class:`~domain_tune.errors.BadInputError` on bad input (nothing is left
     at ``out``) and ``TrainingFailed`` when the loss turns non-finite.
     """

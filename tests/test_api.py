@@ -245,3 +245,25 @@ def test_a_model_that_is_neither_a_path_nor_a_keras_model_is_a_bad_input(tmp_pat
     with pytest.raises(BadInputError, match="^queries must be a name or a path, not a DataFrame; "
                                             "write it to a CSV first"):
         dt.evaluate_retrieval(compass_model(), table, table)
+
+
+def test_train_reports_epochs_as_lines_where_a_progress_bar_cannot_render(monkeypatch):
+    """Keras' bar (verbose=1) wrote its in-place updates and colour codes into captured stdout
+    and log files; there the epochs are one line each, as the command prints them."""
+    import io
+    import sys
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert make_train_job("pairs.csv", "out").verbose == 2
+    assert make_train_job("pairs.csv", "out", quiet=True).verbose == 0
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert make_train_job("pairs.csv", "out").verbose == 1
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # a notebook renders the bar
+    assert make_train_job("pairs.csv", "out").verbose == 1
