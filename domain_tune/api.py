@@ -247,7 +247,8 @@ def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = 
     ...``; :func:`train_options` lists them all.  ``echo`` receives the
     before/after lines (``None`` for silence); Keras reports each epoch on
     stdout, as a progress bar in a terminal or a notebook and as one line per
-    epoch elsewhere (a log file); ``quiet=True`` hides it.  Returns the run directory and its metrics.  Raises
+    epoch elsewhere (a log file); ``quiet=True`` hides it.  Returns the run
+    directory and its metrics.  Raises
     :class:`~domain_tune.errors.BadInputError` on bad input (nothing is left
     at ``out``) and ``TrainingFailed`` when the loss turns non-finite.
     """
@@ -373,7 +374,6 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     queries, corpus = _texts(queries, "queries"), _texts(corpus, "corpus")
     encoder = _model(model)
     from domain_tune import matching
-
     from domain_tune.datasets.texts import as_text
 
     if corpus_embeddings is not None and isinstance(corpus_embeddings, (str, os.PathLike)):
