@@ -217,7 +217,8 @@ def test_texts_in_every_shape_a_notebook_passes(tiny_encoder):
         np.testing.assert_array_equal(dt.encode(tiny_encoder, given), expected)
     for given, message in (("nurse", "not one string; pass \\[text\\]"),
                            (b"nurse", "not one string"), (None, "not None"),
-                           (frame, "a table of 2 columns; pass one column \\(e.g. df\\['base'\\]\\)"),
+                           (frame, "a table of 2 columns; pass one column "
+                                   "\\(e.g. df\\['base'\\]\\)"),
                            (np.array([texts]), "one-dimensional, not an array of shape \\(1, 3\\)"),
                            (3, "not a int")):
         with pytest.raises(BadInputError, match=message):

@@ -59,7 +59,8 @@ def test_a_copy_from_the_config_alone_says_how_to_give_it_the_tokenizer(sp_model
 
     encoder = make_tiny_encoder(sp_model_path, seed=4)
     copy = keras.models.clone_model(encoder)
-    with pytest.raises(ValueError, match="clone_model\\) needs `copy.set_proto\\(original.proto\\)`"):
+    with pytest.raises(ValueError,
+                       match="clone_model\\) needs `copy.set_proto\\(original.proto\\)`"):
         copy(tf.constant(TEXTS))
     copy.tokenizer.set_proto(encoder.tokenizer.proto)
     assert copy(tf.constant(TEXTS)).shape == (3, 8)

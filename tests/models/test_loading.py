@@ -43,7 +43,8 @@ def test_a_siamese_saved_model_is_refused_with_what_to_save_instead(tiny_encoder
 
     module = tf.Module()
     module.source = source
-    tf.saved_model.save(module, str(tmp_path / "siamese"), signatures={"serving_default": similarity})
+    tf.saved_model.save(module, str(tmp_path / "siamese"),
+                        signatures={"serving_default": similarity})
     with pytest.raises(BadInputError) as error:
         load_model(str(tmp_path / "siamese"))
     message = str(error.value)
@@ -54,8 +55,9 @@ def test_a_siamese_saved_model_is_refused_with_what_to_save_instead(tiny_encoder
 
 
 def test_keras_export_of_the_encoder_needs_no_input_signature(sp_model_path, tmp_path):
-    """``model.export(DIR)`` of an encoder straight from its constructor (as ``load_model("use-m3")``
-    returns it): Keras refused it as "not yet been built", and could not infer a string input."""
+    """``model.export(DIR)`` of an encoder straight from its constructor (as
+    ``load_model("use-m3")`` returns it): Keras refused it as "not yet been built", and could
+    not infer a string input."""
     from tests.conftest import make_tiny_encoder
 
     encoder = make_tiny_encoder(sp_model_path, seed=2)
