@@ -84,7 +84,19 @@ def _restored_saved_models(model):
     if not layers or not all(isinstance(layer, (SavedModelEncoder, keras.layers.TFSMLayer))
                              for layer in layers):
         return None
-    return [layer.inner._reloaded_obj for layer in layers if isinstance(layer, SavedModelEncoder)]
+    return [_endpoint_object(layer.inner) for layer in layers
+            if isinstance(layer, SavedModelEncoder)]
+
+
+def _endpoint_object(tfsm_layer):
+    """What a SavedModel layer calls, with its variables: the layer of the SavedModel that it
+    calls (the shared encoder of a siamese model, without the rest of the model or its
+    optimizer's slots), else the whole restored SavedModel (its signature or ``__call__``)."""
+    from domain_tune.models.loading import _takes_one_string_batch
+
+    restored = tfsm_layer._reloaded_obj
+    child = vars(restored).get(tfsm_layer.call_endpoint)
+    return child if _takes_one_string_batch(getattr(child, "__call__", None)) else restored
 
 
 def export_saved_model(model, out_dir, overwrite=False):

@@ -60,6 +60,10 @@ class SavedModelEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.saved_model_path = _locate_saved_model(path, relative_path)
         self.relative_path = relative_path
+        if relative_path is not None and self.saved_model_path != os.path.abspath(path):
+            # the run directory's own SavedModel, which domain-tune wrote: its signature is
+            # serving_default, whatever the endpoint of the SavedModel the run was tuned from
+            endpoint = "serving_default"
         self.endpoint = endpoint
         self.inner = keras.layers.TFSMLayer(self.saved_model_path, call_endpoint=endpoint,
                                             trainable=self.trainable)
@@ -140,14 +144,27 @@ def _string_endpoint(loaded, path):
             return name
     if _takes_one_string_batch(getattr(loaded, "__call__", None)):
         return "__call__"
+    layers = _string_layers(loaded)
+    if len(layers) == 1:  # e.g. the shared encoder of a tf_keras siamese model
+        return layers[0]
     found = "; ".join(f"{name}({', '.join(sorted(fn.structured_input_signature[1]))})"
                       for name, fn in signatures.items()) or "none"
-    several = any(len(fn.structured_input_signature[1]) > 1 for fn in signatures.values())
-    hint = (" A model of several inputs (such as a siamese model) is not an encoder: save the "
-            "shared encoder alone (tf.keras.Model(text, encoder_layer(text)).save(DIR)) and pass "
-            "that" if several else "")
+    hint = ""
+    if layers:
+        hint = (f" Its layers {', '.join(layers)} each take strings: save the encoder alone "
+                "(tf.keras.Model(text, encoder_layer(text)).save(DIR)) and pass that")
     raise BadInputError(f"SavedModel {path} has no signature or __call__ that maps one batch of "
                         f"strings to embeddings (signatures: {found}).{hint}")
+
+
+def _string_layers(loaded):
+    """Names of the distinct children of ``loaded`` (the layers of a tf_keras SavedModel) whose
+    ``__call__`` takes one string batch."""
+    found = {}
+    for name, child in sorted(vars(loaded).items()):
+        if not name.startswith("_") and _takes_one_string_batch(getattr(child, "__call__", None)):
+            found.setdefault(id(child), name)
+    return list(found.values())
 
 
 def from_saved_model(path):

@@ -33,25 +33,73 @@ def test_a_saved_model_without_signatures_is_called_as_tf_hub_does(tiny_encoder,
     assert len(model.trainable_weights) == len(tiny_encoder.trainable_weights)
 
 
-def test_a_siamese_saved_model_is_refused_with_what_to_save_instead(tiny_encoder, tmp_path):
-    source = tf.saved_model.load(export_saved_model(tiny_encoder, tmp_path / "exported"))
+def _two_input_saved_model(path, first, second):
+    """A SavedModel of two string inputs (as the article's siamese model) whose children are
+    ``first`` and ``second``."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="input_1"),
                                   tf.TensorSpec([None], tf.string, name="input_2")])
     def similarity(input_1, input_2):
-        return {"similarity": tf.reduce_sum(source(input_1) * source(input_2), axis=1)}
+        return {"similarity": tf.reduce_sum(first(input_1) * second(input_2), axis=1)}
+
+    module = tf.Module()
+    module.first, module.second = first, second
+    module.optimizer_slot = tf.Variable(tf.zeros([3]))  # a variable the encoder does not use
+    tf.saved_model.save(module, str(path), signatures={"serving_default": similarity})
+    return str(path)
+
+
+def test_the_shared_encoder_of_a_siamese_saved_model_is_the_model(tiny_encoder, sp_model_path,
+                                                                   tmp_path):
+    """A tf_keras save of the article's siamese model: its one layer that takes strings (the
+    shared hub.KerasLayer) is the encoder; two such layers are refused, naming both."""
+    from tests.conftest import make_tiny_encoder
+
+    source = tf.saved_model.load(export_saved_model(tiny_encoder, tmp_path / "exported"))
+    siamese = _two_input_saved_model(tmp_path / "siamese", source, source)
+    model = load_model(siamese)
+    np.testing.assert_allclose(model(tf.constant(TEXTS)).numpy(),
+                               tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-6)
+    assert len(model.trainable_weights) == len(tiny_encoder.trainable_weights)
+    # exported (and a run's saved_model/) with the encoder's variables only
+    again = export_saved_model(model, tmp_path / "again")
+    assert (len(tf.train.list_variables(f"{again}/variables/variables"))
+            == len(tf.train.list_variables(f"{tmp_path / 'exported'}/variables/variables")))
+    np.testing.assert_allclose(load_model(again)(tf.constant(TEXTS)).numpy(),
+                               tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-6)
+    other = tf.saved_model.load(export_saved_model(make_tiny_encoder(sp_model_path, seed=5),
+                                                   tmp_path / "other"))
+    two = _two_input_saved_model(tmp_path / "two", source, other)
+    with pytest.raises(BadInputError) as error:
+        load_model(two)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"SavedModel {two} has no signature or __call__ ")
+    assert "(signatures: serving_default(input_1, input_2))" in message
+    assert "Its layers first, second each take strings: save the encoder alone" in message
+
+
+def test_a_run_tuned_from_a_saved_model_reloads_whatever_its_endpoint(tiny_encoder, tmp_path):
+    """The run's model.keras names the run's own saved_model/, whose signature is
+    serving_default, not the endpoint of the SavedModel it was tuned from ("embed" here, "serve"
+    for a Keras export): the run failed to load."""
+    from domain_tune.export import save_model_dir
+
+    source = tf.saved_model.load(export_saved_model(tiny_encoder, tmp_path / "exported"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def embed(text):
+        return {"embedding": source(text)}
 
     module = tf.Module()
     module.source = source
-    tf.saved_model.save(module, str(tmp_path / "siamese"),
-                        signatures={"serving_default": similarity})
-    with pytest.raises(BadInputError) as error:
-        load_model(str(tmp_path / "siamese"))
-    message = str(error.value)
-    assert "\n" not in message
-    assert message.startswith(f"SavedModel {tmp_path / 'siamese'} has no signature or __call__ ")
-    assert "(signatures: serving_default(input_1, input_2))" in message
-    assert "save the shared encoder alone" in message
+    tf.saved_model.save(module, str(tmp_path / "embed"), signatures={"embed": embed})
+    model = load_model(str(tmp_path / "embed"))
+    (tmp_path / "run").mkdir()
+    save_model_dir(model, str(tmp_path / "run"))
+    reloaded = load_model(str(tmp_path / "run"))
+    np.testing.assert_allclose(reloaded(tf.constant(TEXTS)).numpy(),
+                               tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-6)
 
 
 def test_keras_export_of_the_encoder_needs_no_input_signature(sp_model_path, tmp_path):
