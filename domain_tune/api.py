@@ -4,7 +4,8 @@
 the first function that needs it, not by the import.  Every function takes a
 model as a ``--model`` value (``"use-m3"``, a run directory, a ``.keras``
 file, a SavedModel directory, a TF Hub handle) or as a model already loaded
-with :func:`load_model` (:func:`train` and :func:`interpolate`: a name or path
+with :func:`load_model` (or any callable of a string batch, such as
+``hub.load(DIR)``; :func:`train` and :func:`interpolate`: a name or path
 only).  Bad input raises
 :class:`domain_tune.errors.BadInputError` with the one-line message the
 command line prints.
@@ -53,12 +54,10 @@ def _model(model: ModelLike) -> "keras.Model":
     if isinstance(model, (str, os.PathLike)):
         return load_model(model)
     _tensorflow()
-    import keras
-
-    if not isinstance(model, keras.Model):
+    if not callable(model):
         raise BadInputError(f"model must be what --model takes (\"use-m3\", a run directory, a "
-                            f".keras file, a SavedModel directory) or a model from load_model, "
-                            f"not a {type(model).__name__}")
+                            f".keras file, a SavedModel directory) or a loaded model "
+                            f"(load_model, hub.load), not a {type(model).__name__}")
     return model
 
 

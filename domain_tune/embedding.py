@@ -11,6 +11,7 @@ import os
 import warnings
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -32,12 +33,15 @@ def inference_fn(model):
     """
     fn = _FNS.get(model)
     if fn is None:
+        # a Keras model in inference mode; any other callable of a string batch as it is
+        # (``hub.load(DIR)``'s object takes no ``training``)
+        kwargs = {"training": False} if isinstance(model, keras.layers.Layer) else {}
 
         # named like the TF Hub modules' argument: an exported SavedModel calls this function
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")],
                      reduce_retracing=True, autograph=False)
         def fn(inputs):
-            return model(inputs, training=False)
+            return model(inputs, **kwargs)
 
         _FNS[model] = fn
     return fn

@@ -268,3 +268,14 @@ def test_train_reports_epochs_as_lines_where_a_progress_bar_cannot_render(monkey
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     monkeypatch.setitem(sys.modules, "ipykernel", sys)  # a notebook renders the bar
     assert make_train_job("pairs.csv", "out").verbose == 1
+
+
+def test_a_tf_hub_object_is_a_model_too(tiny_encoder, tmp_path):
+    """The notebook's ``embed = hub.load(DIR)`` passed where a model goes: it takes no
+    ``training`` argument, and encode failed with a TypeError from tf.function."""
+    import tensorflow_hub as hub
+
+    texts = ["nurse", "chef", "data analyst"]
+    embed = hub.load(dt.export(tiny_encoder, tmp_path / "exported"))
+    np.testing.assert_allclose(dt.encode(embed, texts), dt.encode(tiny_encoder, texts), atol=1e-6)
+    assert dt.match(embed, ["nurse"], texts, top_k=1)["corpus_text"].tolist() == ["nurse"]
