@@ -81,6 +81,7 @@ RECIPE = {
     "lr_schedule": "constant",
     "warmup": 0.0,
     "loss": "in-batch-symmetric",
+    "scale": 20.0,  # of the in-batch loss (train --scale)
     "embeddings": "trainable",
     "add_vocab": None,
     "negatives": 1,
@@ -235,7 +236,7 @@ def run_split(args, taxonomy, sts, setting, seed, work):
         validation_split=args.validation_split,
         fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, optimizer=args.optimizer,
-                       loss=args.loss, seed=seed, patience=args.epochs,
+                       loss=args.loss, scale=args.scale, seed=seed, patience=args.epochs,
                        lr_schedule=args.lr_schedule, warmup=args.warmup,
                        mini_batch_size=args.mini_batch_size or None),
         embeddings=EmbeddingOptions(strategy=args.embeddings, add_vocab=args.add_vocab),
