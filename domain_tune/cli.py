@@ -6,10 +6,12 @@ TensorFlow is imported inside the commands so that ``--help`` stays instant.
 """
 
 import atexit
+import contextlib
 import functools
 import gc
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -57,6 +59,33 @@ def _quick_exit_once():
         _quick_exit_once.done = True
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it unwinds as Ctrl-C does: partial outputs
+    (``OUT.tmp-*``) are removed on the way out."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While a command runs, SIGTERM raises :class:`Terminated` (in the main thread, where the
+    default action would end the process at once and leave half-written files behind).  A
+    handler installed by the embedding program is left alone."""
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class DomainTuneGroup(click.Group):
     """A click group that reports every failure as one line with a fitting exit code."""
 
@@ -64,7 +93,8 @@ class DomainTuneGroup(click.Group):
         warnings.showwarning = _show_warning
         _quick_exit_once()
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _sigterm_unwinds():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:
             click.echo(e.ctx.get_help(), err=True)
             sys.exit(2)
@@ -74,7 +104,9 @@ class DomainTuneGroup(click.Group):
             _fail(str(e), 2)
         except TrainingInterrupted as e:
             _fail(str(e), e.exit_code)
-        except (click.Abort, KeyboardInterrupt):
+        except (click.Abort, KeyboardInterrupt) as e:  # (click turns the latter into Abort)
+            if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+                _fail("terminated (SIGTERM)", 143)
             _fail("interrupted", 130)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
@@ -1069,6 +1101,8 @@ def mine_negatives_cmd(pairs, out, model, depth, per_pair, seed, text_columns, s
     _refuse_existing(out, overwrite)
     if depth < 1:
         raise BadInputError(f"--depth must be at least 1 (got {depth})")
+    if seed < 0:
+        raise BadInputError(f"--seed must be 0 or more (got {seed})")
     if per_pair > depth:
         raise BadInputError(f"--per-pair {per_pair} exceeds the --depth {depth} it draws from")
     info = mine_pairs_file(pairs, out, _load(model), depth, seed, text_columns, score_column,

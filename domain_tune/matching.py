@@ -268,16 +268,16 @@ def output_format(path):
 def _text_column(path, column, option, what):
     """The column of ``path`` to read (None for a plain text file); checks it exists."""
     from domain_tune.datasets.files import check_text_file, read_csv
-    from domain_tune.datasets.texts import is_csv
+    from domain_tune.datasets.texts import is_csv, only_column
 
     check_text_file(path, what)
     if not is_csv(path, column):
         return None
     header = [str(h) for h in read_csv(path, what, nrows=0).columns]
     if column is None:
-        if len(header) != 1:
+        if only_column(header) is None:
             raise BadInputError(f"{what} {path} has {len(header)} columns; choose one with {option}")
-        return header[0]
+        return only_column(header)
     if column not in header:
         raise BadInputError(f"{what} {path} has no column {column!r} (columns: {', '.join(header)})")
     return column
@@ -303,7 +303,7 @@ def read_corpus(path, column=None, id_column=None):
         return texts, list(range(1, len(texts) + 1))
     if id_column is None:
         return texts, list(range(2, len(texts) + 2))
-    frame = read_csv(path, "corpus", usecols=lambda c: c == id_column)
+    frame = read_csv(path, "corpus", usecols=lambda c: c.strip() == id_column)
     if id_column not in frame.columns:
         header = ", ".join(map(str, read_csv(path, "corpus", nrows=0).columns))
         raise BadInputError(f"corpus {path} has no column {id_column!r} (columns: {header})")

@@ -16,6 +16,8 @@ DEFAULT_TEXTS = [
 ]
 METRICS = ("angular", "cosine")
 LABEL_CHARS = 30  # longer texts are shortened with an ellipsis on the axes
+CELL_INCHES = 0.55  # a cell's side, while the texts fit in MAX_LABELS
+MAX_LABELS = 60  # texts labelled on an axis; beyond, the figure stops growing and labels thin out
 TITLE_CHARS = 60
 # fonts with CJK and other scripts DejaVu Sans lacks, used for missing glyphs when installed
 FALLBACK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans", "WenQuanYi Zen Hei",
@@ -88,7 +90,8 @@ def similarity_figure(matrices, titles, texts, metric="angular", difference=None
     panels = k + (1 if difference else 0)
     vmin = min(float(m.min()) for m in matrices)
     vmax = max(float(m.max()) for m in matrices)
-    side = max(4.5, 0.55 * n + 2.2)
+    side = max(4.5, CELL_INCHES * min(n, MAX_LABELS) + 2.2)
+    step = label_step(n)
     with _fonts():
         fig = Figure(figsize=(side * panels + 1.2 * (2 if difference else 1), side + 0.6),
                      layout="constrained")
@@ -96,7 +99,7 @@ def similarity_figure(matrices, titles, texts, metric="angular", difference=None
         image = None
         for ax, mat, title in zip(axes, matrices, titles):
             image = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
-            _ticks(ax, labels)
+            _ticks(ax, labels, step)
             ax.set_title(title, fontsize=11)
             _annotate(ax, mat, vmin + 0.6 * (vmax - vmin), ".2f")
         fig.colorbar(image, ax=axes[:k].tolist(), shrink=0.8, label=f"{metric} similarity")
@@ -107,7 +110,7 @@ def similarity_figure(matrices, titles, texts, metric="angular", difference=None
             bound = bound if bound > 0 else 1e-3
             ax = axes[-1]
             diff_image = ax.imshow(delta, cmap="RdBu_r", vmin=-bound, vmax=bound)
-            _ticks(ax, labels)
+            _ticks(ax, labels, step)
             ax.set_title(f"change ({shorten(titles[1], 24, keep='end')} \u2212 "
                          f"{shorten(titles[0], 24, keep='end')})", fontsize=11)
             _annotate(ax, delta, 0.6 * bound, "+.2f", diverging=True)
@@ -115,9 +118,28 @@ def similarity_figure(matrices, titles, texts, metric="angular", difference=None
     return fig
 
 
-def _ticks(ax, labels):
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=9)
-    ax.set_yticks(range(len(labels)), labels, fontsize=9)
+def label_step(n):
+    """Every how many texts an axis is labelled: 1 up to :data:`MAX_LABELS` texts, then more,
+    with a :class:`PlotWarning`.  (The figure grows with the texts up to that many; drawn to
+    scale, 300 texts made a 21,000-pixel-square PNG that image viewers refuse to open.)"""
+    step = -(-n // MAX_LABELS)
+    if step > 1:
+        warnings.warn(
+            f"{n} texts are more than a heatmap can label readably ({MAX_LABELS}): every "
+            f"{_ordinal(step)} text is labelled, and the cells are drawn smaller", PlotWarning,
+            stacklevel=3,
+        )
+    return step
+
+
+def _ordinal(k):
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _ticks(ax, labels, step=1):
+    shown = range(0, len(labels), step)
+    ax.set_xticks(shown, [labels[i] for i in shown], rotation=90, fontsize=9)
+    ax.set_yticks(shown, [labels[i] for i in shown], fontsize=9)
 
 
 def _fonts():

@@ -135,6 +135,22 @@ CASES = [
      "must be a .keras"),
     ("parallel-missing-dir", {}, "parallel-sentences {d}/nope --out {d}/par.csv",
      "nope: not a directory (the multilingual STS benchmark's folder)"),
+    # values that were accepted and then trained on nothing, or failed inside a library
+    ("train-score-range-inf", {"p.csv": PAIRS},
+     "train {d}/p.csv --out {d}/o --no-sts --score-range 0 inf", "both bounds must be finite"),
+    ("train-seed-negative", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/o --no-sts --seed -1",
+     "--seed must be 0 or more (got -1)"),
+    ("train-epochs-huge", {"p.csv": PAIRS},
+     "train {d}/p.csv --out {d}/o --no-sts --epochs 100000000000 --validation-split 0",
+     "--epochs 100,000,000,000 with 3 training pairs"),
+    ("mine-seed-negative", {"p.csv": PAIRS},
+     "mine-negatives {d}/p.csv --out {d}/m.csv --seed -1 -m {model}",
+     "--seed must be 0 or more (got -1)"),
+    ("mine-score-range-inf", {"p.csv": PAIRS},
+     "mine-negatives {d}/p.csv --out {d}/m.csv --score-range -inf 1 -m {model}",
+     "both bounds must be finite"),
+    ("translation-one-pair", {"par.csv": "en,de\nnurse,Krankenschwester\nnurse,Krankenschwester\n"},
+     "eval-translation --parallel {d}/par.csv -m {model}", "at least 2 distinct parallel pairs"),
 ]
 
 
@@ -169,7 +185,8 @@ def test_there_are_enough_cases():
     assert len(CASES) >= 20
     commands = {c[2].split()[0] for c in CASES}
     assert commands == {"train", "embed", "eval-sts", "eval-retrieval", "pairs", "plot-similarity",
-                        "export", "interpolate", "parallel-sentences"}
+                        "export", "interpolate", "parallel-sentences", "mine-negatives",
+                        "eval-translation"}
 
 
 def test_resume_without_a_run_is_refused_before_reading_anything(tmp_path, monkeypatch):
@@ -295,3 +312,27 @@ def test_no_sts_with_multilingual_none_is_accepted(tmp_path, tiny_model_dir):
     result = run("train", tmp_path / "p.csv", "--out", tmp_path / "o", "-m", tiny_model_dir,
                  "--no-sts", "--multilingual", "none", "--epochs", 1, "--validation-split", 0, "-q")
     assert result.exit_code == 0, result.output
+
+
+def test_sigterm_removes_the_partial_output_and_exits_143(tmp_path, tiny_model_dir, monkeypatch):
+    """SIGTERM (a job scheduler's stop) ended the process at once: rc 143 with no message, and
+    a half-written OUT.tmp-PID (embed, match) or OUT.tmp-*/ (export) stayed behind.  It now
+    unwinds as Ctrl-C does."""
+    import signal
+
+    from domain_tune import embedding
+
+    (tmp_path / "t.txt").write_text("nurse\nchef\npilot\n", encoding="utf-8")
+    write = embedding._CsvSink.write
+
+    def write_then_terminated(self, texts, emb, row):
+        write(self, texts, emb, row)
+        os.kill(os.getpid(), signal.SIGTERM)  # mid-way: the rows are in the temporary file
+
+    monkeypatch.setattr(embedding._CsvSink, "write", write_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    result = run("embed", tmp_path / "t.txt", "--out", tmp_path / "e.csv", "-m", tiny_model_dir)
+    assert result.exit_code == 143, result.output
+    assert error_line(result) == "Error: terminated (SIGTERM)"
+    assert sorted(os.listdir(tmp_path)) == ["t.txt"]
+    assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back

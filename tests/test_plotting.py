@@ -43,3 +43,38 @@ def test_cell_labels_never_show_a_signed_zero():
     assert cell_label(-0.006, "+.2f") == "-0.01"
     assert cell_label(0.12, "+.2f") == "+0.12"
     assert cell_label(0.8512, ".2f") == "0.85"
+
+
+def test_hundreds_of_texts_make_a_png_of_bounded_size_with_thinned_labels(tmp_path):
+    """Drawn to scale, 300 texts made a 21,000-pixel-square PNG (477 million pixels) that
+    Pillow refuses to open as a decompression bomb: the figure stops growing at
+    MAX_LABELS texts and every k-th text is labelled, with a warning."""
+    n = 300
+    mat = np.random.default_rng(0).uniform(0.4, 1.0, (n, n))
+    texts = [f"job title {i}" for i in range(n)]
+    with pytest.warns(PlotWarning, match="300 texts .* every 5th text is labelled"):
+        fig = plotting.similarity_figure([mat, mat], ["base", "tuned"], texts)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == texts[::5]
+    plot_heatmaps([mat], ["m"], texts, tmp_path / "big.png")  # (warns again)
+    with Image.open(tmp_path / "big.png") as image:
+        width, height = image.size
+    with Image.open(_plot_of(tmp_path, plotting.MAX_LABELS)) as image:
+        assert image.size == (width, height)  # no bigger than the largest labelled one
+    assert width * height < 25_000_000
+
+
+def _plot_of(tmp_path, n):
+    path = tmp_path / f"n{n}.png"
+    plot_heatmaps([np.eye(n)], ["m"], [f"t{i}" for i in range(n)], path)
+    return path
+
+
+def test_up_to_max_labels_texts_every_text_is_labelled_without_a_warning(tmp_path):
+    import warnings
+
+    n = plotting.MAX_LABELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PlotWarning)
+        fig = plotting.similarity_figure([np.eye(n)], ["m"], [f"t{i}" for i in range(n)])
+    assert len(fig.axes[0].get_xticklabels()) == n

@@ -112,7 +112,8 @@ def parse_error(path, what, sep, exc):
 
 
 def read_csv(path, what="file", **kwargs):
-    """Read a validated CSV as strings (empty cells as ``""``), its delimiter sniffed.
+    """Read a validated CSV as strings (empty cells as ``""``), its delimiter sniffed, the
+    spaces around the header's names removed.
 
     Every failure is a one-line :class:`BadInputError`: not UTF-8, not parseable,
     or a row with more fields than the header (which pandas would otherwise
@@ -123,14 +124,22 @@ def read_csv(path, what="file", **kwargs):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
-                               index_col=False, **kwargs)
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
+                                index_col=False, **kwargs)
     except UnicodeDecodeError as e:
         raise utf8_error(path, e) from e
     except (pd.errors.ParserError, pd.errors.ParserWarning) as e:
         raise parse_error(path, what, sep, e) from e
     except pd.errors.EmptyDataError as e:
         raise BadInputError(f"{what} {path} is empty") from e
+    return strip_header(frame)
+
+
+def strip_header(frame):
+    """``frame`` with the spaces around its column names removed: a header typed as
+    ``base, ref, similarity`` names the columns ``ref`` and ``similarity``."""
+    frame.columns = [c.strip() if isinstance(c, str) else c for c in frame.columns]
+    return frame
 
 
 def read_csv_columns(path, columns, what="file", options=None):

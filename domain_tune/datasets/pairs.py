@@ -100,6 +100,8 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     """Read and validate a CSV of scored pairs; returns :class:`Pairs`."""
     check_text_file(path, "pairs file")
     lo, hi = map(float, score_range)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise BadInputError(f"--score-range {lo:g} {hi:g}: both bounds must be finite numbers")
     if not hi > lo:
         raise BadInputError(f"--score-range {lo:g} {hi:g}: the upper bound must exceed the lower")
     if len(text_columns) != 2:

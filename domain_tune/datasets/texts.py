@@ -6,11 +6,12 @@ can be pre-allocated and progress shown.
 """
 
 import os
+import re
 
 import pandas as pd
 
 from domain_tune.datasets.files import (
-    check_text_file, delimiter, long_row, parse_error, read_csv, utf8_error,
+    check_text_file, delimiter, long_row, parse_error, read_csv, strip_header, utf8_error,
 )
 from domain_tune.errors import BadInputError
 
@@ -54,12 +55,21 @@ def _read_lines(path, chunk):
         raise utf8_error(path, e) from e
 
 
+def only_column(header):
+    """The text column of a CSV when no column is named: its only column, or the one beside a
+    leading unnamed index column (as pandas' ``to_csv`` writes by default); else None."""
+    header = [str(h) for h in header]
+    if len(header) == 2 and re.fullmatch(r"Unnamed: 0", header[0]):
+        return header[1]
+    return header[0] if len(header) == 1 else None
+
+
 def _csv_reader(path, column, chunk):
     header = read_csv(path, "input", nrows=0).columns
     if column is None:
-        if len(header) != 1:
+        column = only_column(header)
+        if column is None:
             raise BadInputError(f"{path} has {len(header)} columns; choose one with --column")
-        column = header[0]
     if column not in header:
         raise BadInputError(
             f"{path} has no column {column!r} (columns: {', '.join(map(str, header))})"
@@ -71,7 +81,7 @@ def _csv_reader(path, column, chunk):
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk,
                              encoding="utf-8", index_col=False)
         for frame in reader:
-            yield frame[column].tolist()
+            yield strip_header(frame)[column].tolist()
     except UnicodeDecodeError as e:
         raise utf8_error(path, e) from e
     except pd.errors.ParserError as e:

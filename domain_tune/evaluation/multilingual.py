@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
+from domain_tune.errors import BadInputError
 from domain_tune.evaluation.retrieval import MAX_CELLS, normalize_rows
 from domain_tune.evaluation.sts import correlations, pair_similarity
 
@@ -89,6 +90,10 @@ def evaluate_translation(model, src_texts, tgt_texts, names=("src", "tgt"),
     Returns ``{"n": distinct pairs, "<src>-><tgt>": acc, "<tgt>-><src>": acc}``.
     """
     src, tgt = parallel_pairs(list(src_texts), list(tgt_texts))
+    if len(src) < 2:  # the only candidate would be the translation: accuracy 1.0, measuring nothing
+        raise BadInputError(f"translation retrieval needs at least 2 distinct parallel pairs "
+                            f"(got {len(src)}); with one, each sentence's only candidate is its "
+                            "own translation")
     emb = encode(model, src + tgt, batch_size, progress, "Translation")
     acc = translation_accuracy(emb[: len(src)], emb[len(src):], src, tgt)
     a, b = names

@@ -93,6 +93,7 @@ class FitOptions:
              "--mini-batch-size must be at least 1"),
             (self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),
              "--checkpoint-every must be a number of seconds >= 0"),
+            (self.seed >= 0, f"--seed must be 0 or more (got {self.seed})"),  # numpy's rule
         ]
         for ok, message in checks:
             if not ok:
@@ -383,6 +384,21 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
 
 
 # --- fit -----------------------------------------------------------------------------
+
+
+# Training plans every epoch's batches up front (pair indices, pure functions of seed and
+# epoch); pairs x epochs beyond this would take gigabytes and minutes before the first step.
+MAX_PAIR_VISITS = 20_000_000
+
+
+def check_plan(n_pairs, epochs):
+    """Refuse an ``--epochs`` whose plan of batches (``n_pairs x epochs`` indices) is too big."""
+    if n_pairs * epochs > MAX_PAIR_VISITS:
+        raise BadInputError(
+            f"--epochs {epochs:,} with {n_pairs:,} training pairs is {n_pairs * epochs:,} pair "
+            f"visits, more than the {MAX_PAIR_VISITS:,} training plans for; lower --epochs "
+            "(early stopping, --patience, ends a run when validation stops improving)"
+        )
 
 
 def steps_per_epoch(n_pairs, batch_size):

@@ -44,7 +44,7 @@ from domain_tune.training import distillation, model_card, run_dir
 from domain_tune.training.distillation import AlignOptions
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import (
-    FitOptions, NonFiniteLoss, TrainingState, compile_siamese, evaluate, fit,
+    FitOptions, NonFiniteLoss, TrainingState, check_plan, compile_siamese, evaluate, fit,
 )
 from domain_tune.training.losses import POSITIVE, READS_NEGATIVES
 from domain_tune.training.optimizers import sparse_table_access
@@ -180,6 +180,7 @@ def train_run(job, echo=print):
     job.embeddings.validate()
     out = run_dir.check_out(job.out, job.overwrite, job.resume)
     train_pairs, val_pairs = _read_data(job)
+    check_plan(len(train_pairs), job.fit.epochs)
     parallel = _read_parallel(job)
     settings = resume_settings(job)
     if job.resume:

@@ -122,3 +122,36 @@ def test_utf16_text_is_named_as_such(tmp_path):
     path.write_bytes("base\tref\tsimilarity\na\tb\t1\n".encode("utf-16"))  # with its BOM
     with pytest.raises(BadInputError, match="is UTF-16 text; re-save it as UTF-8"):
         check_text_file(str(path), "pairs file")
+
+
+def test_spaces_around_header_names_are_not_part_of_the_names(tmp_path):
+    """A header typed as 'base, ref, similarity' named the columns ' ref' and ' similarity',
+    and the file was refused for having no column 'ref'."""
+    from domain_tune.matching import read_corpus
+
+    path = tmp_path / "p.csv"
+    path.write_text("base, ref, similarity\nnurse,staff nurse,1\nchef,cook,0.5\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs.ref == ["staff nurse", "cook"] and pairs.similarity.tolist() == [1.0, 0.5]
+    corpus = tmp_path / "c.csv"
+    corpus.write_text(" label , id \nnurse,N1\nchef,C1\n", encoding="utf-8")
+    assert [t for chunk in text_chunks(str(corpus), "label") for t in chunk] == ["nurse", "chef"]
+    assert read_corpus(corpus, "label", "id") == (["nurse", "chef"], ["N1", "C1"])
+
+
+def test_a_pandas_index_column_is_not_the_text_column(tmp_path):
+    """pandas' to_csv writes its index as a first, unnamed column: the texts are the only
+    named column (was: 'has 2 columns; choose one with --column')."""
+    import pandas as pd
+
+    from domain_tune.matching import read_corpus
+
+    path = tmp_path / "titles.csv"
+    pd.DataFrame({"title": ["NA", "None", "00123", "nurse"]}).to_csv(path)
+    assert path.read_text().splitlines()[:2] == [",title", "0,NA"]
+    texts = ["NA", "None", "00123", "nurse"]  # as written: no NaN, no number
+    assert [t for chunk in text_chunks(str(path)) for t in chunk] == texts
+    assert read_corpus(path) == (texts, [2, 3, 4, 5])
+    path.write_text(",title,extra\n0,a,b\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="has 3 columns; choose one with --column"):
+        list(text_chunks(str(path)))
