@@ -131,8 +131,9 @@ def load_cache(npy_path, model, model_spec, texts, option="--corpus-embeddings")
         raise BadInputError(f"{option} {npy_path}: shape {matrix.shape} does not match its record")
     if matrix.shape[0] != len(texts):
         raise BadInputError(
-            f"{option} {npy_path} holds {matrix.shape[0]:,} embeddings but the corpus has "
-            f"{len(texts):,} texts; embed the corpus again"
+            f"{option} {npy_path} holds {matrix.shape[0]:,} "
+            f"embedding{'' if matrix.shape[0] == 1 else 's'} but the corpus has "
+            f"{len(texts):,} text{'' if len(texts) == 1 else 's'}; embed the corpus again"
         )
     if meta.get("texts_sha256") != texts_sha256(texts):
         raise BadInputError(

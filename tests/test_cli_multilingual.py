@@ -89,7 +89,8 @@ def test_eval_translation_json(multi_dir, tiny_model_dir, tmp_path):
         ({"de": ["a,b,7"] + ROWS["de"][1:]}, "eval-sts --panel --multilingual-dir {d}",
          "{d}/stsb-de-dev.csv:1: score 7 is outside 0-5"),
         ({"de": ["a,b,x"] + ROWS["de"][1:]}, "eval-sts -l de --multilingual-dir {d}",
-         "{d}/stsb-de-dev.csv:1: score 'x' is not a number"),
+         "{d}/stsb-de-dev.csv:1: score 'x' is not a number (the format has no header line: "
+         "sentence1,sentence2,score rows only; remove a header)"),
         ({}, "eval-sts --panel --multilingual-dir {d}/nope", "--multilingual-dir {d}/nope: not a directory"),
         ({}, "eval-sts -l en-de-fr --multilingual-dir {d}",
          "language 'en-de-fr': give one language (de) or a pair (en-de)"),

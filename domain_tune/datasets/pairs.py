@@ -130,8 +130,10 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     scores = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(scores)
     if bad.any():
+        first = frame[score_column].iloc[int(np.flatnonzero(bad)[0])]
         raise BadInputError(
-            f"{path}: column {score_column!r} is not a finite number in {_rows(bad)}"
+            f"{path}: column {score_column!r} is not a finite number in {_rows(bad)} "
+            f"(first: {repr(first) if first.strip() else 'an empty cell'})"
         )
     out = (scores < lo) | (scores > hi)
     if out.any():

@@ -61,6 +61,11 @@ def read_stsb_file(path):
                         f"{path}:{line}: expected 3 comma-separated fields (sentence1, sentence2, "
                         f"score), got {len(row)}; quote texts that contain commas"
                     )
+                if not s1 and not _is_number(row[2]):
+                    raise BadInputError(
+                        f"{path}:{line}: score {row[2].strip()!r} is not a number (the format has "
+                        "no header line: sentence1,sentence2,score rows only; remove a header)"
+                    )
                 score = parse_score(path, line, row[2])
                 s1.append(row[0])
                 s2.append(row[1])
@@ -71,6 +76,14 @@ def read_stsb_file(path):
         raise BadInputError(f"{path}: not a readable CSV ({e})") from e
     check_scores(path, scores, vary=False)  # (also read for its sentences alone: parallel-sentences)
     return STSSplit(s1, s2, scores, path)
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def find_languages(folder, split="dev"):
