@@ -918,7 +918,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     if not hard_negatives:
         _warn_unused(["mining_model", "mining_depth", "per_pair"],
                      "needs --hard-negatives; ignored")
-    _refuse_existing(out, overwrite, "dir")
+    _refuse_existing(out, overwrite, "dir",
+                     inputs=[path, *(f.partition("=")[2] for f in label_files)])
     if not (descriptions or corpus_aware):
         columns = dict(columns, description_column=None)
     label_files = tx.parse_label_files(label_files, language)
@@ -952,7 +953,7 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
     else:
         k = s["pairs"]
         click.echo(
-            f"Wrote {s['train_pairs']:,} training pairs ({k['positive']:,} positive, "
+            f"Wrote {_count(s['train_pairs'], 'training pair')} ({k['positive']:,} positive, "
             + (f"{k['synonym']:,} synonym, " if synonyms else "")
             + f"{k['related']:,} related, {k['unrelated']:,} unrelated"
             + (f", {k['description'] + k['description_unrelated']:,} with descriptions"
@@ -964,7 +965,8 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
             + (f", {s['hard_negatives']:,} hard negatives" if hard_negatives else "")
             + f"), {_count(s['queries'], 'held-out query', 'held-out queries')} "
             f"({s['heldout_concepts']:,} of "
-            f"{s['concepts']:,} concepts) and a corpus of {s['corpus']:,} labels to {out}."
+            f"{_count(s['concepts'], 'concept')}) and a corpus of {_count(s['corpus'], 'label')} "
+            f"to {out}."
         )
         for lang, t in s.get("languages", {}).items():
             if lang != language:
@@ -1098,7 +1100,7 @@ def mine_negatives_cmd(pairs, out, model, depth, per_pair, seed, text_columns, s
     from domain_tune.outputs import check_table_out
 
     check_table_out(out, "pairs")
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, overwrite, inputs=[pairs])
     if depth < 1:
         raise BadInputError(f"--depth must be at least 1 (got {depth})")
     if seed < 0:
@@ -1242,6 +1244,14 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
                    f"to {out}{reused}.")
 
 
+def _stsb_files(data_dir):
+    """The stsb-LANG-SPLIT.csv files of ``data_dir`` (inputs that --out must not replace)."""
+    if not data_dir or not os.path.isdir(data_dir):
+        return []
+    return [os.path.join(data_dir, n) for n in os.listdir(data_dir)
+            if n.startswith("stsb-") and n.endswith(".csv")]
+
+
 @main.command("parallel-sentences")
 @click.argument("data_dir", type=click.Path(), required=False)
 @click.option("--out", "-o", required=True, type=click.Path(), help="Parallel CSV to write.")
@@ -1270,7 +1280,7 @@ def parallel_sentences_cmd(data_dir, out, languages, source, split, overwrite, a
     from domain_tune.outputs import check_table_out
 
     check_table_out(out, "parallel sentences", (".csv",))
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, overwrite, inputs=_stsb_files(data_dir))
     frame = stsb_parallel(data_dir, languages, split, source)
     write_parallel(frame, out)
     counts = frame["language"].value_counts(sort=False).to_dict()

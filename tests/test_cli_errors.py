@@ -145,6 +145,20 @@ CASES = [
      "must be a .keras"),
     ("parallel-missing-dir", {}, "parallel-sentences {d}/nope --out {d}/par.csv",
      "nope: not a directory (the multilingual STS benchmark's folder)"),
+    # --overwrite of an --out that is or holds an input replaced the user's data
+    ("train-out-holds-pairs", {"o/p.csv": PAIRS},
+     "train {d}/o/p.csv --out {d}/o --overwrite --no-sts -m {model}", "holds the input"),
+    ("train-out-holds-validation", {"p.csv": PAIRS, "o/v.csv": PAIRS},
+     "train {d}/p.csv --out {d}/o --overwrite --no-sts --validation-file {d}/o/v.csv -m {model}",
+     "holds the input"),
+    ("pairs-out-holds-taxonomy", {"t/t.csv": "id,label,syn\n1,nurse,RN\n2,chef,cook\n"},
+     "pairs taxonomy {d}/t/t.csv --id-column id --label-column label --synonyms-column syn "
+     "--out {d}/t --overwrite", "holds the input"),
+    ("mine-onto-its-input", {"p.csv": PAIRS},
+     "mine-negatives {d}/p.csv --out {d}/p.csv --overwrite -m {model}", "is the input"),
+    ("parallel-onto-its-input", {"m/stsb-en-dev.csv": "a,b,1\n", "m/stsb-de-dev.csv": "c,d,1\n"},
+     "parallel-sentences {d}/m --split dev --out {d}/m/stsb-de-dev.csv --overwrite",
+     "is the input"),
     # values that were accepted and then trained on nothing, or failed inside a library
     ("train-score-range-inf", {"p.csv": PAIRS},
      "train {d}/p.csv --out {d}/o --no-sts --score-range 0 inf", "both bounds must be finite"),

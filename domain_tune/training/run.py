@@ -152,6 +152,15 @@ def _read_data(job):
     return train, val
 
 
+def _input_paths(job):
+    """The files and folders ``job`` reads (an ``--out`` holding one is refused)."""
+    vocab = job.embeddings.add_vocab
+    return [job.pairs_path, job.validation_file, job.model,
+            None if vocab in (None, "auto") else vocab,
+            None if job.align is None else job.align.parallel,
+            job.sts_dir, job.multilingual_dir]
+
+
 def _load_sts(job):
     if not job.sts:
         return None
@@ -178,7 +187,7 @@ def train_run(job, echo=print):
 
     job.fit.validate()
     job.embeddings.validate()
-    out = run_dir.check_out(job.out, job.overwrite, job.resume)
+    out = run_dir.check_out(job.out, job.overwrite, job.resume, inputs=_input_paths(job))
     train_pairs, val_pairs = _read_data(job)
     check_plan(len(train_pairs), job.fit.epochs)
     parallel = _read_parallel(job)

@@ -25,7 +25,10 @@ def lock_path(out):
     return os.path.normpath(out) + ".lock"
 
 
-def check_out(out, overwrite=False, resume=False):
+def check_out(out, overwrite=False, resume=False, inputs=()):
+    """Refuse a run directory ``out`` that cannot be written, before any work (see
+    :func:`domain_tune.outputs.check_out`); ``inputs`` are the files and folders the run reads,
+    which ``--overwrite`` must not replace."""
     out = os.path.normpath(out)
     parent = os.path.dirname(os.path.abspath(out))
     if resume and not os.path.isdir(partial_dir(out)):
@@ -34,7 +37,7 @@ def check_out(out, overwrite=False, resume=False):
         if os.path.isdir(os.path.dirname(parent)):
             outputs.check_out(parent, kind="dir")  # the folder runs/ can be made there
             return out  # the default runs/<timestamp>: created once the data has been read
-    outputs.check_out(out, overwrite, kind="dir")
+    outputs.check_out(out, overwrite, kind="dir", inputs=inputs)
     if not resume and os.path.isdir(partial_dir(out)) and not overwrite:
         raise BadInputError(
             f"an interrupted run is at {partial_dir(out)}; pass --resume to continue it "
