@@ -61,9 +61,6 @@ def read_retrieval_set(
         queries, query_ids = [queries[k] for k in rows], [query_ids[k] for k in rows]
     corpus_ids = c[id_column].str.strip().tolist()
     known = set(corpus_ids)
-    if len(known) < 2:  # every query would find its id first: accuracy 1.0, measuring nothing
-        raise BadInputError(f"corpus {corpus_path} has {len(known)} distinct {id_column}; ranking "
-                            "needs at least 2")
     missing = [k for k, cid in enumerate(query_ids) if cid not in known]
     if missing:
         raise BadInputError(
@@ -71,4 +68,7 @@ def read_retrieval_set(
             f"{'an' if id_column[:1].lower() in 'aeiou' else 'a'} {id_column} that is not in corpus "
             f"{corpus_path} (first: row {rows[missing[0]] + 2}, {query_ids[missing[0]]!r})"
         )
+    if len(known) < 2:  # every query would find its id first: accuracy 1.0, measuring nothing
+        raise BadInputError(f"corpus {corpus_path} has {len(known)} distinct {id_column}; ranking "
+                            "needs at least 2")
     return RetrievalSet(queries, query_ids, c[label_column].tolist(), corpus_ids)
