@@ -170,7 +170,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     import tempfile
 
     from domain_tune.datasets.files import delimiter, read_csv
-    from domain_tune.datasets.pairs import negative_columns, read_pairs
+    from domain_tune.datasets.pairs import filled_rows, negative_columns, read_pairs
     from domain_tune.embedding import encode
 
     taken = negative_columns([*text_columns, score_column])
@@ -184,6 +184,7 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
         depth=depth, seed=seed, per_pair=per_pair,
     )
     frame = read_csv(path, "pairs file")
+    frame = frame[filled_rows(frame)]  # the rows read_pairs read (',,' rows are blank lines)
     frame = frame.drop(columns=negative_columns(list(frame.columns)))
     for k, column in enumerate(columns):
         frame[negative_column_name(k)] = column

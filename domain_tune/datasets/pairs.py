@@ -88,11 +88,35 @@ def sha256(path):
     return h.hexdigest()
 
 
-def _rows(mask, limit=5):
-    """``"row 2"`` or ``"rows 2, 5, 9"``: rows counted as a spreadsheet does (the header is row 1)."""
-    rows = (np.flatnonzero(mask) + 2).tolist()  # +1 header, +1 one-based
+def _rows(mask, limit=5, numbers=None):
+    """``"row 2"`` or ``"rows 2, 5, 9"``: rows counted as a spreadsheet does (the header is row 1).
+
+    ``numbers`` maps the frame's rows to the file's (blank lines, which the reader skips, are
+    rows of a spreadsheet); without it the frame's rows follow the header one after another.
+    """
+    rows = np.flatnonzero(mask)
+    rows = (rows + 2 if numbers is None else np.asarray(numbers)[rows]).tolist()
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows[:limit])) + more
+
+
+def filled_rows(frame):
+    """Rows of ``frame`` (read as strings) with at least one non-blank cell."""
+    return frame.apply(lambda c: c.str.strip() != "").any(axis=1).to_numpy()
+
+
+def spreadsheet_rows(path, sep):
+    """The row number, as a spreadsheet shows it, of each non-blank record after the header
+    (a blank line is a row there; a quoted text spanning lines is one row); None if unreadable."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            records = csv.reader(f, delimiter=sep)
+            next(records, None)
+            return np.array([k for k, record in enumerate(records, start=2) if record], dtype=int)
+    except (UnicodeDecodeError, csv.Error):
+        return None
 
 
 def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCORE_COLUMN,
@@ -118,12 +142,19 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
             f"{path} has no column {', '.join(map(repr, missing))} "
             f"(columns: {', '.join(map(str, frame.columns))}); see --text-columns / --score-column"
         )
+    numbers = spreadsheet_rows(path, delimiter(path))
+    if numbers is not None and len(numbers) == len(frame):
+        # a row of empty cells (',,' as spreadsheets export emptied rows) is a blank line
+        filled = filled_rows(frame)
+        frame, numbers = frame[filled].reset_index(drop=True), numbers[filled]
+    else:  # pragma: no cover - the csv module and pandas count the rows alike
+        numbers = None
     if frame.empty:
         raise BadInputError(f"{path} has a header but no pairs")
     a, b = (frame[c].astype(str) for c in text_columns)
     empty = (a.str.strip() == "") | (b.str.strip() == "")
     if empty.any():
-        raise BadInputError(f"{path}: empty text in {_rows(empty.values)}")
+        raise BadInputError(f"{path}: empty text in {_rows(empty.values, numbers=numbers)}")
     raw = frame[score_column].str.strip()
     if delimiter(path) != ",":  # spreadsheets that separate with ';' write decimal commas
         raw = raw.str.replace(",", ".", regex=False)
@@ -132,27 +163,27 @@ def read_pairs(path, text_columns=DEFAULT_TEXT_COLUMNS, score_column=DEFAULT_SCO
     if bad.any():
         first = frame[score_column].iloc[int(np.flatnonzero(bad)[0])]
         raise BadInputError(
-            f"{path}: column {score_column!r} is not a finite number in {_rows(bad)} "
+            f"{path}: column {score_column!r} is not a finite number in {_rows(bad, numbers=numbers)} "
             f"(first: {repr(first) if first.strip() else 'an empty cell'})"
         )
     out = (scores < lo) | (scores > hi)
     if out.any():
         raise BadInputError(
-            f"{path}: {score_column!r} outside [{lo:g}, {hi:g}] in {_rows(out)}"
+            f"{path}: {score_column!r} outside [{lo:g}, {hi:g}] in {_rows(out, numbers=numbers)}"
             + ("; use --score-range LO HI for other scales" if (lo, hi) == (0.0, 1.0) else "")
         )
     scores = (scores - lo) / (hi - lo)
     dup = pd.DataFrame({"a": a, "b": b}).duplicated().to_numpy()
     if dup.any():
         n_dup = int(dup.sum())
-        warnings.warn(f"{path}: {n_dup} duplicate pair{'' if n_dup == 1 else 's'} ({_rows(dup)}); kept",
+        warnings.warn(f"{path}: {n_dup} duplicate pair{'' if n_dup == 1 else 's'} ({_rows(dup, numbers=numbers)}); kept",
                       PairsWarning, stacklevel=2)
     long = (a.str.len() > LONG_TEXT_CHARS) | (b.str.len() > LONG_TEXT_CHARS)
     if long.any():
         warnings.warn(
             f"{path}: {int(long.sum())} text{'' if int(long.sum()) == 1 else 's'} longer than "
             f"{LONG_TEXT_CHARS} characters "
-            f"({_rows(long.values)}); kept", PairsWarning, stacklevel=2,
+            f"({_rows(long.values, numbers=numbers)}); kept", PairsWarning, stacklevel=2,
         )
     columns = [c for c in negative_columns(list(frame.columns)) if c not in wanted]
     if columns and columns[0] != NEGATIVE_COLUMN:

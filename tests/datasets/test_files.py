@@ -155,3 +155,35 @@ def test_a_pandas_index_column_is_not_the_text_column(tmp_path):
     path.write_text(",title,extra\n0,a,b\n", encoding="utf-8")
     with pytest.raises(BadInputError, match="has 3 columns; choose one with --column"):
         list(text_chunks(str(path)))
+
+
+def test_rows_in_messages_are_the_spreadsheet_rows_and_empty_rows_are_blank_lines(tmp_path):
+    """pandas skips blank lines, so 'row 3' named the third pair, not the file's row 3; and
+    a row of empty cells (',,', as spreadsheets export an emptied row) was an 'empty text'."""
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity\nnurse,staff nurse,1\n\n,,\n\"chef\nde partie\",cook,2\n",
+                    encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"outside \[0, 1\] in row 5;"):
+        read_pairs(path)
+    path.write_text("base,ref,similarity\nnurse,staff nurse,1\n,,\n\nchef,cook,0.5\n,,\n",
+                    encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs.base == ["nurse", "chef"] and pairs.similarity.tolist() == [1.0, 0.5]
+
+
+def test_mining_keeps_the_rows_that_train_reads(tmp_path, monkeypatch):
+    import numpy as np
+
+    import domain_tune.embedding as embedding
+    from domain_tune.datasets.mining import mine_pairs_file
+
+    vectors = {"nurse": [1, 0, 0], "staff nurse": [1, 0.1, 0], "chef": [0, 1, 0],
+               "cook": [0, 1, 0.1]}
+    monkeypatch.setattr(embedding, "encode", lambda model, texts, **kw: np.array(
+        [vectors[t] for t in texts], dtype="float32"))
+
+    path = tmp_path / "p.csv"
+    path.write_text("base,ref,similarity\nnurse,staff nurse,1\n,,\nchef,cook,1\n", encoding="utf-8")
+    mine_pairs_file(str(path), str(tmp_path / "m.csv"), None, depth=5, seed=0)
+    mined = read_pairs(tmp_path / "m.csv")
+    assert mined.base == ["nurse", "chef"] and mined.negative == ["cook", "staff nurse"]
