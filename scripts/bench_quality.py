@@ -403,6 +403,16 @@ def _machine():
             "python": platform.python_version(), "cpu_flags": wanted}
 
 
+def _recipe(run):
+    """The recipe of a recorded run; runs recorded before ``--scale`` existed trained at 20."""
+    recipe = dict(run["recipe"])
+    if "scale" not in recipe:
+        items = list(recipe.items())
+        at = next((i + 1 for i, (k, _) in enumerate(items) if k == "loss"), len(items))
+        recipe = dict(items[:at] + [("scale", 20.0)] + items[at:])
+    return recipe
+
+
 def _row(label, m, split="test"):
     d, h = m[split]["dense"], m[split]["hybrid"]
     return (f"| {label} | {d['top1']:.4f} | {d['mrr']:.4f} | {h['top1']:.4f} | {h['top5']:.4f} | "
@@ -456,7 +466,7 @@ def render(merged):
                     + (f", {cpu:.0f} CPU-s per epoch" if cpu else "") + "); "
                     f"{r['stats']['validation_concepts']} validation and "
                     f"{r['stats']['test_concepts']} held-out occupations.",
-                    f"Recipe: {', '.join(f'{k} {v}' for k, v in r['recipe'].items() if v is not None)}.",
+                    f"Recipe: {', '.join(f'{k} {v}' for k, v in _recipe(r).items() if v is not None)}.",
                     f"Command: `{r['command']}`; {r['date']}; machine {r['machine']}."]
             out.append(render_multilingual(r))
     return "\n".join(out) + "\n"
