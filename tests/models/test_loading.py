@@ -136,3 +136,22 @@ def test_tf_hub_handles_local_cache_and_file_urls(tiny_encoder, tmp_path, monkey
                                             "multilingual/3': no such directory, and a TF Hub "
                                             "model is named by its URL \\(https://tfhub.dev/"):
         load_model("google/universal-sentence-encoder-multilingual/3")
+
+
+def test_a_saved_model_with_a_string_signature_is_loaded_once(tiny_encoder, tmp_path, monkeypatch):
+    path = export_saved_model(tiny_encoder, tmp_path / "exported")
+    real_load, loads = tf.saved_model.load, []
+
+    def counting_load(*args, **kwargs):
+        loads.append(args[0] if args else kwargs.get("export_dir"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "load", counting_load)
+    model = load_model(str(path))
+    assert len(loads) == 1  # the SavedModel layer's own load; the signature came from the proto
+    np.testing.assert_allclose(model(tf.constant(TEXTS)).numpy(),
+                               tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-6)
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "saved_model.pb").write_bytes(b"not a protocol buffer")
+    with pytest.raises(BadInputError, match="cannot load SavedModel"):
+        load_model(str(tmp_path / "corrupt"))
