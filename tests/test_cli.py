@@ -129,6 +129,15 @@ def test_a_saved_model_in_any_folder_name_is_a_model(tmp_path, tiny_model_dir, f
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
 
 
+def test_a_keras_file_named_with_a_trailing_slash_is_that_file(tmp_path, tiny_model_dir):
+    texts = tmp_path / "t.txt"
+    texts.write_text("nurse\nchef\n", encoding="utf-8")
+    for model, name in ((f"{tiny_model_dir}/model.keras/", "a.npy"), (tiny_model_dir, "b.npy")):
+        result = run("embed", texts, "--model", model, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
 def test_internal_errors_are_one_short_line(tmp_path, monkeypatch):
     import tensorflow as tf
 

@@ -249,6 +249,8 @@ def load_model(spec="use-m3", option="--model"):
         raise BadInputError(
             f"{option} {spec}: directory holds neither {KERAS_FILE} nor saved_model.pb"
         )
+    if not os.path.isfile(spec) and os.path.isfile(spec.rstrip("/" + os.sep)):
+        spec = spec.rstrip("/" + os.sep)  # a file named with a trailing slash (shell completion)
     if os.path.isfile(spec):
         if spec.endswith(".keras"):
             return from_keras_file(spec)
