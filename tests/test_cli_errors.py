@@ -175,6 +175,9 @@ CASES = [
      "both bounds must be finite"),
     ("translation-one-pair", {"par.csv": "en,de\nnurse,Krankenschwester\nnurse,Krankenschwester\n"},
      "eval-translation --parallel {d}/par.csv -m {model}", "at least 2 distinct parallel pairs"),
+    ("train-contrastive-one-pair", {"p.csv": PAIRS, "par.csv": "en,de\nnurse,Krankenschwester\n"},
+     "train {d}/p.csv --out {d}/o --no-sts -m {model} --parallel {d}/par.csv --align-loss "
+     "contrastive", "needs at least 2 distinct pairs (got 1)"),
 ]
 
 

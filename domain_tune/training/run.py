@@ -355,7 +355,14 @@ def _read_parallel(job):
     from domain_tune.datasets.parallel import read_parallel
 
     job.align.validate()
-    return read_parallel(job.align.parallel, job.align.columns)
+    parallel = read_parallel(job.align.parallel, job.align.columns)
+    distinct = len(set(zip(parallel.source, parallel.translation)))
+    if job.align.loss != "embedding" and distinct < 2:
+        raise BadInputError(
+            f"--parallel {job.align.parallel}: --align-loss {job.align.loss} compares the sentences "
+            f"of a batch with each other and needs at least 2 distinct pairs (got {distinct}); "
+            "add sentences or use --align-loss embedding")
+    return parallel
 
 
 def _detach(callbacks):
