@@ -358,6 +358,7 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
           min_score: Optional[float] = None,
           corpus_embeddings: Optional[Union["np.ndarray", PathLike]] = None,
           lexical_weight: float = 0.0,
+          descriptions: Optional[Sequence[str]] = None, description_weight: float = 0.5,
           batch_size: int = 256, progress: bool = False) -> "pd.DataFrame":
     """The ``top_k`` corpus entries for each query, best first (``domain-tune match``).
 
@@ -369,8 +370,13 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     model and the corpus texts).  Exact search in memory-bounded blocks.
     ``lexical_weight`` W ranks by cosine + W x the character n-gram TF-IDF
     cosine of query and entry (hybrid; a ``score`` column is added).
+    ``descriptions`` (one per corpus entry, empty for none) represents each
+    entry by ``normalize(label + description_weight x description)``; the
+    ``cosine`` column is then the query's cosine with that vector.
     """
     queries, corpus = _texts(queries, "queries"), _texts(corpus, "corpus")
+    if descriptions is not None:
+        descriptions = _texts(descriptions, "descriptions")
     encoder = _model(model)
     from domain_tune import matching
     from domain_tune.datasets.texts import as_text
@@ -381,7 +387,8 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     return matching.match(encoder, queries, corpus, top_k=top_k,
                           corpus_ids=corpus_ids, min_score=min_score,
                           corpus_embeddings=corpus_embeddings, batch_size=batch_size,
-                          progress=progress, scorer=matching.lexical_scorer(lexical_weight))
+                          progress=progress, scorer=matching.lexical_scorer(lexical_weight),
+                          descriptions=descriptions, description_weight=description_weight)
 
 
 # --- pictures, export, interpolation ------------------------------------------------

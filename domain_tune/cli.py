@@ -1208,12 +1208,18 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
 @click.option("--lexical-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Rank by cosine + W x the character 2-4-gram TF-IDF cosine (hybrid; adds a "
               "'score' column).")
+@click.option("--description-column", metavar="COLUMN",
+              help="A second text of each corpus entry (e.g. its description): each entry is "
+              "ranked by normalize(label + --description-weight x description).")
+@click.option("--description-weight", type=click.FloatRange(min=0), default=0.5,
+              show_default=True, help="Weight of the description (with --description-column).")
 @batch_size_option()
 @overwrite_option
 @json_option
 @needs_tensorflow
 def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpus_column,
-              id_column, corpus_embeddings, lexical_weight, batch_size, overwrite, as_json):
+              id_column, corpus_embeddings, lexical_weight, description_column,
+              description_weight, batch_size, overwrite, as_json):
     """For each query, the --top-k most similar corpus entries, with scores.
 
     One row per match: query, rank (1 = best), corpus_id, corpus_text, cosine
@@ -1228,11 +1234,15 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
     """
     from domain_tune.matching import lexical_scorer, match_files
 
+    if not description_column:
+        _warn_unused(["description_weight"], "needs --description-column; ignored")
     info = match_files(None, queries, corpus, out, top_k=top_k, query_column=query_column,
                        corpus_column=corpus_column, id_column=id_column, min_score=min_score,
                        corpus_embeddings=corpus_embeddings, model_spec=model,
                        batch_size=batch_size, progress=not as_json, overwrite=overwrite,
-                       scorer=lexical_scorer(lexical_weight), loader=lambda: _load(model))
+                       scorer=lexical_scorer(lexical_weight), loader=lambda: _load(model),
+                       description_column=description_column or None,
+                       description_weight=description_weight)
     info["model"] = model
     if as_json:
         _print_json(info)

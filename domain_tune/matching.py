@@ -30,6 +30,8 @@ MAX_CELLS = 1 << 24  # query x corpus scores held at once (64 MB of float32)
 QUERY_CHUNK = 8192  # queries read and embedded at once
 COLUMNS = ("query", "rank", "corpus_id", "corpus_text", "cosine", "angular")
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+# label + 0.5 x description: within what validation chose on ESCO (0.5-0.7, results/quality.md)
+DEFAULT_DESCRIPTION_WEIGHT = 0.5
 CLIP = 0.99999  # as the angular similarity of training and evaluation
 
 
@@ -222,8 +224,14 @@ def lexical_scorer(lexical_weight: float = 0.0):
 def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
           corpus_ids: Optional[Sequence] = None, min_score: Optional[float] = None,
           corpus_embeddings: Optional[np.ndarray] = None, batch_size: int = 256,
-          progress: bool = False, scorer=None, max_cells: int = MAX_CELLS):
+          progress: bool = False, scorer=None, max_cells: int = MAX_CELLS,
+          descriptions: Optional[Sequence[str]] = None,
+          description_weight: float = None):
     """In memory: a DataFrame of the ``top_k`` matches of each query (see :data:`COLUMNS`).
+
+    ``descriptions`` (one per corpus entry, empty for none) ranks each entry by
+    ``normalize(label + description_weight x description)`` (default weight
+    :data:`DEFAULT_DESCRIPTION_WEIGHT`).
 
     ``scorer``: ``None`` (cosine) or a factory ``scorer(corpus_texts,
     corpus_embeddings)`` returning a :class:`Scorer`.
@@ -244,6 +252,9 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
         raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
     exclude = _blank_mask(corpus)
     c = corpus_matrix(model, corpus, corpus_embeddings, batch_size, progress)
+    if descriptions is not None:
+        weight = DEFAULT_DESCRIPTION_WEIGHT if description_weight is None else description_weight
+        c = with_descriptions(model, c, list(descriptions), float(weight), batch_size, progress)
     made = scorer(corpus, c) if scorer is not None else None
     chunks = (list(queries[s : s + QUERY_CHUNK]) for s in range(0, len(queries), QUERY_CHUNK))
     rows = []
@@ -313,6 +324,47 @@ def read_corpus(path, column=None, id_column=None):
     return texts, ids
 
 
+def read_descriptions(path, column, n):
+    """The ``column`` of corpus CSV ``path`` (one cell per corpus text, ``""`` where empty),
+    checked to hold ``n`` rows like the corpus texts read by :func:`read_corpus`."""
+    from domain_tune.datasets.files import read_csv
+
+    path = os.fspath(path)
+    if not path.lower().endswith((".csv", ".tsv")):
+        raise BadInputError(f"--description-column {column}: corpus {path} is not a CSV")
+    frame = read_csv(path, "corpus", usecols=lambda c: c.strip() == column)
+    if column not in frame.columns:
+        header = ", ".join(map(str, read_csv(path, "corpus", nrows=0).columns))
+        raise BadInputError(f"corpus {path} has no column {column!r} (columns: {header})")
+    descriptions = frame[column].tolist()
+    if len(descriptions) != n:  # pragma: no cover - both read the same rows
+        raise RuntimeError(f"corpus {path}: {len(descriptions)} descriptions for {n} texts")
+    return descriptions
+
+
+def with_descriptions(model, corpus_embeddings, descriptions, weight, batch_size=256,
+                      progress=False):
+    """Unit vectors ``normalize(label + weight * description)`` of the corpus entries (see
+    :func:`domain_tune.evaluation.hybrid.entry_embeddings`); an entry without a description
+    (an empty cell) keeps its label's vector."""
+    from domain_tune.datasets.texts import as_text
+    from domain_tune.embedding import encode
+    from domain_tune.evaluation.hybrid import entry_embeddings
+
+    descriptions = [as_text(d) for d in descriptions]
+    if len(descriptions) != len(corpus_embeddings):
+        raise BadInputError(f"{len(descriptions)} descriptions for {len(corpus_embeddings)} corpus "
+                            "entries; give one per entry (an empty one for none)")
+    if not (np.isfinite(weight) and weight >= 0):
+        raise BadInputError(f"--description-weight must be a number >= 0 (got {weight})")
+    has = [bool(d.strip()) for d in descriptions]
+    if not weight or not any(has):
+        return corpus_embeddings
+    emb = encode(model, [d if h else "" for d, h in zip(descriptions, has)], batch_size=batch_size,
+                 progress=progress, label="Descriptions")
+    return entry_embeddings(corpus_embeddings, emb, weight, has)
+
+
 class _CsvWriter:
     def __init__(self, f, columns):
         self.w = csv.DictWriter(f, fieldnames=columns)
@@ -334,8 +386,13 @@ class _JsonlWriter:
 def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=None,
                 corpus_column=None, id_column=None, min_score=None, corpus_embeddings=None,
                 model_spec=None, batch_size=256, progress=True, overwrite=False, scorer=None,
-                max_cells=MAX_CELLS, loader=None):
+                max_cells=MAX_CELLS, loader=None, description_column=None,
+                description_weight=DEFAULT_DESCRIPTION_WEIGHT):
     """Stream the matches of every query of ``queries_path`` into ``out`` (.csv or .jsonl).
+
+    With ``description_column``, each corpus entry is ranked by
+    ``normalize(label + description_weight x description)`` (:func:`with_descriptions`);
+    ``corpus_embeddings`` then caches the labels' embeddings only.
 
     ``corpus_embeddings`` is a ``.npy`` path: reused if it exists (refused if
     another model or other texts made it), else written with its record for
@@ -361,6 +418,8 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
     q_column = _text_column(queries_path, query_column, "--query-column", "queries")
     n_queries = count_texts(queries_path, q_column, what="queries")
     texts, ids = read_corpus(corpus_path, corpus_column, id_column)
+    descriptions = (None if description_column is None
+                    else read_descriptions(corpus_path, description_column, len(texts)))
     exclude = _blank_mask(texts)
     if corpus_embeddings is not None:
         corpus_embeddings = os.fspath(corpus_embeddings)
@@ -382,6 +441,8 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
                                             corpus_column)
             embedding_cache.save_cache(corpus_embeddings, raw, meta)
         c = normalize_in_place(raw)
+    if descriptions is not None:
+        c = with_descriptions(model, c, descriptions, description_weight, batch_size, progress)
     made = scorer(texts, c) if scorer is not None else None
     columns = list(COLUMNS) + ([] if is_cosine(made) else ["score"])
     out = os.fspath(out)

@@ -308,3 +308,40 @@ def test_api_match_treats_missing_values_of_a_pandas_column_as_blank():
     assert frame["query"].tolist() == ["north", "north"]
     assert frame["corpus_text"].tolist() == ["north", "south"]
     assert frame["corpus_id"].tolist() == [3, 1]
+
+
+def test_descriptions_represent_each_entry_as_label_plus_weighted_description(tmp_path,
+                                                                             compass_keras):
+    # entry "east" described as "north": normalize((0, 1) + w (1, 0)); "south" has no description
+    queries = _write(tmp_path / "q.txt", "north\n")
+    corpus = _write(tmp_path / "c.csv", "label,about\neast,north\nsouth,\n")
+    out = tmp_path / "m.csv"
+    base = ["match", queries, "--corpus", corpus, "--corpus-column", "label", "--model",
+            compass_keras, "--top-k", 2, "--out", out, "--overwrite"]
+    assert run(*base).exit_code == 0
+    assert [float(r["cosine"]) for r in _read_csv(out)] == [0.0, -1.0]
+    result = run(*base, "--description-column", "about")  # weight 0.5 by default
+    assert result.exit_code == 0, result.output
+    rows = _read_csv(out)
+    assert [r["corpus_text"] for r in rows] == ["east", "south"]
+    assert [float(r["cosine"]) for r in rows] == [round(0.5 / math.sqrt(1.25), 6), -1.0]
+    result = run(*base, "--description-column", "about", "--description-weight", 1)
+    assert [float(r["cosine"]) for r in _read_csv(out)] == [0.707107, -1.0]
+
+    import domain_tune
+
+    frame = domain_tune.match(compass_model(), ["north"], ["east", "south"], top_k=1,
+                              descriptions=["north", None], description_weight=1.0)
+    assert frame["cosine"].tolist() == [0.707107]
+
+    warned = run(*base, "--description-weight", 1)
+    assert warned.exit_code == 0
+    assert "--description-weight needs --description-column; ignored" in warned.stderr
+    missing = run(*base, "--description-column", "nope")
+    assert missing.exit_code == 2 and "has no column 'nope'" in error_line(missing)
+    text_corpus = _write(tmp_path / "c.txt", "east\n")
+    not_csv = run("match", queries, "--corpus", text_corpus, "--model", compass_keras,
+                  "--out", tmp_path / "n.csv", "--description-column", "about")
+    assert not_csv.exit_code == 2 and "is not a CSV" in error_line(not_csv)
+    with pytest.raises(BadInputError, match="1 descriptions for 2 corpus entries"):
+        domain_tune.match(compass_model(), ["north"], ["east", "south"], descriptions=["north"])
