@@ -28,7 +28,21 @@ PROBE = textwrap.dedent(
         block = libc.malloc(4 << 20)
         mapped.append(libc.mallinfo2().hblks - before)
         libc.free(block)
-    print(json.dumps({"tuned": env.malloc_tuned, "mapped": mapped}))
+    # mallinfo2 counts the main heap only: does a block that another thread allocates land there?
+    import threading
+    in_main_heap = []
+
+    def other_thread():
+        before = libc.mallinfo2().uordblks
+        block = libc.malloc(4 << 20)
+        in_main_heap.append(libc.mallinfo2().uordblks - before >= 4 << 20)
+        libc.free(block)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    print(json.dumps({"tuned": env.malloc_tuned, "mapped": mapped,
+                      "thread_in_main_heap": in_main_heap[0]}))
     """
 )
 
@@ -37,8 +51,8 @@ def _probe(**env_overrides):
     import json
 
     env = {k: v for k, v in os.environ.items()
-           if k not in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                        "MALLOC_TOP_PAD_", "DOMAIN_TUNE_NO_MALLOPT")}
+           if k not in ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
+                        "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "DOMAIN_TUNE_NO_MALLOPT")}
     env.update(env_overrides)
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                          check=True)
@@ -64,13 +78,18 @@ def test_mallopt_takes_effect_on_import():
     assert result["tuned"] == _env.MALLOC_SETTINGS
     # every 4 MiB block comes from the heap: no mapping made and unmapped per allocation
     assert result["mapped"] == [0] * 8
+    # and so do other threads' blocks (one arena): glibc unmaps a thread arena's heap as soon
+    # as it is free, whatever the trim threshold
+    assert result["thread_in_main_heap"] is True
 
 
 def test_untuned_glibc_maps_the_first_block_and_the_opt_out_is_honoured():
     result = _probe(DOMAIN_TUNE_NO_MALLOPT="1")
     assert result["tuned"] == {}
     assert result["mapped"][0] == 1  # glibc's default: above 128 KiB -> its own mmap
+    assert result["thread_in_main_heap"] is False  # glibc's default: an arena per thread
 
 
 def test_user_settings_of_glibc_are_left_alone():
     assert _probe(MALLOC_MMAP_THRESHOLD_="1048576")["tuned"] == {}
+    assert _probe(MALLOC_ARENA_MAX="4")["tuned"] == {}

@@ -149,34 +149,55 @@ class MaskedNGramConv(keras.layers.Layer):
         out = ops.relu(out + ops.cast(self.conv.bias, out.dtype))
         return ops.reshape(out, ops.shape(x)) + x
 
-    def tap_products(self, x):
-        """Each row of ``x`` (rows, channels) times every tap: (rows, order * units).
+    def call_sequence(self, x, padding_mask):
+        """The layer on one sequence: ``x`` (steps, channels), ``padding_mask`` (steps,).
 
-        Columns ``tap * units ... (tap + 1) * units`` hold the product with
-        ``kernel[tap]``.  A row's products depend on that row alone, so for
-        rows that are a function of the token id (the first convolution of a
-        branch) they can be computed once per distinct token; see
-        :meth:`call_on_tap_products`.
+        Equal to ``self(x[None], padding_mask[None])[0]``.  On the
+        matrix-product path the shifted windows are row ranges of one padded
+        copy of ``x``, which TensorFlow slices without copying (a batch of
+        one would be sliced along its second axis, a copy per tap).
+        """
+        if not conv_as_matmul():
+            return self(x[None], padding_mask[None])[0]
+        masked = _mask(x, padding_mask)
+        left, right = (self.order - 1) // 2, self.order // 2
+        steps = ops.shape(masked)[0]
+        padded = ops.pad(masked, [[left, right], [0, 0]])
+        kernel = ops.cast(self.conv.kernel, masked.dtype)
+        # token t sees t - left + tap; one pass sums the terms
+        out = tf.add_n([ops.matmul(padded[tap : tap + steps], kernel[tap])
+                        for tap in range(self.order)])
+        return ops.relu(out + ops.cast(self.conv.bias, out.dtype)) + x
+
+    def tap_products(self, x):
+        """Each row of ``x`` (rows, channels) times every tap: ``order`` arrays (rows, units).
+
+        Item ``tap`` holds the products with ``kernel[tap]``.  A row's products
+        depend on that row alone, so for rows that are a function of the
+        token id (the first convolution of a branch) they can be computed
+        once per distinct token; see :meth:`call_on_tap_products`.
         """
         kernel = ops.cast(self.conv.kernel, x.dtype)  # (order, channels, units)
-        taps = ops.reshape(ops.transpose(kernel, (1, 0, 2)), (kernel.shape[1], -1))
-        return ops.matmul(x, taps)
+        return [ops.matmul(x, kernel[tap]) for tap in range(self.order)]
 
-    def call_on_tap_products(self, products, residual):
-        """The layer's output on one sequence of tokens, from its inputs' tap products.
+    def call_on_tap_products(self, products, positions, residual):
+        """The layer's output on one sequence of tokens, from tap products of distinct rows.
 
-        ``products`` (steps, order * units) are :meth:`tap_products` of the
-        inputs, zero at masked positions; ``residual`` (steps, units) the
-        unmasked inputs.  Equal to ``self(residual[None], mask)[0]``: token
-        ``t`` sums the product of ``t - left + tap`` with ``kernel[tap]``.
+        ``products`` (``order`` arrays (rows, units)) are :meth:`tap_products` of a table
+        of distinct rows whose last row is zeros; ``positions`` (steps,) the
+        table row of each slot of the sequence (the zero row at masked slots);
+        ``residual`` (steps, units) the unmasked inputs.  Equal to
+        ``self(residual[None], mask)[0]``: token ``t`` sums the products of
+        the row at ``t - left + tap`` with ``kernel[tap]``, each tap gathered
+        from its own block at shifted positions (no (steps, order * units)
+        array is written, padded or sliced).
         """
         left, right = (self.order - 1) // 2, self.order // 2
-        steps = ops.shape(products)[0]
-        padded = ops.pad(products, [[left, right], [0, 0]])
-        out = None
-        for tap in range(self.order):
-            term = padded[tap : tap + steps, tap * self.units : (tap + 1) * self.units]
-            out = term if out is None else out + term
+        steps = tf.shape(positions)[0]
+        zero_row = tf.shape(products[0], out_type=positions.dtype)[0] - 1
+        shifted = tf.concat([tf.fill([left], zero_row), positions, tf.fill([right], zero_row)], 0)
+        out = tf.add_n([tf.gather(products[tap], shifted[tap : tap + steps])
+                        for tap in range(self.order)])
         return ops.relu(out + ops.cast(self.conv.bias, out.dtype)) + residual
 
     def compute_output_shape(self, x_shape):

@@ -184,15 +184,13 @@ class UniversalSentenceEncoderBackbone(keras.Model):
         emb_d = self.token_embedding(distinct[tf.newaxis])[0]
         x_d = self.ngram_norm(self.ngram_projection(emb_d))
         d = self.ngram_dim
-        row_mask = flat_mask[tf.newaxis]
         branches = []
         for i, (conv1, conv2) in enumerate(self.ngram_convs):
             xs_d = x_d[:, i * d : (i + 1) * d]
-            products = conv1.tap_products(xs_d)
-            products = tf.concat([products, tf.zeros_like(products[:1])], axis=0)
-            h = conv1.call_on_tap_products(tf.gather(products, position_masked),
-                                           tf.gather(xs_d, position))
-            branches.append(conv2(h[tf.newaxis], row_mask)[0])
+            # tap products of the distinct tokens and of a zero row (read at masked slots)
+            products = conv1.tap_products(tf.concat([xs_d, tf.zeros_like(xs_d[:1])], axis=0))
+            h = conv1.call_on_tap_products(products, position_masked, tf.gather(xs_d, position))
+            branches.append(conv2.call_sequence(h, flat_mask))
         pieces = [tf.gather(emb_d, position)] + branches
         summed = self._pooled_feature_norm(pieces, flat_mask, segments, lengths)
         n = tf.maximum(tf.cast(lengths, summed.dtype), 1.0)[:, tf.newaxis]

@@ -3,7 +3,7 @@
 Each figure runs in a fresh process per instruction-set setting, because oneDNN reads
 ``ONEDNN_MAX_CPU_ISA`` once, when TensorFlow starts:
 
-* ``native``: whatever the CPU offers (AVX-512 on the host of results/speed.md);
+* ``native``: whatever the CPU offers (AVX-512 or AVX2 only: results/speed.md names the host);
 * ``avx2``: ``ONEDNN_MAX_CPU_ISA=AVX2`` caps TensorFlow's oneDNN kernels (matrix products,
   convolutions) at AVX2, and ``OPENBLAS_CORETYPE=Haswell`` does the same for numpy's
   OpenBLAS (the numpy reference).  Eigen's element-wise kernels and XLA's code are compiled

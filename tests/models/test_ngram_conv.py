@@ -78,18 +78,42 @@ def test_dispatch_follows_the_onednn_cap_and_the_override(dispatch):
 
 @pytest.mark.parametrize("order", [2, 3, 5])
 def test_tap_products_give_the_layer_output(order):
-    """One sequence with masked slots inside it: the tap-product form equals the layer."""
+    """One sequence of table rows with masked slots inside it: the tap-product form equals
+    the layer."""
     rng = np.random.default_rng(10 + order)
-    x = rng.normal(size=(13, 16)).astype("float32")
-    mask = np.ones(13, bool)
-    mask[[0, 5, 6, 12]] = False
     layer = MaskedNGramConv(order, 16)
     layer.build((1, 13, 16))
     layer.conv.bias.assign(rng.normal(size=16).astype("float32"))
+    # a table of 4 distinct rows and a zero row; the sequence reads them in any order
+    distinct = rng.normal(size=(4, 16)).astype("float32")
+    positions = np.array([4, 0, 1, 2, 1, 4, 4, 3, 0, 0, 2, 3, 4])  # 4: the zero row
+    x = np.concatenate([distinct, np.zeros((1, 16), "float32")])[positions]
+    mask = positions < 4
     expected = layer(tf.constant(x[None]), tf.constant(mask[None])).numpy()[0]
-    products = layer.tap_products(tf.constant(x * mask[:, None])).numpy()
-    assert products.shape == (13, order * 16)
+    table = np.concatenate([distinct, np.zeros((1, 16), "float32")])
+    products = layer.tap_products(tf.constant(table))
+    assert len(products) == order
+    products = np.stack([p.numpy() for p in products])
+    assert products.shape == (order, 5, 16)
     kernel = layer.conv.kernel.numpy()
-    np.testing.assert_allclose(products[3, 16:32], (x[3] * mask[3]) @ kernel[1], rtol=1e-5, atol=1e-5)
-    out = layer.call_on_tap_products(tf.constant(products), tf.constant(x)).numpy()
+    np.testing.assert_allclose(products[1, 3], distinct[3] @ kernel[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(products[:, 4], 0.0)
+    out = layer.call_on_tap_products([tf.constant(p) for p in products], tf.constant(positions),
+                                     tf.constant(x)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["conv", "matmul"])
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_call_sequence_equals_a_batch_of_one(dispatch, path, order):
+    rng = np.random.default_rng(20 + order)
+    x = rng.normal(size=(12, 16)).astype("float32")
+    mask = np.ones(12, bool)
+    mask[[0, 4, 5, 11]] = False
+    layer = MaskedNGramConv(order, 16)
+    layer.build((1, 12, 16))
+    layer.conv.bias.assign(rng.normal(size=16).astype("float32"))
+    dispatch(DOMAIN_TUNE_NGRAM_CONV=path)
+    expected = layer(tf.constant(x[None]), tf.constant(mask[None])).numpy()[0]
+    out = layer.call_sequence(tf.constant(x), tf.constant(mask)).numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
