@@ -1,6 +1,7 @@
 """domain_tune.embedding: the traced inference function and batched encoding."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from domain_tune.embedding import encode, inference_fn
@@ -23,6 +24,44 @@ def test_encode_keeps_input_order_across_length_sorted_batches(tiny_encoder):
     one_by_one = np.concatenate([encode(tiny_encoder, [t], batch_size=1) for t in texts])
     np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out[1], out[3])
+
+
+def test_encode_with_batches_in_flight_equals_one_batch_at_a_time(tiny_encoder, monkeypatch):
+    from domain_tune import embedding
+
+    texts = [f"text number {i} " + "word " * (i % 7) for i in range(40)]
+    in_flight = encode(tiny_encoder, texts, batch_size=3)
+    monkeypatch.setattr(embedding, "IN_FLIGHT", 1)
+    one_at_a_time = encode(tiny_encoder, texts, batch_size=3)
+    # each batch is computed as it would be alone: the same numbers, in input order
+    np.testing.assert_array_equal(in_flight, one_at_a_time)
+    whole = encode(tiny_encoder, texts, batch_size=64)
+    np.testing.assert_allclose(in_flight, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_encode_in_flight_traces_a_new_model_once(sp_model_path):
+    from tests.conftest import make_tiny_encoder
+
+    model = make_tiny_encoder(sp_model_path, seed=3)
+    encode(model, [f"text {i} " + "word " * (i % 5) for i in range(30)], batch_size=2)
+    assert inference_fn(model).experimental_get_tracing_count() == 1
+
+
+def test_encode_reports_an_error_of_a_batch_in_flight(tiny_encoder, monkeypatch):
+    from domain_tune import embedding
+
+    fn = inference_fn(tiny_encoder)
+    calls = []
+
+    def failing(t):
+        calls.append(len(calls))
+        if len(calls) == 3:
+            raise RuntimeError("batch 3 failed")
+        return fn(t)
+
+    monkeypatch.setattr(embedding, "inference_fn", lambda model: failing)
+    with pytest.raises(RuntimeError, match="batch 3 failed"):
+        encode(tiny_encoder, [f"t{i}" for i in range(12)], batch_size=2)
 
 
 def test_encode_embeds_each_distinct_text_once(tiny_encoder, monkeypatch):
