@@ -33,7 +33,9 @@ def test_train_with_parallel_sentences(tmp_path, tiny_model_dir, pairs_csv, para
     assert len(align["loss_per_epoch"]) == 2 and all(v > 0 for v in align["loss_per_epoch"])
     history = pd.read_csv(out / "history.csv")
     assert "align_loss" in history.columns and "val_align_loss" not in history.columns
-    np.testing.assert_allclose(history["align_loss"], align["loss_per_epoch"], rtol=1e-5)
+    # metrics.json rounds the losses to 6 decimals
+    np.testing.assert_allclose(history["align_loss"], align["loss_per_epoch"], rtol=1e-5,
+                               atol=1e-6)
     card = (out / "README.md").read_text()
     assert "multilingual distillation: 8 parallel sentences" in card and "teacher `self`" in card
     # the tuned model interpolates with its base like any run
@@ -141,8 +143,13 @@ def test_mirrored_with_parallel_matches_single_device(tmp_path, tiny_model_dir, 
     assert mirrored["replicas"] == 2
     one = pd.read_csv(tmp_path / "one" / "history.csv")
     two = pd.read_csv(tmp_path / "two" / "history.csv")
-    # the same pair and parallel batches, split across two replicas
+    # the same pair and parallel batches, split across two replicas: the first epoch differs
+    # by the order of float sums alone; training amplifies that over the later epochs (a tiny
+    # model at a high learning rate; 5e-3 apart by the third epoch on an AVX2-only host)
     for column in ("loss", "align_loss", "val_loss"):
-        np.testing.assert_allclose(two[column], one[column], rtol=1e-3)
-    assert mirrored["alignment"]["loss_per_epoch"] == pytest.approx(
-        single["alignment"]["loss_per_epoch"], rel=1e-3)
+        np.testing.assert_allclose(two[column][0], one[column][0], rtol=1e-4)
+        np.testing.assert_allclose(two[column], one[column], rtol=2e-2)
+    align_two = mirrored["alignment"]["loss_per_epoch"]
+    align_one = single["alignment"]["loss_per_epoch"]
+    assert align_two[0] == pytest.approx(align_one[0], rel=1e-4)
+    assert align_two == pytest.approx(align_one, rel=2e-2)
