@@ -128,7 +128,10 @@ def test_chunked_search_equals_unchunked():
     whole_idx, whole_score, n_whole = run_search(len(texts), 1 << 24)
     part_idx, part_score, n_part = run_search(13, 37 * 4)  # 4 queries a block
     assert n_whole == 1 and n_part == 7 * 4 + 3  # chunks of 13 queries: blocks of 4, 4, 4, 1
-    np.testing.assert_array_equal(part_idx, whole_idx)
+    # entries 5 and 20 are equal; a BLAS may round their two products differently for other
+    # block shapes (OpenBLAS on an AVX2-only host), so their order within a tie may differ
+    same = lambda idx: np.where(idx == 20, 5, idx)  # noqa: E731
+    np.testing.assert_array_equal(same(part_idx), same(whole_idx))
     np.testing.assert_allclose(part_score, whole_score, atol=1e-6)
     brute = normalize_in_place(queries.copy()) @ corpus.T
     for r in range(len(queries)):
