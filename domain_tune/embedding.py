@@ -94,17 +94,12 @@ def _run_batches(fn, texts, batches):
         return idx, fn(tf.constant([texts[i] for i in idx])).numpy()
 
     traced = getattr(fn, "experimental_get_tracing_count", lambda: 0)() > 0
-    if batches and not traced:
-        yield run(batches[0])
-        batches = batches[1:]
-    if len(batches) == 1:
-        yield run(batches[0])
-        return
-    if not batches:
-        return
+    pending = collections.deque()
     with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="domain-tune-encode") as pool:
-        pending = collections.deque()
-        for idx in batches:
+        for i, idx in enumerate(batches):
+            if i == 0 and not traced:
+                yield run(idx)
+                continue
             pending.append(pool.submit(run, idx))
             if len(pending) >= IN_FLIGHT:
                 yield pending.popleft().result()

@@ -34,8 +34,8 @@ def test_train_with_parallel_sentences(tmp_path, tiny_model_dir, pairs_csv, para
     history = pd.read_csv(out / "history.csv")
     assert "align_loss" in history.columns and "val_align_loss" not in history.columns
     # metrics.json rounds the losses to 6 decimals
-    np.testing.assert_allclose(history["align_loss"], align["loss_per_epoch"], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(np.round(history["align_loss"], 6), align["loss_per_epoch"],
+                               rtol=1e-5)
     card = (out / "README.md").read_text()
     assert "multilingual distillation: 8 parallel sentences" in card and "teacher `self`" in card
     # the tuned model interpolates with its base like any run
@@ -135,21 +135,22 @@ def test_mirrored_with_parallel_matches_single_device(tmp_path, tiny_model_dir, 
                                                       parallel_csv):
     from tests.training.test_distribute import COMMON, _train
 
-    args = [pairs_csv, "--model", tiny_model_dir, *COMMON, "--clipnorm", 0, "--parallel",
-            parallel_csv, "--parallel-batch-size", 4, "--align-weight", 3]
+    # two epochs: with --align-weight 3 and no clipping, training amplifies the order of float
+    # sums (mirrored vs one device) about tenfold an epoch, to 5e-3 by a third epoch on an
+    # AVX2-only host
+    args = [pairs_csv, "--model", tiny_model_dir, *COMMON, "--epochs", 2, "--clipnorm", 0,
+            "--parallel", parallel_csv, "--parallel-batch-size", 4, "--align-weight", 3]
     single = _train([*args, "--out", tmp_path / "one"])
     mirrored = _train([*args, "--out", tmp_path / "two", "--distribute", "mirrored",
                        "--cpu-replicas", "2"])
     assert mirrored["replicas"] == 2
     one = pd.read_csv(tmp_path / "one" / "history.csv")
     two = pd.read_csv(tmp_path / "two" / "history.csv")
-    # the same pair and parallel batches, split across two replicas: the first epoch differs
-    # by the order of float sums alone; training amplifies that over the later epochs (a tiny
-    # model at a high learning rate; 5e-3 apart by the third epoch on an AVX2-only host)
+    # the same pair and parallel batches, split across two replicas; the first epoch differs
+    # by the order of float sums alone
+    assert len(one) == len(two) == 2
     for column in ("loss", "align_loss", "val_loss"):
         np.testing.assert_allclose(two[column][0], one[column][0], rtol=1e-4)
-        np.testing.assert_allclose(two[column], one[column], rtol=2e-2)
-    align_two = mirrored["alignment"]["loss_per_epoch"]
-    align_one = single["alignment"]["loss_per_epoch"]
-    assert align_two[0] == pytest.approx(align_one[0], rel=1e-4)
-    assert align_two == pytest.approx(align_one, rel=2e-2)
+        np.testing.assert_allclose(two[column], one[column], rtol=1e-3)
+    assert mirrored["alignment"]["loss_per_epoch"] == pytest.approx(
+        single["alignment"]["loss_per_epoch"], rel=1e-3)

@@ -26,7 +26,7 @@ import itertools
 
 import numpy as np
 
-from domain_tune.evaluation.retrieval import normalize_rows
+from domain_tune.evaluation.retrieval import RowProducts, normalize_rows
 
 DEFAULT_NGRAMS = (2, 4)
 LEXICAL_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)
@@ -220,9 +220,10 @@ class HybridScorer:
         self.entries = entry_embeddings(corpus_embeddings, description_embeddings,
                                         weights.description, has_description)
         self.lexical = LexicalScorer(self.corpus_texts) if weights.lexical else None
+        self._products = RowProducts(self.entries)  # equal entries score bit-equal
 
     def __call__(self, queries, query_embeddings):
-        dense = normalize_rows(query_embeddings) @ self.entries.T
+        dense = self._products(normalize_rows(query_embeddings))
         return fuse_scores(dense, list(queries), self.corpus_texts, self.weights.lexical,
                            self.lexical)
 
