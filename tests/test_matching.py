@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from domain_tune.errors import BadInputError
-from domain_tune.matching import CosineScorer, normalize_in_place, search, top_k
+from domain_tune.matching import CosineScorer, RowProducts, normalize_in_place, search, top_k
 from tests.cli_helpers import error_line, run
 
 # Hand-made embeddings: compass directions in the plane, so every cosine is known.
@@ -137,8 +137,6 @@ def test_chunked_search_equals_unchunked():
 
 
 def test_equal_corpus_entries_score_bit_equal_whatever_the_block():
-    from domain_tune.evaluation.retrieval import RowProducts
-
     rng = np.random.default_rng(4)
     rows = rng.normal(size=(40, 24)).astype(np.float32)
     rows[[7, 31]] = rows[2]

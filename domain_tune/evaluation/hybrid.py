@@ -26,7 +26,8 @@ import itertools
 
 import numpy as np
 
-from domain_tune.evaluation.retrieval import RowProducts, normalize_rows
+from domain_tune.evaluation.retrieval import normalize_rows
+from domain_tune.matching import RowProducts
 
 DEFAULT_NGRAMS = (2, 4)
 LEXICAL_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)

@@ -30,33 +30,6 @@ def normalize_rows(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
-class RowProducts:
-    """``q @ rows.T`` for many query blocks ``q``, equal rows getting bit-equal products.
-
-    A BLAS may round the products of two equal rows differently (by their place in
-    the matrix, or by the number of query rows: OpenBLAS on an AVX2-only host does),
-    which breaks their tie by a last bit and makes the order of equal corpus entries
-    depend on how the queries were blocked.  Each distinct row is multiplied once and
-    its column copied to every place the row occurs; rows without repeats are
-    multiplied as they are.
-    """
-
-    def __init__(self, rows):
-        self.rows = rows
-        first = {}
-        where = np.fromiter((first.setdefault(r.tobytes(), i) for i, r in enumerate(rows)),
-                            np.int64, len(rows))
-        if len(first) == len(rows):
-            self.distinct, self.columns = rows, None
-        else:
-            kept = np.unique(where)  # the first place of each distinct row, in order
-            self.distinct, self.columns = rows[kept], np.searchsorted(kept, where)
-
-    def __call__(self, q):
-        products = q @ self.distinct.T
-        return products if self.columns is None else products[:, self.columns]
-
-
 def group_queries(queries, query_ids):
     """Distinct query texts (first-seen order) and the list of correct ids of each."""
     if len(queries) != len(query_ids):
