@@ -63,7 +63,6 @@ class RowProducts:
     """
 
     def __init__(self, rows):
-        self.rows = rows
         first = {}
         where = np.fromiter((first.setdefault(r.tobytes(), i) for i, r in enumerate(rows)),
                             np.int64, len(rows))
