@@ -43,6 +43,22 @@ def seed_pairs():
     return shared_path("seed-sample", "training_data.csv")
 
 
+def glibc_malloc():
+    """Whether this is Linux with glibc 2.33 or newer (``mallinfo2``), whose malloc domain-tune tunes."""
+    import ctypes
+    import sys
+
+    try:
+        return sys.platform.startswith("linux") and hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
+    except OSError:
+        return False
+
+
+# set by a user, these turn domain-tune's malloc tuning off (see domain_tune._env.tune_malloc)
+MALLOC_VARS = ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
+               "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "DOMAIN_TUNE_NO_MALLOPT")
+
+
 @pytest.fixture(scope="session")
 def sp_model_path():
     from domain_tune.models.weights import resources_dir

@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+from tests.conftest import MALLOC_VARS, glibc_malloc
+
 # A 4 MiB block: above glibc's initial mmap threshold (128 KiB), below the tuned one.
 PROBE = textwrap.dedent(
     """
@@ -50,25 +52,14 @@ PROBE = textwrap.dedent(
 def _probe(**env_overrides):
     import json
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
-                        "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "DOMAIN_TUNE_NO_MALLOPT")}
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_VARS}
     env.update(env_overrides)
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout)
 
 
-def _glibc():
-    import ctypes
-
-    try:
-        return sys.platform.startswith("linux") and hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _glibc(), reason="glibc (2.33 or newer) only")
+pytestmark = pytest.mark.skipif(not glibc_malloc(), reason="glibc (2.33 or newer) only")
 
 
 def test_mallopt_takes_effect_on_import():

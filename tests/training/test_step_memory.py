@@ -1,0 +1,44 @@
+"""No training step and no embedding batch makes a table-sized buffer.
+
+The dense Adam of the article's recipe used to create and free temporaries
+as large as the embedding table on every step (Keras' Adam makes nine per
+step for a sparse table gradient); glibc maps each buffer above its mmap
+threshold afresh, so every step paid a page fault per 4 KiB of each.  The
+probe (``step_faults_probe.py``, a process of its own) counts the minor page
+faults of each step after the first epoch, with a 65.5 MB table: above the
+largest mmap threshold, so any table-sized buffer written in a step shows up
+as about 16,000 faults.  Keras' Adam is the positive control.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import MALLOC_VARS, glibc_malloc
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "step_faults_probe.py")
+
+
+@pytest.mark.skipif(not glibc_malloc(), reason="Linux with glibc 2.33 or newer only (prctl, "
+                    "the mmap threshold domain-tune sets)")
+def test_no_step_makes_a_table_sized_buffer(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_VARS}
+    out = subprocess.run([sys.executable, PROBE, str(tmp_path), "keras-adam", "adam",
+                          "lazy-adam", "encode"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    faults = json.loads(out.stdout.strip().splitlines()[-1])
+    table = faults["pages"]
+    assert table == 16000
+    # the probe sees table-sized temporaries: Keras' Adam writes several per step
+    assert len(faults["keras-adam"]) == 12
+    assert min(faults["keras-adam"]) > 2 * table
+    # the recipe's optimizers and the inference path write none (a step of the tiny model
+    # touches a few pages at most)
+    for case in ("adam", "lazy-adam"):
+        assert len(faults[case]) == 12, case
+        assert max(faults[case]) < table // 50, (case, faults[case])
+    assert len(faults["encode"]) == 6
+    assert max(faults["encode"]) < table // 50, faults["encode"]
