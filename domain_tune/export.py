@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras.src.saving import saving_lib
 
 from domain_tune.embedding import inference_fn
+from domain_tune.models.layers import share_on_read
 from domain_tune.models.loading import KERAS_FILE, saved_models_beside
 from domain_tune.outputs import atomic_directory
 
@@ -27,7 +28,10 @@ def save_keras(model, path):
     ``BytesIO``, then copied into the zip) unless it judges memory short; that
     is 2-3 transient copies of the 262 MB token table.  Telling it memory is
     short makes it stage the file on disk beside ``path``, the same file format.
+    A table that was read sparsely is read without a copy of its own
+    (:func:`~domain_tune.models.layers.share_on_read`).
     """
+    share_on_read(model.variables)
     with mock.patch.object(saving_lib, "is_memory_sufficient", lambda model: False):
         model.save(path)
 

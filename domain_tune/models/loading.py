@@ -35,14 +35,18 @@ def from_preset(name="use-m3", max_length=None, embedding=None):
     arrays, epsilon = weights_lib.reference_arrays(os.path.join(res, "weights.npz"))
     config = dict(PRESETS[name]["config"], layer_norm_epsilon=epsilon)
     tokenizer = SentencePieceTokenizer(os.path.join(res, "sp.model"), max_length=max_length)
+    table = contextlib.nullcontext()
     if embedding is None:
-        # Zeros, not a random table: the real one is assigned below, and a random
-        # 128,000 x 512 initial table would only add a transient of 0.26 GB.
+        # The real table is the variable's initial value (dt_layers.initial_table); the
+        # config says zeros, what a copy built from it holds until weights are loaded.
         embedding = keras.layers.serialize(dt_layers.Embedding(
             config["vocabulary_size"], config["embedding_dim"], embeddings_initializer="zeros",
             name="token_embedding",
         ))
-    backbone = UniversalSentenceEncoderBackbone(**config, embedding=embedding, name="backbone")
+        table = dt_layers.initial_table(weights_lib.pretrained_table(arrays))
+    with table:
+        backbone = UniversalSentenceEncoderBackbone(**config, embedding=embedding,
+                                                    name="backbone")
     weights_lib.assign_reference_weights(backbone, arrays)
     return SentenceEncoder(tokenizer, backbone, name=name.replace("-", "_"))
 

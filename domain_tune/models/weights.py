@@ -183,8 +183,8 @@ def assign_reference_weights(backbone, arrays):
     """Copy :func:`reference_arrays` into a backbone built with ``USE_M3_CONFIG``.
 
     The embedding table (262 MB for USE-m3) is handed to a plain embedding
-    without a copy (:func:`_shared_tensor`): ``arrays`` must not be used
-    afterwards.
+    without a copy (:func:`_shared_tensor`), unless the embedding was built
+    from it (:func:`pretrained_table`); ``arrays`` must not be used afterwards.
     """
     for layer_path, name, _ in WEIGHT_MAP:
         layer = _layer(backbone, layer_path)
@@ -193,8 +193,21 @@ def assign_reference_weights(backbone, arrays):
     embedding = backbone.token_embedding
     if hasattr(embedding, "set_pretrained"):  # SemiFrozenEmbedding
         embedding.set_pretrained(table)
+    elif _shares(embedding.embeddings, table):
+        return  # built from it
     else:
         embedding.embeddings.assign(_shared_tensor(table))
+
+
+def pretrained_table(arrays):
+    """The embedding table of :func:`reference_arrays` as a tensor on the same memory."""
+    return _shared_tensor(arrays["token_embedding/embeddings"])
+
+
+def _shares(variable, array):
+    """Whether ``variable`` holds ``array``'s memory (it was built from it, not a copy)."""
+    var = getattr(variable, "value", variable)
+    return np.asarray(var.read_value_no_copy()).ctypes.data == array.ctypes.data
 
 
 def _shared_tensor(array):

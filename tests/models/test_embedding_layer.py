@@ -38,6 +38,54 @@ def test_sparse_read_after_scatter_update_sees_the_update():
     np.testing.assert_array_equal(ours(tf.constant([7])).numpy(), np.full((1, 6), 5.0))
 
 
+def _read(variable):
+    """A whole read of ``variable`` as an array on the read's own buffer."""
+    return np.asarray(tf.convert_to_tensor(variable))
+
+
+def test_share_on_read_reads_without_copies_and_every_read_keeps_its_value():
+    _, ours = _pair()
+    table = ours.embeddings.value
+    ours(tf.constant([3, 7]))  # a gather: copy-on-read mode from here on
+    first, second = _read(table), _read(table)
+    assert first.ctypes.data != second.ctypes.data  # each whole read copied the table
+    layers.share_on_read(ours.weights)
+    first, second = _read(table), _read(table)
+    assert first.ctypes.data == second.ctypes.data  # both share the variable's buffer
+    before = first.copy()
+    # a sparse update while those reads are alive: the variable changes, the reads do not
+    table.scatter_update(tf.IndexedSlices(tf.fill((1, 6), 5.0), tf.constant([7])))
+    np.testing.assert_array_equal(first, before)
+    np.testing.assert_array_equal(ours(tf.constant([7])).numpy(), np.full((1, 6), 5.0))
+    np.testing.assert_array_equal(_read(table)[7], np.full(6, 5.0))
+    # and so does a dense in-place update
+    layers.share_on_read([table])
+    held = _read(table)
+    table.assign_add(tf.ones_like(table))
+    np.testing.assert_array_equal(held[7], np.full(6, 5.0))
+    np.testing.assert_array_equal(_read(table)[7], np.full(6, 6.0))
+
+
+def test_initial_table_starts_the_variable_from_it_without_a_copy():
+    from domain_tune.models import weights
+
+    table = weights.aligned_empty((50, 6), np.float32)
+    table[:] = np.random.default_rng(0).normal(size=table.shape)
+    with layers.initial_table(weights.pretrained_table({"token_embedding/embeddings": table})):
+        ours = layers.Embedding(50, 6, embeddings_initializer="zeros")
+        ours.build((None,))
+        other = layers.Embedding(40, 6, embeddings_initializer="zeros")  # another shape
+        other.build((None,))
+    np.testing.assert_array_equal(ours.embeddings.numpy(), table)
+    assert weights._shares(ours.embeddings, table)  # the array's memory, not a copy
+    assert ours.get_config()["embeddings_initializer"]["class_name"] == "Zeros"
+    np.testing.assert_array_equal(other.embeddings.numpy(), 0.0)
+    after = layers.Embedding(50, 6, embeddings_initializer="zeros")  # outside the block
+    after.build((None,))
+    np.testing.assert_array_equal(after.embeddings.numpy(), 0.0)
+    assert not weights._shares(after.embeddings, table)
+
+
 def test_use_sparse_reads_sets_every_embedding_layer(tiny_encoder):
     emb = tiny_encoder.backbone.token_embedding
     assert isinstance(emb, layers.Embedding) and emb.sparse_reads

@@ -7,7 +7,8 @@ fault, whatever the host's setting.
 
 Usage: ``python step_faults_probe.py STATE_DIR CASE [CASE ...]`` with cases ``adam``, ``lazy-adam``,
 ``keras-adam`` (Keras' own Adam, whose update makes table-sized temporaries: the probe's
-positive control) and ``encode``.
+positive control), ``encode``, and ``save`` (one ``.keras`` save after training with
+``adam``, whose gathers leave the table in copy-on-read mode).
 """
 
 import ctypes
@@ -87,6 +88,18 @@ def train_steps(case, state_dir):
     return probe.steps
 
 
+def save_after_training(state_dir):
+    from domain_tune.export import save_keras
+
+    options = fit_lib.FitOptions(epochs=1, **FAST)
+    encoder_ = encoder()
+    model = fit_lib.compile_siamese(encoder_, options)
+    fit_lib.fit(model, toy_pairs(48), None, options, state_dir, verbose=0, final_state=False)
+    start = faults()
+    save_keras(encoder_, os.path.join(state_dir, "model.keras"))
+    return [faults() - start]
+
+
 def encode_batches():
     model = encoder()
     rng = np.random.default_rng(0)
@@ -105,8 +118,13 @@ def encode_batches():
 def main(cases, state_dir):
     out = {"pages": 128000 * EMBEDDING_DIM * 4 // resource.getpagesize()}
     for case in cases:
-        out[case] = encode_batches() if case == "encode" else train_steps(
-            case, os.path.join(state_dir, case))
+        folder = os.path.join(state_dir, case)
+        if case == "encode":
+            out[case] = encode_batches()
+        elif case == "save":
+            out[case] = save_after_training(folder)
+        else:
+            out[case] = train_steps(case, folder)
     print(json.dumps(out))
 
 
