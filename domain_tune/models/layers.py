@@ -318,6 +318,7 @@ class Embedding(keras.layers.Embedding):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.sparse_reads = True  # run-time choice, not config: see use_sparse_reads
+        self.built_from_table = False  # built in an initial_table block, from its table
 
     def build(self, input_shape=None):
         table = _INITIAL_TABLE.get()
@@ -329,6 +330,7 @@ class Embedding(keras.layers.Embedding):
             super().build(input_shape)
         finally:
             self.embeddings_initializer = configured
+        self.built_from_table = True
 
     def call(self, inputs):
         if self.lora_enabled or self.quantization_mode is not None:

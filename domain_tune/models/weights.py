@@ -193,21 +193,13 @@ def assign_reference_weights(backbone, arrays):
     embedding = backbone.token_embedding
     if hasattr(embedding, "set_pretrained"):  # SemiFrozenEmbedding
         embedding.set_pretrained(table)
-    elif _shares(embedding.embeddings, table):
-        return  # built from it
-    else:
+    elif not getattr(embedding, "built_from_table", False):
         embedding.embeddings.assign(_shared_tensor(table))
 
 
 def pretrained_table(arrays):
     """The embedding table of :func:`reference_arrays` as a tensor on the same memory."""
     return _shared_tensor(arrays["token_embedding/embeddings"])
-
-
-def _shares(variable, array):
-    """Whether ``variable`` holds ``array``'s memory (it was built from it, not a copy)."""
-    var = getattr(variable, "value", variable)
-    return np.asarray(var.read_value_no_copy()).ctypes.data == array.ctypes.data
 
 
 def _shared_tensor(array):

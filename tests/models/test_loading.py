@@ -155,3 +155,36 @@ def test_a_saved_model_with_a_string_signature_is_loaded_once(tiny_encoder, tmp_
     (tmp_path / "corrupt" / "saved_model.pb").write_bytes(b"not a protocol buffer")
     with pytest.raises(BadInputError, match="cannot load SavedModel"):
         load_model(str(tmp_path / "corrupt"))
+
+
+# Logical devices must be set before TensorFlow starts its runtime: a process of its own.
+_PRESET_UNDER_MIRRORED = """
+from domain_tune._env import import_tensorflow
+import_tensorflow()
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from domain_tune.models import weights
+from domain_tune.models.loading import from_preset
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    model = from_preset("use-m3")
+table = model.backbone.token_embedding.embeddings
+assert type(table.value).__name__ == "MirroredVariable", type(table.value)
+arrays, _ = weights.reference_arrays()
+want = arrays["token_embedding/embeddings"]
+for replica in table.value.values:
+    np.testing.assert_array_equal(replica.numpy(), want)
+print("ok")
+"""
+
+
+def test_the_preset_loads_its_table_under_a_mirrored_strategy():
+    """The preset's table is its variable's initial value, also for mirrored variables
+    (``train --distribute mirrored`` loads the model in the strategy's scope)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PRESET_UNDER_MIRRORED], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
