@@ -30,14 +30,23 @@ PROBE = textwrap.dedent(
         block = libc.malloc(4 << 20)
         mapped.append(libc.mallinfo2().hblks - before)
         libc.free(block)
-    # mallinfo2 counts the main heap only: does a block that another thread allocates land there?
+    # does a block that another thread allocates land in the main heap (the [heap] mapping,
+    # grown by brk), or in an arena of the thread's own (mapped elsewhere)?  (mallinfo2 sums
+    # every arena, so it cannot tell.)
     import threading
     in_main_heap = []
 
+    def in_heap(address):
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if line.rstrip().endswith("[heap]"):
+                    low, high = (int(x, 16) for x in line.split()[0].split("-"))
+                    return low <= address < high
+        return False
+
     def other_thread():
-        before = libc.mallinfo2().uordblks
         block = libc.malloc(4 << 20)
-        in_main_heap.append(libc.mallinfo2().uordblks - before >= 4 << 20)
+        in_main_heap.append(in_heap(block))
         libc.free(block)
 
     worker = threading.Thread(target=other_thread)
