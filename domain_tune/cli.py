@@ -149,11 +149,12 @@ def needs_tensorflow(f):
     def wrapper(*args, **kwargs):
         from domain_tune._env import import_tensorflow
 
-        if kwargs.get("model") == DEFAULT_MODEL:
-            from domain_tune.models.weights import prefetch_reference_arrays
+        from domain_tune.models import weights
 
-            prefetch_reference_arrays()
+        if kwargs.get("model") == DEFAULT_MODEL:
+            weights.prefetch_reference_arrays()
         import_tensorflow(freeze=True)  # a command line runs one command: see gc_paused
+        weights.tensorflow_imported()
         return f(*args, **kwargs)
 
     return wrapper

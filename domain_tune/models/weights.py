@@ -17,9 +17,9 @@ import threading
 import numpy as np
 
 from domain_tune.errors import BadInputError
+from domain_tune.models.buffers import aligned_empty, shared_tensor
 
 NUM_CHUNKS = 17
-ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a tensor's buffer
 # Keras weight (layer path, weight name) -> how to build it from the npz.
 #   ("copy", key)            the array as it is
 #   ("concat", [keys], axis) several arrays joined
@@ -68,31 +68,19 @@ def resources_dir():
     return os.path.join(list(spec.submodule_search_locations)[0], "resources")
 
 
-def dequantize_table(npz, vocabulary_size):
-    """The float32 ``(vocabulary_size, dim)`` embedding table."""
+def dequantize_table(npz, vocabulary_size, out=None):
+    """The float32 ``(vocabulary_size, dim)`` embedding table (written into ``out`` if given)."""
     scale = npz["scale"].astype(np.float32)
     lo = npz["lo"].astype(np.float32)
-    rows_per_chunk, dim = npz["q1"].shape
-    table = aligned_empty((NUM_CHUNKS * rows_per_chunk, dim), np.float32)
+    dim = npz["q1"].shape[1]
+    table = aligned_empty((vocabulary_size, dim), np.float32) if out is None else out
+    if table.shape != (vocabulary_size, dim) or table.dtype != np.float32:
+        raise ValueError(f"out must be a float32 array of shape {(vocabulary_size, dim)}")
     for c in range(NUM_CHUNKS):
         block = table[c::NUM_CHUNKS]
-        np.multiply(npz[f"q{c + 1}"], scale[c], out=block, casting="unsafe")
+        np.multiply(npz[f"q{c + 1}"][: len(block)], scale[c], out=block, casting="unsafe")
         block += lo[c]
-    return table[:vocabulary_size]
-
-
-def aligned_empty(shape, dtype, alignment=ALIGNMENT):
-    """``np.empty(shape, dtype)`` whose data starts at a multiple of ``alignment`` bytes.
-
-    TensorFlow requires its tensors' buffers to be 64-byte aligned; malloc
-    gives 16.  An aligned table can become a tensor without a copy
-    (:func:`_shared_tensor`).
-    """
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(size + alignment, np.uint8)
-    start = -raw.ctypes.data % alignment
-    return raw[start : start + size].view(dtype).reshape(shape)
+    return table
 
 
 def _build(npz, rule):
@@ -122,11 +110,31 @@ def reference_arrays(weights_path=None, vocabulary_size=128000):
     return _read_reference_arrays(weights_path, vocabulary_size)
 
 
-def _read_reference_arrays(weights_path, vocabulary_size):
+TABLE = "token_embedding/embeddings"
+
+
+def _read_reference_arrays(weights_path, vocabulary_size, tensorflow_ready=None):
+    """The arrays of :func:`reference_arrays`; the table lives in a tensor that TensorFlow owns.
+
+    The table is dequantised into an uninitialised TensorFlow tensor through
+    a NumPy view of it (:func:`domain_tune.models.buffers.empty_tensor`): the
+    embedding variable made from it then updates it in place from the start.
+    A table in NumPy's memory would be copied, 262 MB, at the model's first
+    call.  Huge pages, as NumPy would use for an array this size.
+    ``tensorflow_ready`` (an event), if given, is waited for between
+    reading the file, which needs NumPy only, and that allocation.
+    """
+    from domain_tune.models.buffers import empty_tensor
+
     with np.load(weights_path, allow_pickle=False) as npz:
         arrays = {f"{layer}/{name}": _build(npz, rule) for layer, name, rule in WEIGHT_MAP}
-        arrays["token_embedding/embeddings"] = dequantize_table(npz, vocabulary_size)
+        quantized = {k: npz[k] for k in ["scale", "lo"] + [f"q{c + 1}" for c in range(NUM_CHUNKS)]}
         epsilon = float(npz["eps"])
+    if tensorflow_ready is not None:
+        tensorflow_ready.wait()
+    _, table = empty_tensor((vocabulary_size, quantized["q1"].shape[1]), "float32",
+                            huge_pages=True)
+    arrays[TABLE] = dequantize_table(quantized, vocabulary_size, out=table)
     return arrays, epsilon
 
 
@@ -135,17 +143,20 @@ class _Prefetch:
 
     def __init__(self, weights_path, vocabulary_size):
         self._result = None
+        self.tensorflow_ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(weights_path, vocabulary_size),
                                         name="domain-tune-weights", daemon=True)
         self._thread.start()
 
     def _run(self, weights_path, vocabulary_size):
         try:
-            self._result = _read_reference_arrays(weights_path, vocabulary_size)
+            self._result = _read_reference_arrays(weights_path, vocabulary_size,
+                                                  self.tensorflow_ready)
         except Exception:  # read again in the caller's thread, where errors are reported
             self._result = None
 
     def result(self):
+        self.tensorflow_ready.set()  # the caller builds a model: TensorFlow is there
         self._thread.join()
         return self._result
 
@@ -157,11 +168,14 @@ def prefetch_reference_arrays(weights_path=None, vocabulary_size=128000):
     """Start reading the reference weights in a background thread; returns at once.
 
     Reading the compressed ``weights.npz`` and dequantising the 128,000 x 512
-    table take about 0.5-0.8 s of one core, nearly all of it in zlib and
-    NumPy, which release the GIL.  The command line starts this before it
-    imports TensorFlow (about 3 s on one core), so the two overlap on a
+    table take about 1 s of one core, nearly all of it in zlib, NumPy and
+    page faults, which release the GIL.  The command line starts this before
+    it imports TensorFlow (about 3 s on one core), so the two overlap on a
     multi-core host; the next :func:`reference_arrays` takes the result.
-    Needs only NumPy.  Errors surface in that later call, not here.
+    The file is read with NumPy alone; the table is dequantised into a
+    TensorFlow tensor once :func:`tensorflow_imported` says TensorFlow is
+    loaded (or the result is asked for).  Errors surface in that later call,
+    not here.
     """
     try:
         weights_path = weights_path or os.path.join(resources_dir(), "weights.npz")
@@ -170,6 +184,12 @@ def prefetch_reference_arrays(weights_path=None, vocabulary_size=128000):
     key = (os.path.abspath(weights_path), vocabulary_size)
     if key not in _PREFETCHED:
         _PREFETCHED[key] = _Prefetch(weights_path, vocabulary_size)
+
+
+def tensorflow_imported():
+    """Let started prefetches dequantise the table: TensorFlow is imported."""
+    for prefetch in list(_PREFETCHED.values()):
+        prefetch.tensorflow_ready.set()
 
 
 def _layer(backbone, path):
@@ -183,43 +203,23 @@ def assign_reference_weights(backbone, arrays):
     """Copy :func:`reference_arrays` into a backbone built with ``USE_M3_CONFIG``.
 
     The embedding table (262 MB for USE-m3) is handed to a plain embedding
-    without a copy (:func:`_shared_tensor`), unless the embedding was built
+    without a copy (:func:`shared_tensor`), unless the embedding was built
     from it (:func:`pretrained_table`); ``arrays`` must not be used afterwards.
     """
     for layer_path, name, _ in WEIGHT_MAP:
         layer = _layer(backbone, layer_path)
         _variable(layer, name).assign(arrays[f"{layer_path}/{name}"])
-    table = arrays["token_embedding/embeddings"]
+    table = arrays[TABLE]
     embedding = backbone.token_embedding
     if hasattr(embedding, "set_pretrained"):  # SemiFrozenEmbedding
         embedding.set_pretrained(table)
     elif not getattr(embedding, "built_from_table", False):
-        embedding.embeddings.assign(_shared_tensor(table))
+        embedding.embeddings.assign(shared_tensor(table))
 
 
 def pretrained_table(arrays):
     """The embedding table of :func:`reference_arrays` as a tensor on the same memory."""
-    return _shared_tensor(arrays["token_embedding/embeddings"])
-
-
-def _shared_tensor(array):
-    """``array`` as a ``tf.Tensor`` on the same memory (DLPack), or a copy where that fails.
-
-    ``tf.convert_to_tensor`` of a NumPy array copies it first (and the
-    tensor may copy it again for alignment): 0.2-0.5 s for the table.  A
-    variable assigned a tensor takes its buffer (and copies it before an
-    in-place update while another tensor still shares it).  Only an array
-    aligned as TensorFlow requires (:func:`aligned_empty`) is shared: its
-    kernels abort on a misaligned buffer.
-    """
-    import tensorflow as tf
-
-    if array.flags.c_contiguous and array.ctypes.data % ALIGNMENT == 0:
-        try:
-            return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
-        except Exception:  # an older NumPy, or a layout DLPack refuses
-            pass
-    return tf.convert_to_tensor(array)
+    return shared_tensor(arrays[TABLE])
 
 
 def _variable(layer, name):

@@ -67,9 +67,9 @@ def test_share_on_read_reads_without_copies_and_every_read_keeps_its_value():
 
 
 def test_initial_table_starts_the_variable_from_it_without_a_copy():
-    from domain_tune.models import weights
+    from domain_tune.models import buffers, weights
 
-    table = weights.aligned_empty((50, 6), np.float32)
+    table = buffers.aligned_empty((50, 6), np.float32)
     table[:] = np.random.default_rng(0).normal(size=table.shape)
     with layers.initial_table(weights.pretrained_table({"token_embedding/embeddings": table})):
         ours = layers.Embedding(50, 6, embeddings_initializer="zeros")

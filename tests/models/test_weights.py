@@ -75,30 +75,9 @@ def test_prefetched_arrays_equal_a_direct_read():
 
 
 def test_table_is_aligned_and_shared_with_the_variable_exactly(use_m3):
-    from domain_tune.models import weights
+    from domain_tune.models import buffers
 
     with np.load(f"{resources_dir()}/weights.npz") as npz:
         table = dequantize_table(npz, 128000)
-    assert table.ctypes.data % weights.ALIGNMENT == 0
+    assert table.ctypes.data % buffers.ALIGNMENT == 0
     np.testing.assert_array_equal(use_m3.backbone.token_embedding.embeddings.numpy(), table)
-
-
-def test_aligned_empty():
-    from domain_tune.models.weights import aligned_empty
-
-    for shape in [(3, 5), (1000, 7), (17, 512)]:
-        a = aligned_empty(shape, np.float32)
-        assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
-        assert a.ctypes.data % 64 == 0
-
-
-def test_shared_tensor_of_a_misaligned_array_is_a_copy():
-    import tensorflow as tf
-
-    from domain_tune.models.weights import _shared_tensor
-
-    raw = np.arange(65, dtype=np.float32)
-    a = next(raw[k:k + 64] for k in (0, 1) if raw[k:].ctypes.data % 64)  # a misaligned start
-    t = _shared_tensor(a)
-    a[0] = -1.0
-    assert isinstance(t, tf.Tensor) and float(t[0]) != -1.0

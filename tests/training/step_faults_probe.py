@@ -7,8 +7,11 @@ fault, whatever the host's setting.
 
 Usage: ``python step_faults_probe.py STATE_DIR CASE [CASE ...]`` with cases ``adam``, ``lazy-adam``,
 ``keras-adam`` (Keras' own Adam, whose update makes table-sized temporaries: the probe's
-positive control), ``encode``, and ``save`` (one ``.keras`` save after training with
-``adam``, whose gathers leave the table in copy-on-read mode).
+positive control), ``encode``, ``save`` (one ``.keras`` save after training with
+``adam``, whose gathers leave the table in copy-on-read mode), ``start`` (creating each
+optimizer's moments for a table and its first update: Keras writes two zero tables) and
+``first-gather`` (the first read of an embedding built from a table that TensorFlow owns,
+as the preset's is, and from one in NumPy's memory, which TensorFlow copies first).
 """
 
 import ctypes
@@ -115,6 +118,48 @@ def encode_batches():
     return counts
 
 
+def optimizer_start():
+    """Faults of building each optimizer's moments for a table, then one sparse update."""
+    import tensorflow as tf
+
+    from domain_tune.training.optimizers import make_optimizer
+
+    counts = {}
+    for name in ("adam", "lazy-adam", "keras-adam"):
+        table = keras.Variable(keras.random.normal((128000, EMBEDDING_DIM)))
+        make = keras_adam if name == "keras-adam" else make_optimizer
+        optimizer = make(name, 1e-3, 0.9, 0.999, 1e-7, None)
+        rows = tf.constant([3, 17, 3, 90000, 127999])
+        gradient = tf.IndexedSlices(tf.ones((5, EMBEDDING_DIM)), rows, tf.constant(table.shape))
+        start = faults()
+        optimizer.build([table])
+        optimizer.apply_gradients([(gradient, table)])
+        counts[name] = faults() - start
+    return counts
+
+
+def first_gather():
+    """Faults of the first call of an embedding built on a TensorFlow-owned or a NumPy table."""
+    from domain_tune.models import buffers, layers
+
+    counts = {}
+    for owner in ("tensorflow", "numpy"):
+        if owner == "tensorflow":
+            tensor, table = buffers.empty_tensor((128000, EMBEDDING_DIM), "float32")
+            del tensor
+        else:
+            table = buffers.aligned_empty((128000, EMBEDDING_DIM), np.float32)
+        table[:] = 0.5
+        with layers.initial_table(buffers.shared_tensor(table)):
+            embedding = layers.Embedding(128000, EMBEDDING_DIM)
+            embedding.build((None,))
+        del table
+        start = faults()
+        embedding(np.array([[1, 2, 3]]))
+        counts[owner] = faults() - start
+    return counts
+
+
 def main(cases, state_dir):
     out = {"pages": 128000 * EMBEDDING_DIM * 4 // resource.getpagesize()}
     for case in cases:
@@ -123,6 +168,10 @@ def main(cases, state_dir):
             out[case] = encode_batches()
         elif case == "save":
             out[case] = save_after_training(folder)
+        elif case == "start":
+            out[case] = optimizer_start()
+        elif case == "first-gather":
+            out[case] = first_gather()
         else:
             out[case] = train_steps(case, folder)
     print(json.dumps(out))

@@ -8,6 +8,10 @@ probe (``step_faults_probe.py``, a process of its own) counts the minor page
 faults of each step after the first epoch, with a 65.5 MB table: above the
 largest mmap threshold, so any table-sized buffer written in a step shows up
 as about 16,000 faults.  Keras' Adam is the positive control.
+
+The same probe checks what happens once per run: the optimizer's moments of a
+table are not written where training leaves them zero, and the first read of
+a table built from TensorFlow-owned memory (the preset's) does not copy it.
 """
 
 import json
@@ -45,3 +49,22 @@ def test_no_step_makes_a_table_sized_buffer(tmp_path):
     # saving reads the table in place, not a copy of it (a table read sparsely copies itself
     # on every whole read unless told otherwise: 16,005 faults per .keras save)
     assert faults["save"][0] < table // 50, faults["save"]
+
+
+@pytest.mark.skipif(not glibc_malloc(), reason="Linux with glibc 2.33 or newer only (prctl, "
+                    "madvise)")
+def test_moments_and_the_first_read_write_no_table(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_VARS}
+    out = subprocess.run([sys.executable, PROBE, str(tmp_path), "start", "first-gather"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    faults = json.loads(out.stdout.strip().splitlines()[-1])
+    table = faults["pages"]
+    # Keras fills both moments with zeros: two tables' worth of pages written at once
+    assert faults["start"]["keras-adam"] > 1.5 * table
+    # ours write the pages of the updated rows only
+    for case in ("adam", "lazy-adam"):
+        assert faults["start"][case] < table // 50, faults["start"]
+    # a table TensorFlow does not own is copied at its first sparse read; the preset's is not
+    assert faults["first-gather"]["numpy"] > 0.9 * table
+    assert faults["first-gather"]["tensorflow"] < table // 50, faults["first-gather"]
