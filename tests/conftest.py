@@ -10,7 +10,7 @@ import pathlib
 
 import pytest
 
-from domain_tune import _env  # noqa: F401
+from domain_tune import _env
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -55,8 +55,7 @@ def glibc_malloc():
 
 
 # set by a user, these turn domain-tune's malloc tuning off (see domain_tune._env.tune_malloc)
-MALLOC_VARS = ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
-               "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "DOMAIN_TUNE_NO_MALLOPT")
+MALLOC_VARS = _env._USER_MALLOC_VARS
 
 
 @pytest.fixture(scope="session")

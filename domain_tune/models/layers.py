@@ -94,8 +94,14 @@ def share_on_read(variables):
     """
     for variable in variables:
         var = tf_variable(variable)
-        if type(var).__name__ == "ResourceVariable" and not tf.distribute.has_strategy():
+        if _plain_resource_variable(var) and not tf.distribute.has_strategy():
             tf.raw_ops.DisableCopyOnRead(resource=var.handle)
+
+
+def _plain_resource_variable(var):
+    """A TensorFlow resource variable of one device (one restored from a SavedModel too)."""
+    return (isinstance(var, tf.Variable) and not isinstance(var, tf.distribute.DistributedValues)
+            and hasattr(var, "handle"))
 
 
 def _mask(x, padding_mask):

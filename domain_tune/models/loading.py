@@ -32,9 +32,10 @@ def from_preset(name="use-m3", max_length=None, embedding=None):
     if name not in PRESETS:
         raise BadInputError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
     res = weights_lib.resources_dir()
+    # the tokenizer first: a prefetch of the weights (see reference_arrays) finishes meanwhile
+    tokenizer = SentencePieceTokenizer(os.path.join(res, "sp.model"), max_length=max_length)
     arrays, epsilon = weights_lib.reference_arrays(os.path.join(res, "weights.npz"))
     config = dict(PRESETS[name]["config"], layer_norm_epsilon=epsilon)
-    tokenizer = SentencePieceTokenizer(os.path.join(res, "sp.model"), max_length=max_length)
     table = contextlib.nullcontext()
     if embedding is None:
         # The real table is the variable's initial value (dt_layers.initial_table); the

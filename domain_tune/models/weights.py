@@ -116,25 +116,31 @@ TABLE = "token_embedding/embeddings"
 def _read_reference_arrays(weights_path, vocabulary_size, tensorflow_ready=None):
     """The arrays of :func:`reference_arrays`; the table lives in a tensor that TensorFlow owns.
 
-    The table is dequantised into an uninitialised TensorFlow tensor through
-    a NumPy view of it (:func:`domain_tune.models.buffers.empty_tensor`): the
-    embedding variable made from it then updates it in place from the start.
+    The table ends in an uninitialised TensorFlow tensor, written through a
+    NumPy view of it (:func:`domain_tune.models.buffers.empty_tensor`), so that
+    the embedding variable made from it updates it in place from the start.
     A table in NumPy's memory would be copied, 262 MB, at the model's first
-    call.  Huge pages, as NumPy would use for an array this size.
-    ``tensorflow_ready`` (an event), if given, is waited for between
-    reading the file, which needs NumPy only, and that allocation.
+    call.  With ``tensorflow_ready`` (an event: a prefetch started before
+    TensorFlow was imported) the table is dequantised in NumPy while the
+    import runs, then copied into such a tensor once the event is set.
     """
     from domain_tune.models.buffers import empty_tensor
 
+    def tensorflow_table():
+        _, view = empty_tensor((vocabulary_size, dim), "float32", huge_pages=True)
+        return view
+
     with np.load(weights_path, allow_pickle=False) as npz:
         arrays = {f"{layer}/{name}": _build(npz, rule) for layer, name, rule in WEIGHT_MAP}
-        quantized = {k: npz[k] for k in ["scale", "lo"] + [f"q{c + 1}" for c in range(NUM_CHUNKS)]}
         epsilon = float(npz["eps"])
-    if tensorflow_ready is not None:
-        tensorflow_ready.wait()
-    _, table = empty_tensor((vocabulary_size, quantized["q1"].shape[1]), "float32",
-                            huge_pages=True)
-    arrays[TABLE] = dequantize_table(quantized, vocabulary_size, out=table)
+        dim = npz["q1"].shape[1]
+        if tensorflow_ready is None or tensorflow_ready.is_set():
+            arrays[TABLE] = dequantize_table(npz, vocabulary_size, out=tensorflow_table())
+            return arrays, epsilon
+        table = dequantize_table(npz, vocabulary_size)
+    tensorflow_ready.wait()
+    arrays[TABLE] = tensorflow_table()
+    np.copyto(arrays[TABLE], table)
     return arrays, epsilon
 
 

@@ -66,6 +66,19 @@ def test_share_on_read_reads_without_copies_and_every_read_keeps_its_value():
     np.testing.assert_array_equal(_read(table)[7], np.full(6, 6.0))
 
 
+def test_share_on_read_covers_variables_restored_from_a_saved_model(tmp_path):
+    module = tf.Module()
+    module.table = tf.Variable(np.arange(40, dtype=np.float32).reshape(10, 4))
+    tf.saved_model.save(module, str(tmp_path / "sm"))
+    table = tf.saved_model.load(str(tmp_path / "sm")).table
+    assert type(table).__name__ == "UninitializedVariable"  # what TensorFlow restores
+    tf.gather(table, [1, 2])  # copy-on-read mode
+    assert _read(table).ctypes.data != _read(table).ctypes.data
+    layers.share_on_read([table])
+    first, second = _read(table), _read(table)
+    assert first.ctypes.data == second.ctypes.data
+
+
 def test_initial_table_starts_the_variable_from_it_without_a_copy():
     from domain_tune.models import buffers, weights
 
