@@ -116,31 +116,27 @@ TABLE = "token_embedding/embeddings"
 def _read_reference_arrays(weights_path, vocabulary_size, tensorflow_ready=None):
     """The arrays of :func:`reference_arrays`; the table lives in a tensor that TensorFlow owns.
 
-    The table ends in an uninitialised TensorFlow tensor, written through a
-    NumPy view of it (:func:`domain_tune.models.buffers.empty_tensor`), so that
-    the embedding variable made from it updates it in place from the start.
-    A table in NumPy's memory would be copied, 262 MB, at the model's first
-    call.  With ``tensorflow_ready`` (an event: a prefetch started before
-    TensorFlow was imported) the table is dequantised in NumPy while the
-    import runs, then copied into such a tensor once the event is set.
+    The table is dequantised into an uninitialised TensorFlow tensor, through
+    a NumPy view of it (:func:`domain_tune.models.buffers.empty_tensor`), so
+    that the embedding variable made from it updates it in place from the
+    start.  A table in NumPy's memory would be copied, 262 MB, at the model's
+    first call; dequantising in NumPy during the import and copying after it
+    writes 262 MB more of fresh memory and was no faster.
+    ``tensorflow_ready`` (an event: a prefetch started before TensorFlow was
+    imported) is waited for between reading the file, which needs NumPy
+    only, and dequantising.
     """
     from domain_tune.models.buffers import empty_tensor
-
-    def tensorflow_table():
-        _, view = empty_tensor((vocabulary_size, dim), "float32", huge_pages=True)
-        return view
 
     with np.load(weights_path, allow_pickle=False) as npz:
         arrays = {f"{layer}/{name}": _build(npz, rule) for layer, name, rule in WEIGHT_MAP}
         epsilon = float(npz["eps"])
         dim = npz["q1"].shape[1]
-        if tensorflow_ready is None or tensorflow_ready.is_set():
-            arrays[TABLE] = dequantize_table(npz, vocabulary_size, out=tensorflow_table())
-            return arrays, epsilon
-        table = dequantize_table(npz, vocabulary_size)
-    tensorflow_ready.wait()
-    arrays[TABLE] = tensorflow_table()
-    np.copyto(arrays[TABLE], table)
+        quantized = {k: npz[k] for k in ["scale", "lo"] + [f"q{c + 1}" for c in range(NUM_CHUNKS)]}
+    if tensorflow_ready is not None:
+        tensorflow_ready.wait()
+    _, table = empty_tensor((vocabulary_size, dim), "float32", huge_pages=True)
+    arrays[TABLE] = dequantize_table(quantized, vocabulary_size, out=table)
     return arrays, epsilon
 
 
@@ -173,15 +169,14 @@ _PREFETCHED = {}
 def prefetch_reference_arrays(weights_path=None, vocabulary_size=128000):
     """Start reading the reference weights in a background thread; returns at once.
 
-    Reading the compressed ``weights.npz`` and dequantising the 128,000 x 512
-    table take about 1 s of one core, nearly all of it in zlib, NumPy and
-    page faults, which release the GIL.  The command line starts this before
-    it imports TensorFlow (about 3 s on one core), so the two overlap on a
-    multi-core host; the next :func:`reference_arrays` takes the result.
-    The file is read with NumPy alone; the table is dequantised into a
-    TensorFlow tensor once :func:`tensorflow_imported` says TensorFlow is
-    loaded (or the result is asked for).  Errors surface in that later call,
-    not here.
+    Reading the compressed ``weights.npz`` (about 0.5 s of one core, in zlib,
+    which releases the GIL) needs NumPy alone: the command line starts this
+    before it imports TensorFlow (about 3 s on one core), so the two overlap
+    on a multi-core host.  The 128,000 x 512 table is then dequantised into
+    a TensorFlow tensor once :func:`tensorflow_imported` says TensorFlow is
+    loaded (or the result is asked for), while the command reads its
+    tokenizer; the next :func:`reference_arrays` takes the result.  Errors
+    surface in that later call, not here.
     """
     try:
         weights_path = weights_path or os.path.join(resources_dir(), "weights.npz")
