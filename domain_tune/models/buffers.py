@@ -88,9 +88,10 @@ def _owning_tensor(array):
     base = array.base
     while isinstance(base, np.ndarray):
         base = base.base
-    tensor = getattr(base, "tensor", None)
-    if (tensor is None or not array.flags.c_contiguous or array.ctypes.data != ctypes.addressof(base)
-            or array.nbytes != ctypes.sizeof(base) or tuple(tensor.shape) != array.shape):
+    tensor = getattr(base, "tensor", None) if isinstance(base, ctypes.Array) else None
+    if (tensor is None or not array.flags.c_contiguous
+            or array.ctypes.data != ctypes.addressof(base) or array.nbytes != ctypes.sizeof(base)
+            or tuple(tensor.shape) != array.shape):
         return None
     return tensor
 

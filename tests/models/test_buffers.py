@@ -1,4 +1,4 @@
-"""Host buffers shared with TensorFlow: aligned NumPy arrays, TensorFlow-owned tensors, lazy zeros."""
+"""Host buffers shared with TensorFlow: aligned arrays, TensorFlow-owned tensors, lazy zeros."""
 
 import numpy as np
 import pytest
