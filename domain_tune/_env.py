@@ -64,9 +64,9 @@ def tune_malloc():
     fault in and unmap their buffers' pages over and over.  On a 2-core AVX2
     host that was 1.2 million page faults and 4-5 s of system time in a 16 s
     ``embed`` of 24,294 texts; with one arena (``M_ARENA_MAX`` 1) 0.4 million
-    (the process's peak memory, touched once) and 2 s.  The main heap's lock is held for a few hundred
-    nanoseconds per allocation, and TensorFlow allocates once per op
-    output, so the threads barely wait for it.
+    (the process's peak memory, touched once) and 2 s.  The main heap's lock
+    is held for a few hundred nanoseconds per allocation, and TensorFlow
+    allocates once per op output, so the threads barely wait for it.
 
     Applied once, on Linux with glibc, unless the user set glibc's own
     variables (``GLIBC_TUNABLES``, ``MALLOC_ARENA_MAX``, ...) or
