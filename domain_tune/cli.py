@@ -7,6 +7,7 @@ TensorFlow is imported inside the commands so that ``--help`` stays instant.
 
 import atexit
 import contextlib
+import errno
 import functools
 import gc
 import json
@@ -86,6 +87,11 @@ def _sigterm_unwinds():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+# errors of a path that the system refuses (a name too long, no permission, a read-only
+# file system): bad input wherever they surface
+_REFUSED_PATH = (errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 class DomainTuneGroup(click.Group):
     """A click group that reports every failure as one line with a fitting exit code."""
 
@@ -113,6 +119,8 @@ class DomainTuneGroup(click.Group):
         except Exception as e:  # an internal error: one line unless debugging
             if os.environ.get(DEBUG_VAR):
                 raise
+            if isinstance(e, OSError) and e.errno in _REFUSED_PATH and e.filename:
+                _fail(f"{e.strerror}: {e.filename}", 2)  # a path given that the system refuses
             if type(e).__name__ == "ResourceExhaustedError":  # TensorFlow's out of memory
                 _fail("out of memory (TensorFlow ResourceExhaustedError): lower --batch-size, or "
                       "shorten or drop the longest texts", 1)

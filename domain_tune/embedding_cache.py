@@ -127,8 +127,9 @@ def load_cache(npy_path, model, model_spec, texts, option="--corpus-embeddings")
         matrix = np.load(npy_path, mmap_mode="r")
     except (OSError, ValueError) as e:
         raise BadInputError(f"{option} {npy_path}: not a readable .npy file ({e})") from None
-    if matrix.ndim != 2 or matrix.shape[0] != meta.get("rows"):
-        raise BadInputError(f"{option} {npy_path}: shape {matrix.shape} does not match its record")
+    if matrix.ndim != 2 or list(matrix.shape) != [meta.get("rows"), meta.get("dim")]:
+        raise BadInputError(f"{option} {npy_path}: shape {matrix.shape} does not match its record "
+                            f"({meta.get('rows')} x {meta.get('dim')}); embed the corpus again")
     if matrix.shape[0] != len(texts):
         raise BadInputError(
             f"{option} {npy_path} holds {matrix.shape[0]:,} "
@@ -140,7 +141,13 @@ def load_cache(npy_path, model, model_spec, texts, option="--corpus-embeddings")
             f"{option} {npy_path} was made from other texts than this corpus; embed the corpus again"
         )
     del matrix
-    return np.asarray(np.load(npy_path), dtype=np.float32)  # one copy in memory, not two
+    matrix = np.asarray(np.load(npy_path), dtype=np.float32)  # one copy in memory, not two
+    if not np.isfinite(matrix).all():
+        rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+        raise BadInputError(f"{option} {npy_path}: {len(rows):,} row{'' if len(rows) == 1 else 's'} "
+                            f"hold NaN or infinite values (first: row {rows[0]}); embed the corpus "
+                            "again")
+    return matrix
 
 
 def save_cache(npy_path, matrix, meta):

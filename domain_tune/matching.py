@@ -346,6 +346,10 @@ def read_corpus(path, column=None, id_column=None):
         header = ", ".join(map(str, read_csv(path, "corpus", nrows=0).columns))
         raise BadInputError(f"corpus {path} has no column {id_column!r} (columns: {header})")
     ids = frame[id_column].str.strip().tolist()
+    empty = [i for i, value in enumerate(ids) if not value]
+    if empty:  # a match without an id could not be told apart from another
+        raise BadInputError(f"corpus {path}: row {empty[0] + 2} has an empty {id_column}"
+                            + (f" ({len(empty):,} rows do)" if len(empty) > 1 else ""))
     if len(ids) != len(texts):  # pragma: no cover - both read the same rows
         raise RuntimeError(f"corpus {path}: {len(ids)} ids for {len(texts)} texts")
     return texts, ids

@@ -54,7 +54,25 @@ def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
         os.remove(probe)
     except OSError as e:
         raise BadInputError(f"{flag} {path}: cannot write in {parent} ({e.strerror})") from None
+    name = os.path.basename(os.path.abspath(path))
+    limit = _name_max(parent) - SUFFIX_ROOM
+    if len(os.fsencode(name)) > limit:
+        raise BadInputError(
+            f"{flag}: the name {name[:20]}... is too long ({len(os.fsencode(name))} bytes; at most "
+            f"{limit} in {parent}, where it is first written under a longer temporary name)")
     return path
+
+
+# the longest suffix added to an --out name for its temporary siblings and side files
+# (".tmp-old-XXXXXXXX", ".tmp-<pid>.png", ".partial", ".npy.json"), with room to spare
+SUFFIX_ROOM = 24
+
+
+def _name_max(folder):
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not reported (or not POSIX): the usual limit
+        return 255
 
 
 # extensions of formats that are not a CSV table (see check_table_out)

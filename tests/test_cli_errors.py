@@ -175,6 +175,14 @@ CASES = [
      "both bounds must be finite"),
     ("translation-one-pair", {"par.csv": "en,de\nnurse,Krankenschwester\nnurse,Krankenschwester\n"},
      "eval-translation --parallel {d}/par.csv -m {model}", "at least 2 distinct parallel pairs"),
+    ("train-nothing-to-train", {"p.csv": PAIRS},
+     "train {d}/p.csv --out {d}/o --no-sts -m {model} --embeddings frozen --freeze-encoder",
+     "--freeze-encoder with --embeddings frozen leaves nothing to train"),
+    # a name the file system refuses once the temporary suffix is added
+    ("embed-out-name-too-long", {"t.txt": TEXTS}, "embed {d}/t.txt --out {d}/" + "b" * 240
+     + ".npy -m {model}", "is too long (244 bytes; at most"),
+    ("train-out-name-too-long", {"p.csv": PAIRS}, "train {d}/p.csv --out {d}/" + "b" * 250
+     + " --no-sts -m {model}", "is too long (250 bytes; at most"),
     ("train-contrastive-one-pair", {"p.csv": PAIRS, "par.csv": "en,de\nnurse,Krankenschwester\n"},
      "train {d}/p.csv --out {d}/o --no-sts -m {model} --parallel {d}/par.csv --align-loss "
      "contrastive", "needs at least 2 distinct pairs (got 1)"),

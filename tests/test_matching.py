@@ -205,6 +205,25 @@ def test_corpus_embeddings_cache_is_reused_and_refused_for_another_model(
     assert not refused.exists()
 
 
+@pytest.mark.parametrize("tamper, message", [
+    (lambda m: np.zeros((4, 3), np.float32), "shape (4, 3) does not match its record (4 x 2)"),
+    (lambda m: np.where(np.arange(4)[:, None] == 2, np.nan, m).astype(np.float32),
+     "1 row hold NaN or infinite values (first: row 2)"),
+])
+def test_a_tampered_cache_is_refused(tmp_path, compass_keras, tamper, message):
+    queries = _write(tmp_path / "q.txt", "north\n")
+    corpus = _write(tmp_path / "c.txt", "south\nnortheast\neast\nnorth\n")
+    cache = tmp_path / "c.npy"
+    assert run("embed", corpus, "--out", cache, "--model", compass_keras).exit_code == 0
+    np.save(cache, tamper(np.load(cache)))  # the record beside it is unchanged
+    out = tmp_path / "m.csv"
+    result = run("match", queries, "--corpus", corpus, "--out", out, "-m", compass_keras,
+                 "--corpus-embeddings", cache)
+    assert result.exit_code == 2, result.output
+    assert message in error_line(result)
+    assert not out.exists()
+
+
 def test_missing_cache_is_written_for_the_next_run(tmp_path, compass_keras):
     queries = _write(tmp_path / "q.txt", "north\n")
     corpus = _write(tmp_path / "c.txt", "south\nnorth\n")
@@ -226,10 +245,13 @@ def test_missing_cache_is_written_for_the_next_run(tmp_path, compass_keras):
     (["--out", "{tmp}/m.csv", "--min-score", "nan"], "--min-score must be a finite number"),
     (["--out", "{tmp}/m.csv", "--corpus-embeddings", "{tmp}/x.bin"], "name a .npy file"),
     (["--out", "{tmp}/exists.csv"], "already exists; pass --overwrite"),
+    (["--out", "{tmp}/m.csv", "--corpus", "{tmp}/no-id.csv", "--id-column", "uri"],
+     "no-id.csv: row 3 has an empty uri"),
 ])
 def test_errors_are_one_line(tmp_path, compass_keras, args, message):
     queries = _write(tmp_path / "q.txt", "north\n")
     corpus = _write(tmp_path / "c.csv", "uri,label\nU-N,north\n")
+    _write(tmp_path / "no-id.csv", "uri,label\nU-N,north\n  ,south\n")
     _write(tmp_path / "exists.csv", "keep me")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--corpus-column" not in args:
@@ -239,7 +261,7 @@ def test_errors_are_one_line(tmp_path, compass_keras, args, message):
     assert message in error_line(result)
     assert (tmp_path / "exists.csv").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "compass.keras", "exists.csv",
-                                                          "q.txt"]
+                                                          "no-id.csv", "q.txt"]
 
 
 def test_multi_column_corpus_needs_a_column(tmp_path, compass_keras):

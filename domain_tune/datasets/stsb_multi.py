@@ -42,8 +42,8 @@ def file_name(language, split="dev"):
 def read_stsb_file(path):
     """Every row of one ``stsb-LANG-SPLIT.csv`` (or any file in its format) as an :class:`STSSplit`.
 
-    A row without exactly three fields, a score that is not a number in 0-5,
-    non-UTF-8 text or a file without rows is a :class:`BadInputError` naming
+    A row without exactly three fields, an empty sentence, a score that is not a number
+    in 0-5, non-UTF-8 text or a file without rows is a :class:`BadInputError` naming
     the file and line; blank lines are skipped.
     """
     check_text_file(path, "STS file")
@@ -67,6 +67,10 @@ def read_stsb_file(path):
                         "no header line: sentence1,sentence2,score rows only; remove a header)"
                     )
                 score = parse_score(path, line, row[2])
+                for k in (0, 1):
+                    if not row[k].strip():
+                        raise BadInputError(f"{path}:{line}: sentence{k + 1} is empty; every pair "
+                                            "needs two texts")
                 s1.append(row[0])
                 s2.append(row[1])
                 scores.append(score)

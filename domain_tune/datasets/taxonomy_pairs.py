@@ -137,6 +137,7 @@ def _sample_others(rng, candidates, i, groups, k):
     """Up to ``k`` distinct indices of ``candidates``, other than ``i`` and not in its group."""
     if k == 0 or len(candidates) == 0:
         return []
+    k = min(k, len(candidates))  # no more distinct others than there are candidates
 
     def allowed(j):
         return j != i and (not groups[i] or groups[j] != groups[i])

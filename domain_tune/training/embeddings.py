@@ -39,6 +39,13 @@ class EmbeddingOptions:
             raise BadInputError(f"--new-rows must be one of {', '.join(vocabulary.INIT_METHODS)}")
         if self.max_new_pieces < 1:
             raise BadInputError("--max-new-pieces must be at least 1")
+        if self.freeze_encoder and (self.strategy == "frozen"
+                                    or (self.strategy == "semi-frozen" and not self.add_vocab)):
+            raise BadInputError(
+                f"--freeze-encoder with --embeddings {self.strategy}"
+                f"{'' if self.strategy == 'frozen' else ' and no --add-vocab'} leaves nothing "
+                "to train; drop --freeze-encoder, or train the table (trainable or random)"
+                f"{'' if self.strategy == 'frozen' else ' or new rows (--add-vocab)'}")
         if self.add_vocab and self.add_vocab != "auto":
             count_texts(self.add_vocab, what="--add-vocab")  # exists, UTF-8, not empty
 
@@ -84,6 +91,10 @@ def prepare_encoder(encoder, options, texts=(), seed=0):
         for layer in encoder.backbone.layers:
             if layer is not encoder.backbone.token_embedding and layer.weights:
                 layer.trainable = False
+    if not encoder.trainable_weights:  # e.g. --add-vocab auto found no term to add
+        raise BadInputError(f"nothing to train: --embeddings {options.strategy}"
+                            f"{' and --freeze-encoder' if options.freeze_encoder else ''} freeze "
+                            f"every weight{' and no domain term was added' if options.add_vocab else ''}")
     return encoder, added
 
 

@@ -93,6 +93,8 @@ def test_misaligned_or_missing_files(tmp_path, rows, languages, message):
         ("a,b,5\nc,d,5.5\n", "{p}:2: score 5.5 is outside 0-5"),
         ("a,b,nan\n", "{p}:1: score nan is outside 0-5"),
         ("\n\n", "STS file {p} is empty"),
+        ('"",b,1\nc,d,2\n', "{p}:1: sentence1 is empty; every pair needs two texts"),
+        ("a,b,1\nc,  ,2\n", "{p}:2: sentence2 is empty; every pair needs two texts"),
     ],
 )
 def test_bad_rows(tmp_path, text, message):

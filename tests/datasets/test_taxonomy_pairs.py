@@ -198,6 +198,21 @@ def test_real_esco_counts():
     assert np.isin(ps.train.similarity.unique(), [1.0, angular_score(0.7), 0.5]).all()
 
 
+def test_more_negatives_than_concepts_pairs_each_text_with_every_allowed_concept(toy):
+    def unrelated(negatives):
+        train = build_pairs(toy, holdout=0.0, seed=3, negatives=negatives).train
+        rows = train[train.similarity == 0.5]
+        return {base: set(group.ref) for base, group in rows.groupby("base")}, len(rows)
+
+    everything, n = unrelated(10 * len(toy))  # more than there are concepts
+    huge, n_huge = unrelated(10**11)  # was an array of 10^11 indices
+    assert huge == everything and n_huge == n
+    pref = dict(zip(toy.labels, toy.groups))
+    alt_owner = {a: toy.groups[i] for i in range(len(toy)) for a in toy.synonyms[i]}
+    for base, refs in huge.items():  # every concept of another group, once
+        assert refs == {label for label, group in pref.items() if group != alt_owner[base]}
+
+
 def test_a_taxonomy_that_yields_nothing_to_train_or_query_warns(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("id,label,syn,group\n" + "".join(f"{i},label {i},,{i}\n" for i in range(10)))

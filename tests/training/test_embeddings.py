@@ -61,3 +61,36 @@ def test_semi_frozen_with_frozen_encoder_keeps_pretrained_texts_bit_identical(
     else:
         assert not np.allclose(after_old, before_old, atol=1e-4)
     assert not np.allclose(after_new, before_new, atol=1e-4)  # the new rows did train
+
+
+@pytest.mark.parametrize("strategy, add_vocab, named", [
+    ("frozen", None, "--embeddings frozen leaves nothing"),
+    ("frozen", "terms", "--embeddings frozen leaves nothing"),
+    ("semi-frozen", None, "--embeddings semi-frozen and no --add-vocab leaves nothing"),
+])
+def test_nothing_left_to_train_is_refused_before_the_model_loads(tmp_path, strategy, add_vocab,
+                                                                 named):
+    from domain_tune.errors import BadInputError
+
+    terms = tmp_path / "terms.txt"
+    terms.write_text("kubernetes\n", encoding="utf-8")
+    options = EmbeddingOptions(strategy=strategy, freeze_encoder=True,
+                               add_vocab=str(terms) if add_vocab else None)
+    with pytest.raises(BadInputError, match=named):
+        options.validate()
+
+
+def test_semi_frozen_with_frozen_encoder_and_no_term_added_is_refused(sp_model_path):
+    from domain_tune.errors import BadInputError
+
+    # every domain text is made of pieces the tokenizer already has: "auto" adds no term
+    options = EmbeddingOptions(strategy="semi-frozen", add_vocab="auto", freeze_encoder=True)
+    options.validate()
+    base = make_tiny_encoder(sp_model_path)
+    with pytest.raises(BadInputError, match="nothing to train: .* no domain term was added"):
+        prepare_encoder(base, options, texts=["a", "b"])
+    # the same with the encoder left trainable is fine: the rest of the encoder trains
+    encoder, added = prepare_encoder(make_tiny_encoder(sp_model_path),
+                                     EmbeddingOptions(strategy="semi-frozen", add_vocab="auto"),
+                                     texts=["a", "b"])
+    assert added == [] and encoder.trainable_weights
