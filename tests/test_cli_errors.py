@@ -175,6 +175,8 @@ CASES = [
      "both bounds must be finite"),
     ("translation-one-pair", {"par.csv": "en,de\nnurse,Krankenschwester\nnurse,Krankenschwester\n"},
      "eval-translation --parallel {d}/par.csv -m {model}", "at least 2 distinct parallel pairs"),
+    ("embed-model-not-a-zip", {"t.txt": TEXTS, "m.keras": b"\x07" * 5000},
+     "embed {d}/t.txt --out {d}/o.npy -m {d}/m.keras", "not a .keras file (those are zip archives)"),
     ("train-nothing-to-train", {"p.csv": PAIRS},
      "train {d}/p.csv --out {d}/o --no-sts -m {model} --embeddings frozen --freeze-encoder",
      "--freeze-encoder with --embeddings frozen leaves nothing to train"),

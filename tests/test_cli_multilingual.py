@@ -124,7 +124,8 @@ def test_file_errors(tmp_path):
     bad.write_bytes("caf\u00e9,b,5\n".encode("latin-1"))
     result = run("eval-sts", "--file", bad)
     assert result.exit_code == 2
-    assert error_line(result) == f"Error: {bad} is not valid UTF-8 (byte offset 3); re-save it as UTF-8"
+    assert error_line(result) == (f"Error: {bad} is not valid UTF-8 (line 1, byte offset 3); "
+                                  "re-save it as UTF-8")
     two = tmp_path / "two.csv"
     two.write_text("a,b,5\nc,d\n", encoding="utf-8")
     result = run("eval-sts", "--file", two)

@@ -2,6 +2,7 @@
 and one CSV reader (delimiter sniffed, one-line errors) for pairs, taxonomies,
 queries, corpora and text columns."""
 
+import codecs
 import csv
 import os
 import warnings
@@ -35,10 +36,37 @@ def check_text_file(path, what="file"):
 
 
 def utf8_error(path, exc):
-    """A one-line BadInputError for a UnicodeDecodeError while reading ``path``."""
-    return BadInputError(
-        f"{path} is not valid UTF-8 (byte offset {exc.start}); re-save it as UTF-8"
-    )
+    """A one-line BadInputError for a UnicodeDecodeError while reading ``path``.
+
+    The error's own offset counts from the start of whatever block was being
+    decoded, so the file is scanned again for the line and byte offset of its
+    first byte that is not UTF-8.
+    """
+    where = first_non_utf8(path)
+    at = f" (line {where[1]:,}, byte offset {where[0]:,})" if where else ""
+    return BadInputError(f"{path} is not valid UTF-8{at}; re-save it as UTF-8")
+
+
+def first_non_utf8(path, block=1 << 20):
+    """``(byte offset, line number)`` of the first byte of ``path`` that is not UTF-8, or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = lines = 0  # bytes and newlines of the blocks decoded so far
+    try:
+        with open(path, "rb") as f:
+            while True:
+                data = f.read(block)
+                pending = decoder.getstate()[0]  # an incomplete character (never a newline)
+                try:
+                    decoder.decode(data, final=not data)
+                except UnicodeDecodeError as e:
+                    bad = offset - len(pending) + e.start
+                    return bad, lines + (pending + data)[: e.start].count(b"\n") + 1
+                if not data:
+                    return None
+                offset += len(data)
+                lines += data.count(b"\n")
+    except OSError:
+        return None
 
 
 DELIMITERS = (",", "\t", ";")

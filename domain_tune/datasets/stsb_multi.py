@@ -234,7 +234,7 @@ def load_multilingual(data_dir=None, split="dev", languages=None, limit=None, pi
     """
     if split not in SPLITS:
         raise BadInputError(f"unknown STS split {split!r}; use {', '.join(SPLITS)}")
-    languages = parse_languages(languages)
+    languages = given = parse_languages(languages)
     if not LANGUAGE_CODE.match(pivot):
         raise BadInputError(f"pivot language {pivot!r}: use letters, digits or _")
     folder = resolve_multilingual_dir(data_dir, languages, split, pivot, fetch)
@@ -249,9 +249,11 @@ def load_multilingual(data_dir=None, split="dev", languages=None, limit=None, pi
                 f"no {file_name(lang, split)} in {folder} (languages there for {split}: {there})"
             )
     if not languages:
-        raise BadInputError(
-            f"{folder} holds only {file_name(pivot, split)}; the panel needs another language"
-        )
+        if given:
+            raise BadInputError(f"--languages names only {pivot}, the language the others are "
+                                "compared with; name another language")
+        raise BadInputError(f"{folder} holds only {file_name(pivot, split)}; another language "
+                            "is needed")
     data = {lang: read_stsb_file(os.path.join(folder, file_name(lang, split)))
             for lang in [pivot, *languages]}
     ref = data[pivot]

@@ -64,12 +64,15 @@ def only_column(header):
     return header[0] if len(header) == 1 else None
 
 
-def _csv_reader(path, column, chunk):
+def _csv_reader(path, column, chunk, what):
     header = read_csv(path, "input", nrows=0).columns
     if column is None:
         column = only_column(header)
         if column is None:
-            raise BadInputError(f"{path} has {len(header)} columns; choose one with --column")
+            raise BadInputError(
+                f"{path} has {len(header)} columns; choose one with --column" if what == "input"
+                else f"{what} {path} has {len(header)} columns; give one text per line, or a CSV "
+                "of one column")
     if column not in header:
         raise BadInputError(
             f"{path} has no column {column!r} (columns: {', '.join(map(str, header))})"
@@ -92,7 +95,7 @@ def text_chunks(path, column=None, chunk=CHUNK, what="input"):
     """Yield lists of texts from ``path``; validates the file first (``what`` names it in errors)."""
     check_text_file(path, what)
     if is_csv(path, column):
-        return _csv_reader(path, column, chunk)
+        return _csv_reader(path, column, chunk, what)
     return _read_lines(path, chunk)
 
 

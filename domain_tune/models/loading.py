@@ -8,6 +8,7 @@ import contextlib
 import contextvars
 import os
 import re
+import zipfile
 
 import keras
 import tensorflow as tf
@@ -229,6 +230,9 @@ def from_hub(handle):
 
 
 def from_keras_file(path):
+    if str(path).lower().endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise BadInputError(f"cannot load Keras model {path}: not a .keras file (those are zip "
+                            "archives)")
     token = _KERAS_FOLDER.set(os.path.dirname(os.path.abspath(path)))
     try:
         return keras.saving.load_model(path, compile=False)

@@ -155,6 +155,10 @@ def test_a_pandas_index_column_is_not_the_text_column(tmp_path):
     path.write_text(",title,extra\n0,a,b\n", encoding="utf-8")
     with pytest.raises(BadInputError, match="has 3 columns; choose one with --column"):
         list(text_chunks(str(path)))
+    # options without a --column of their own say what they take instead
+    with pytest.raises(BadInputError, match=r"^--texts .* has 3 columns; give one text per line, "
+                                            "or a CSV of one column$"):
+        list(text_chunks(str(path), what="--texts"))
 
 
 def test_rows_in_messages_are_the_spreadsheet_rows_and_empty_rows_are_blank_lines(tmp_path):
@@ -187,3 +191,16 @@ def test_mining_keeps_the_rows_that_train_reads(tmp_path, monkeypatch):
     mine_pairs_file(str(path), str(tmp_path / "m.csv"), None, depth=5, seed=0)
     mined = read_pairs(tmp_path / "m.csv")
     assert mined.base == ["nurse", "chef"] and mined.negative == ["cook", "staff nurse"]
+
+
+@pytest.mark.parametrize("prefix_lines, block", [(0, 1 << 20), (3, 1 << 20), (30_000, 1 << 20),
+                                                 (30_000, 7)])
+def test_the_first_non_utf8_byte_is_found_in_the_whole_file(tmp_path, prefix_lines, block):
+    from domain_tune.datasets.files import first_non_utf8
+
+    path = tmp_path / "t.txt"
+    good = "".join(f"caf\u00e9 \u65e5\u672c {i}\n" for i in range(prefix_lines)).encode("utf-8")
+    path.write_bytes(good + b"ok \xe9 then\nmore\n")
+    assert first_non_utf8(path, block) == (len(good) + 3, prefix_lines + 1)
+    path.write_bytes(good)
+    assert first_non_utf8(path, block) is None

@@ -74,7 +74,9 @@ def test_parse_languages_refuses(value):
          "row 1 of stsb-de-dev.csv has score 0.5 but stsb-en-dev.csv has 5: the files are not row-aligned translations"),
         (ROWS, "de,fr", "no stsb-fr-dev.csv in {d} (languages there for dev: en, de, ja)"),
         ({"de": ROWS["de"]}, None, "no stsb-en-dev.csv in {d} (languages there for dev: de)"),
-        ({"en": ROWS["en"]}, None, "{d} holds only stsb-en-dev.csv; the panel needs another language"),
+        ({"en": ROWS["en"]}, None, "{d} holds only stsb-en-dev.csv; another language is needed"),
+        (ROWS, "en", "--languages names only en, the language the others are compared with; "
+                     "name another language"),
     ],
 )
 def test_misaligned_or_missing_files(tmp_path, rows, languages, message):
