@@ -44,7 +44,9 @@ def _read_lines(path, chunk):
     try:
         with open(path, encoding="utf-8-sig", newline=None) as f:  # (a BOM is not text)
             buf = []
-            for line in f:
+            for number, line in enumerate(f, 1):
+                if "\x00" in line:  # (check_text_file looks for them at the start only)
+                    raise _nul_error(path, "line", number)
                 buf.append(line.rstrip("\n"))
                 if len(buf) >= chunk:
                     yield buf
@@ -53,6 +55,10 @@ def _read_lines(path, chunk):
                 yield buf
     except UnicodeDecodeError as e:
         raise utf8_error(path, e) from e
+
+
+def _nul_error(path, unit, number):
+    return BadInputError(f"{path}: {unit} {number:,} holds a NUL byte; a binary file, not UTF-8 text")
 
 
 def only_column(header):
@@ -83,8 +89,14 @@ def _csv_reader(path, column, chunk, what):
     try:
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk,
                              encoding="utf-8", index_col=False)
+        row = 2  # the spreadsheet row of the frame's first line (the header is row 1)
         for frame in reader:
-            yield strip_header(frame)[column].tolist()
+            texts = strip_header(frame)[column].tolist()
+            nul = next((i for i, t in enumerate(texts) if "\x00" in t), None)
+            if nul is not None:
+                raise _nul_error(path, "row", row + nul)
+            row += len(texts)
+            yield texts
     except UnicodeDecodeError as e:
         raise utf8_error(path, e) from e
     except pd.errors.ParserError as e:

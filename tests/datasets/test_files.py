@@ -204,3 +204,16 @@ def test_the_first_non_utf8_byte_is_found_in_the_whole_file(tmp_path, prefix_lin
     assert first_non_utf8(path, block) == (len(good) + 3, prefix_lines + 1)
     path.write_bytes(good)
     assert first_non_utf8(path, block) is None
+
+
+@pytest.mark.parametrize("name, body, message", [
+    ("t.txt", "".join(f"title {i}\n" for i in range(30_000)) + "x\x00y\n",
+     "line 30,001 holds a NUL byte"),
+    ("t.csv", "title\n" + "".join(f"title {i}\n" for i in range(30_000)) + "x\x00y\n",
+     "row 30,002 holds a NUL byte"),
+])
+def test_a_nul_byte_past_the_sniffed_start_is_refused(tmp_path, name, body, message):
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(BadInputError, match=message):
+        list(text_chunks(str(path)))
