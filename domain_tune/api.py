@@ -71,6 +71,9 @@ def _texts(texts: Any, what: str = "texts") -> list:
                             f"pass [text] for a single text")
     if texts is None:
         raise BadInputError(f"{what} must be a list of strings, not None")
+    if isinstance(texts, (set, frozenset, dict)):  # no order to give the rows back in
+        raise BadInputError(f"{what} must be an ordered sequence of strings (a list), not a "
+                            f"{type(texts).__name__}; rows come back in the order given")
     columns = getattr(texts, "columns", None)
     if columns is not None:  # a DataFrame: iterating over it gives its column names
         if len(columns) != 1:

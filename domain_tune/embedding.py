@@ -61,6 +61,7 @@ def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="E
     if batch_size < 1:
         raise BadInputError("--batch-size must be at least 1")
     texts = [t if isinstance(t, str) else as_text(t) for t in texts]  # None, NaN: blank
+    texts = _cap_lengths(texts)
     n = len(texts)
     fn = inference_fn(model)
     if n == 0:
@@ -80,6 +81,45 @@ def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="E
     return out if len(distinct) == n else out[where]
 
 
+MAX_TEXT_CHARS = 100_000
+
+
+def _cap_lengths(texts):
+    """``texts`` with any text over :data:`MAX_TEXT_CHARS` cut to that length, with one warning.
+
+    The encoder averages over every token of a text, and its memory grows with the text:
+    one text of 3 million characters took 14 GB.  A sentence encoder says little about a
+    whole book anyway; split long documents into passages.
+    """
+    long = [i for i, t in enumerate(texts) if len(t) > MAX_TEXT_CHARS]
+    if not long:
+        return texts
+    warnings.warn(f"{len(long):,} text{'' if len(long) == 1 else 's'} longer than "
+                  f"{MAX_TEXT_CHARS:,} characters (first: item {long[0]}, {len(texts[long[0]]):,} "
+                  f"characters) embedded from {'its' if len(long) == 1 else 'their'} first "
+                  f"{MAX_TEXT_CHARS:,} characters; split long documents into passages",
+                  EmbedWarning, stacklevel=3)
+    texts = list(texts)
+    for i in long:
+        texts[i] = texts[i][:MAX_TEXT_CHARS]
+    return texts
+
+
+def _string_batch(texts):
+    """A string tensor of ``texts``; a text that is not valid Unicode (a lone surrogate) is a
+    :class:`BadInputError` naming it, not TensorFlow's conversion error."""
+    try:
+        return tf.constant(texts)
+    except (ValueError, UnicodeEncodeError):
+        for t in texts:
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise BadInputError(f"a text is not valid Unicode ({e.reason} at character "
+                                    f"{e.start}): {t[:40]!r}") from None
+        raise
+
+
 def _run_batches(fn, texts, batches):
     """``(indices, embeddings)`` of each batch of ``texts``, in order, :data:`IN_FLIGHT` at once.
 
@@ -91,7 +131,7 @@ def _run_batches(fn, texts, batches):
     first batch runs alone, so that it is traced once.
     """
     def run(idx):
-        return idx, fn(tf.constant([texts[i] for i in idx])).numpy()
+        return idx, fn(_string_batch([texts[i] for i in idx])).numpy()
 
     traced = getattr(fn, "experimental_get_tracing_count", lambda: 0)() > 0
     pending = collections.deque()

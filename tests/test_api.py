@@ -237,6 +237,34 @@ def test_texts_in_every_shape_a_notebook_passes(tiny_encoder):
     assert frame["corpus_text"].tolist() == ["nurse"]
 
 
+def test_items_that_are_not_texts_are_refused_and_numbers_print(tiny_encoder):
+    """A row, a record, an unordered container or a lone surrogate is refused; a number (a
+    code column) is embedded as it prints, None and NaN as blank."""
+    for given, message in (
+        (["nurse", ["a", "b"]], "a text must be a string, not a list \(\['a', 'b'\]\)"),
+        (["nurse", {"k": 1}], "a text must be a string, not a dict"),
+        (["nurse", np.array(["a", "b"])], "a text must be a string, not a ndarray"),
+        ({"nurse", "chef"}, "an ordered sequence of strings \(a list\), not a set"),
+        ({"nurse": 1}, "an ordered sequence of strings \(a list\), not a dict"),
+        (["nurse", "\ud800"], "a text is not valid Unicode \(surrogates not allowed at "
+                               "character 0\)"),
+    ):
+        with pytest.raises(BadInputError, match=message):
+            dt.encode(tiny_encoder, given)
+    np.testing.assert_array_equal(dt.encode(tiny_encoder, [5, None, float("nan"), 2.5]),
+                                  dt.encode(tiny_encoder, ["5", "", "", "2.5"]))
+
+
+def test_a_text_too_long_to_embed_is_cut_with_a_warning(tiny_encoder):
+    from domain_tune.embedding import MAX_TEXT_CHARS, EmbedWarning
+
+    long = "nurse " * (MAX_TEXT_CHARS // 6 + 100)
+    with pytest.warns(EmbedWarning, match=f"1 text longer than {MAX_TEXT_CHARS:,} characters "
+                                          f"\(first: item 1, {len(long):,} characters\)"):
+        got = dt.encode(tiny_encoder, ["chef", long])
+    np.testing.assert_array_equal(got, dt.encode(tiny_encoder, ["chef", long[:MAX_TEXT_CHARS]]))
+
+
 def test_a_model_that_is_neither_a_path_nor_a_keras_model_is_a_bad_input(tmp_path):
     import pandas as pd
 

@@ -29,11 +29,15 @@ def as_text(value):
         except UnicodeDecodeError as e:
             raise BadInputError(f"a text given as bytes is not UTF-8 ({e.reason} at byte "
                                 f"{e.start}): {value[:40]!r}") from None
+    if isinstance(value, (list, tuple, dict, set, frozenset)) or getattr(value, "ndim", 0):
+        # a row or a record where a text belongs: its repr would be embedded
+        raise BadInputError(f"a text must be a string, not a {type(value).__name__} "
+                            f"({str(value)[:40]})")
     try:
         missing = bool(pd.isna(value))
     except (TypeError, ValueError):  # not a scalar
         missing = False
-    return "" if missing else str(value)
+    return "" if missing else str(value)  # a number (a code column) as it prints
 
 
 def is_csv(path, column):
