@@ -14,7 +14,10 @@ command line prints.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
+import numbers
 import os
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
@@ -30,6 +33,58 @@ DEFAULT_MODEL = "use-m3"
 PathLike = Union[str, "os.PathLike[str]"]
 ModelLike = Union[str, "os.PathLike[str]", "keras.Model"]
 
+# what an argument annotated with one of these names must be (numpy's numbers count:
+# they are registered as numbers.Integral and numbers.Real; bool is not a number here)
+_KINDS = {
+    "int": ("an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    "bool": ("True or False", lambda v: isinstance(v, bool) or (
+        type(v).__module__ == "numpy" and type(v).__name__ in ("bool", "bool_"))),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "PathLike": ("a path (str or os.PathLike)", lambda v: isinstance(v, (str, os.PathLike))),
+}
+
+
+def check_type(name: str, value: Any, annotation: Any, none_ok: bool = False) -> None:
+    """Raise :class:`BadInputError` unless ``value`` fits ``annotation`` (``int``, ``float``,
+    ``bool``, ``str``, ``PathLike``, or ``Optional`` of one; a type or its name); other
+    annotations are not checked.  A wrong type would otherwise fail deep inside a comparison
+    or a library call, with a message that does not name the argument."""
+    kind = getattr(annotation, "__name__", None) if isinstance(annotation, type) else str(annotation)
+    kind = kind.replace("typing.", "")
+    if kind.startswith("Optional[") and kind.endswith("]"):
+        kind, none_ok = kind[len("Optional["):-1], True
+    if kind not in _KINDS or (value is None and none_ok):
+        return
+    what, fits = _KINDS[kind]
+    if not fits(value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise BadInputError(f"{name} must be {what}{' or None' if none_ok else ''}, not "
+                            f"{type(value).__name__} {shown}")
+
+
+def _checked(fn=None, *, own=()):
+    """Check the arguments of ``fn`` against its annotations (:func:`check_type`) first,
+    except those named in ``own``, which ``fn`` checks with a message of its own."""
+    if fn is None:
+        return functools.partial(_checked, own=own)
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:  # a missing or unknown argument: Python's own message
+            raise TypeError(f"{fn.__name__}(): {e}") from None
+        for name, value in bound.arguments.items():
+            parameter = signature.parameters[name]
+            if name not in own and parameter.kind not in (parameter.VAR_KEYWORD,
+                                                          parameter.VAR_POSITIONAL):
+                check_type(name, value, parameter.annotation)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
 
 def _tensorflow():
     from domain_tune._env import import_tensorflow
@@ -37,6 +92,7 @@ def _tensorflow():
     import_tensorflow()
 
 
+@_checked
 def load_model(model: PathLike = DEFAULT_MODEL) -> "keras.Model":
     """Load a model: a Keras 3 model mapping a ``(batch,)`` string tensor to ``(batch, 512)`` embeddings.
 
@@ -104,6 +160,7 @@ def _spec(model: ModelLike) -> str:
     return os.fspath(model) if isinstance(model, (str, os.PathLike)) else getattr(model, "name", "model")
 
 
+@_checked
 def encode(model: ModelLike, texts: Sequence[str], *, batch_size: int = 256,
            progress: bool = False) -> "np.ndarray":
     """Embed ``texts``: a float32 array of shape ``(len(texts), 512)``, rows L2-normalised.
@@ -183,6 +240,7 @@ def _align_job(options):
     return align_options(parallel, given, names, "parallel=FILE")
 
 
+@_checked
 def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: Any):
     """A :class:`~domain_tune.training.run.TrainJob` from ``domain-tune train``'s options.
 
@@ -210,16 +268,28 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
             value = tuple(value)
         if name in _TRAIN_ALIASES:
             group, field = _TRAIN_ALIASES[name]
-            setattr(groups[group], field, value)
+            owner = groups[group]
         elif hasattr(job, name) and name not in groups:
-            setattr(job, name, value)
+            owner, field = job, name
         else:
             owner = next((g for g in groups.values() if hasattr(g, name)), None)
             if owner is None:
                 known = ", ".join(sorted(train_options()))
                 raise BadInputError(f"train: unknown option {name!r} (options: {known})")
-            setattr(owner, name, value)
+            field = name
+        _check_option(name, value, owner, field)
+        setattr(owner, field, value)
     return job
+
+
+def _check_option(name, value, owner, field):
+    """``train``'s option ``name`` against the annotation of the field it sets (None where the
+    field's default is None; paths as ``os.PathLike`` too)."""
+    spec = {f.name: f for f in dataclasses.fields(owner)}[field]
+    annotation = "PathLike" if spec.type in ("str", str) and isinstance(value, os.PathLike) else spec.type
+    if field == "multilingual" and isinstance(value, (list, tuple)):  # a list of languages
+        return
+    check_type(name, value, annotation, none_ok=spec.default is None)
 
 
 def _fit_verbosity():
@@ -239,6 +309,7 @@ def _default_out():
     return os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
 
 
+@_checked(own=("pairs", "model"))
 def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = DEFAULT_MODEL,
           echo: Optional[Callable[[str], None]] = print, **options: Any) -> TrainResult:
     """Fine-tune on a pairs CSV, as ``domain-tune train PAIRS --out OUT`` does.
@@ -268,6 +339,7 @@ def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = 
 # --- evaluation ----------------------------------------------------------------
 
 
+@_checked
 def evaluate_sts(model: ModelLike = DEFAULT_MODEL, *, split: str = "dev",
                  sts_dir: Optional[PathLike] = None, limit: Optional[int] = None,
                  similarity: str = "cosine", batch_size: int = 256,
@@ -293,6 +365,7 @@ def evaluate_sts(model: ModelLike = DEFAULT_MODEL, *, split: str = "dev",
     return {"split": split, **result}
 
 
+@_checked(own=("queries", "corpus", "tune_on"))
 def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
                        query_column: str = "query", label_column: str = "label",
                        id_column: str = "conceptUri", limit: Optional[int] = None,
@@ -356,6 +429,7 @@ def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
 # --- matching ------------------------------------------------------------------
 
 
+@_checked
 def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
           top_k: int = 5, corpus_ids: Optional[Sequence[Any]] = None,
           min_score: Optional[float] = None,
@@ -397,6 +471,7 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
 # --- pictures, export, interpolation ------------------------------------------------
 
 
+@_checked
 def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLike] = None,
                     texts: Optional[Sequence[str]] = None, *, out: Optional[PathLike] = None,
                     metric: str = "angular", titles: Optional[Sequence[str]] = None,
@@ -434,6 +509,7 @@ def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLik
     return _plot(models, texts, out, metric)["figure"]
 
 
+@_checked
 def export(model: ModelLike, out: PathLike, *, overwrite: bool = False) -> str:
     """Write ``model`` as a TF Hub-style SavedModel directory (``domain-tune export``).
 
@@ -450,6 +526,7 @@ def export(model: ModelLike, out: PathLike, *, overwrite: bool = False) -> str:
     return export_saved_model(encoder, os.fspath(out), overwrite=overwrite)
 
 
+@_checked(own=("model", "base"))
 def interpolate(model: PathLike, out: PathLike, *, base: PathLike = DEFAULT_MODEL,
                 alpha: float = 0.8, overwrite: bool = False,
                 sts_dir: Optional[PathLike] = None) -> dict:
@@ -480,6 +557,7 @@ def interpolate(model: PathLike, out: PathLike, *, base: PathLike = DEFAULT_MODE
     return interpolate_to_dir(base, model, alpha, out, overwrite, sts)
 
 
+@_checked
 def read_metrics(run: PathLike) -> dict:
     """The ``metrics.json`` of a run directory."""
     path = os.path.join(os.fspath(run), "metrics.json")

@@ -255,6 +255,41 @@ def test_items_that_are_not_texts_are_refused_and_numbers_print(tiny_encoder):
                                   dt.encode(tiny_encoder, ["5", "", "", "2.5"]))
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: dt.load_model(None), "model must be a path (str or os.PathLike), not NoneType None"),
+    (lambda: dt.encode("m", ["a"], batch_size="8"), "batch_size must be an integer, not str '8'"),
+    (lambda: dt.encode("m", ["a"], batch_size=2.5), "batch_size must be an integer, not float"),
+    (lambda: dt.match("m", ["a"], ["b"], top_k=float("inf")), "top_k must be an integer, not float"),
+    (lambda: dt.match("m", ["a"], ["b"], min_score="0.5"),
+     "min_score must be a number or None, not str '0.5'"),
+    (lambda: dt.evaluate_sts("m", limit=2.5), "limit must be an integer or None, not float 2.5"),
+    (lambda: dt.evaluate_sts("m", split=1), "split must be a string, not int 1"),
+    (lambda: dt.export("m", None), "out must be a path (str or os.PathLike), not NoneType"),
+    (lambda: dt.read_metrics(123), "run must be a path (str or os.PathLike), not int 123"),
+    (lambda: dt.interpolate("run", "out", alpha="x"), "alpha must be a number, not str 'x'"),
+    (lambda: dt.plot_similarity("m", overwrite="y"), "overwrite must be True or False, not str 'y'"),
+    (lambda: make_train_job("p.csv", "o", epochs="3"), "epochs must be an integer, not str '3'"),
+    (lambda: make_train_job("p.csv", "o", lr=None), "lr must be a number, not NoneType None"),
+    (lambda: make_train_job("p.csv", "o", validation_split="0.2"),
+     "validation_split must be a number, not str '0.2'"),
+    (lambda: make_train_job("p.csv", "o", validation_file=5),
+     "validation_file must be a string or None, not int 5"),
+])
+def test_arguments_of_the_wrong_type_are_named_before_any_work(call, message):
+    """Before, each failed deep inside a comparison or a library call (TypeError: '<' not
+    supported between instances of 'str' and 'int', ...) or loaded a model first."""
+    with pytest.raises(BadInputError) as e:
+        call()
+    assert str(e.value) == message or str(e.value).startswith(message)
+
+
+def test_arguments_of_the_right_kind_pass_the_type_checks(tmp_path):
+    job = make_train_job("p.csv", "o", epochs=np.int64(3), learning_rate=1, seed=np.int32(1),
+                         sts_limit=None, scale=None, multilingual=["de"], overwrite=np.bool_(True),
+                         validation_file=tmp_path / "v.csv")
+    assert (job.fit.epochs, job.fit.learning_rate, job.multilingual) == (3, 1, ["de"])
+
+
 def test_a_text_too_long_to_embed_is_cut_with_a_warning(tiny_encoder):
     from domain_tune.embedding import MAX_TEXT_CHARS, EmbedWarning
 
