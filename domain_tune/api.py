@@ -502,6 +502,8 @@ def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLik
 
         check_out(out, overwrite)
     specs = [model] + ([compare] if compare is not None else [])
+    if isinstance(titles, (str, bytes)):
+        raise BadInputError("titles must be a list of strings, one per model, not one string")
     names = list(titles) if titles is not None else [_spec(m) for m in specs]
     if len(names) != len(specs):
         raise BadInputError(f"titles: give {len(specs)} titles, one per model")

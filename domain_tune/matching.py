@@ -231,11 +231,46 @@ def corpus_matrix(model, corpus_texts, corpus_embeddings=None, batch_size=256, p
     if corpus_embeddings is None:
         return normalize_in_place(encode(model, list(corpus_texts), batch_size=batch_size,
                                          progress=progress, label="Corpus"))
-    c = np.array(corpus_embeddings, dtype=np.float32)  # a copy, normalised in place
+    try:
+        c = np.array(corpus_embeddings, dtype=np.float32)  # a copy, normalised in place
+    except (TypeError, ValueError) as e:
+        raise BadInputError(f"corpus_embeddings must be an array of numbers ({e})") from None
     if c.ndim != 2 or len(c) != len(corpus_texts):
         raise BadInputError(f"corpus_embeddings has shape {c.shape}; expected one row per corpus "
                             f"text ({len(corpus_texts)})")
+    width = encode(model, [""]).shape[1]
+    if c.shape[1] != width:
+        raise BadInputError(f"corpus_embeddings has {c.shape[1]} columns; the model embeds in "
+                            f"{width} (were they made by another model?)")
+    if not np.isfinite(c).all():
+        rows = np.flatnonzero(~np.isfinite(c).all(axis=1))
+        raise BadInputError(f"corpus_embeddings: {len(rows):,} row{'' if len(rows) == 1 else 's'} "
+                            f"hold NaN or infinite values (first: row {rows[0]})")
     return normalize_in_place(c)
+
+
+def _ids(corpus_ids):
+    """``corpus_ids`` as a list: a sequence, a Series, a one-column DataFrame or a 1-d array of
+    ids; a missing (None, NaN) id is a :class:`BadInputError`, as an empty id in a file is."""
+    import pandas as pd
+
+    if isinstance(corpus_ids, (str, bytes)) or not hasattr(corpus_ids, "__iter__"):
+        raise BadInputError(f"corpus_ids must be a list of ids, one per corpus text, not a "
+                            f"{type(corpus_ids).__name__}")
+    columns = getattr(corpus_ids, "columns", None)
+    if columns is not None:  # iterating over a DataFrame gives its column names
+        if len(columns) != 1:
+            raise BadInputError(f"corpus_ids is a table of {len(columns)} columns; pass one")
+        corpus_ids = corpus_ids.iloc[:, 0]
+    if getattr(corpus_ids, "ndim", 1) != 1:
+        raise BadInputError(f"corpus_ids must be one-dimensional, not of shape "
+                            f"{tuple(corpus_ids.shape)}")
+    ids = list(corpus_ids)
+    missing = [i for i, v in enumerate(ids) if v is None or (np.ndim(v) == 0 and pd.isna(v))]
+    if missing:
+        raise BadInputError(f"corpus_ids: item {missing[0]} is missing (None or NaN)"
+                            + (f", and {len(missing) - 1:,} more" if len(missing) > 1 else ""))
+    return ids
 
 
 def lexical_scorer(lexical_weight: float = 0.0):
@@ -274,7 +309,7 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
     queries = [as_text(t) for t in queries]
     if not corpus:
         raise BadInputError("the corpus is empty")
-    ids = list(range(1, len(corpus) + 1)) if corpus_ids is None else list(corpus_ids)
+    ids = list(range(1, len(corpus) + 1)) if corpus_ids is None else _ids(corpus_ids)
     if len(ids) != len(corpus):
         raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
     exclude = _blank_mask(corpus)

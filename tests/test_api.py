@@ -145,6 +145,31 @@ def test_match_in_memory():
     assert len(dt.match(compass_model(), ["north"], ["south", "northeast"], min_score=0.5)) == 1
 
 
+def test_match_in_memory_takes_ids_as_a_notebook_has_them_and_refuses_bad_arrays():
+    import pandas as pd
+
+    model, corpus = compass_model(), ["south", "northeast", "west"]
+    expected = dt.match(model, ["north"], corpus, top_k=1, corpus_ids=["S", "NE", "W"])
+    for ids in (pd.Series(["S", "NE", "W"], index=[9, 8, 7]), pd.DataFrame({"uri": ["S", "NE", "W"]}),
+                np.array(["S", "NE", "W"]), ("S", "NE", "W")):
+        got = dt.match(model, ["north"], corpus, top_k=1, corpus_ids=ids)
+        assert got["corpus_id"].tolist() == expected["corpus_id"].tolist() == ["NE"]
+    for ids, message in ((pd.DataFrame({"a": [1, 2, 3], "b": [1, 2, 3]}), "a table of 2 columns"),
+                         (np.array([[1, 2], [3, 4], [5, 6]]), "one-dimensional, not of shape"),
+                         (5, "a list of ids, one per corpus text, not a int"),
+                         (["S", None, "W"], "item 1 is missing")):
+        with pytest.raises(BadInputError, match=message):
+            dt.match(model, ["north"], corpus, corpus_ids=ids)
+    good = np.array([[0, -1], [0.7, 0.7], [-1, 0]], np.float32)
+    assert dt.match(model, ["north"], corpus, top_k=1, corpus_embeddings=good)["corpus_id"].tolist() == [2]
+    for embeddings, message in ((good[:, :1], "has 1 columns; the model embeds in 2"),
+                                ([["x", "y"]] * 3, "must be an array of numbers"),
+                                (np.where(np.arange(3)[:, None] == 1, np.nan, good),
+                                 "1 row hold NaN or infinite values \\(first: row 1\\)")):
+        with pytest.raises(BadInputError, match=message):
+            dt.match(model, ["north"], corpus, corpus_embeddings=embeddings)
+
+
 def test_plot_similarity_returns_a_figure_and_writes_png(tmp_path, sp_model_path):
     from matplotlib.figure import Figure
 
@@ -342,3 +367,10 @@ def test_a_tf_hub_object_is_a_model_too(tiny_encoder, tmp_path):
     embed = hub.load(dt.export(tiny_encoder, tmp_path / "exported"))
     np.testing.assert_allclose(dt.encode(embed, texts), dt.encode(tiny_encoder, texts), atol=1e-6)
     assert dt.match(embed, ["nurse"], texts, top_k=1)["corpus_text"].tolist() == ["nurse"]
+
+
+def test_plot_titles_given_as_one_string_are_refused():
+    """Not split into characters: titles="ab" titled two panels "a" and "b"."""
+    with pytest.raises(BadInputError, match="^titles must be a list of strings, one per model, "
+                                            "not one string$"):
+        dt.plot_similarity(compass_model(), compass_model(), ["north", "south"], titles="ab")
