@@ -308,6 +308,20 @@ def test_arguments_of_the_wrong_type_are_named_before_any_work(call, message):
     assert str(e.value) == message or str(e.value).startswith(message)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"optimizer": "sgdx"}, "--optimizer must be one of adam, lazy-adam"),
+    ({"mixed_precision": "bogus"}, "--mixed-precision must be one of bfloat16, float16 (got 'bogus')"),
+])
+def test_unknown_choices_are_refused_before_the_model_loads(tmp_path, pairs_csv, options, message):
+    from domain_tune.training.run import train_run
+
+    job = make_train_job(pairs_csv, tmp_path / "run", model="no-such-model", no_sts=True, **options)
+    with pytest.raises(BadInputError) as e:  # not "unknown model": nothing was loaded yet
+        train_run(job)
+    assert str(e.value) == message
+    assert not (tmp_path / "run").exists()
+
+
 def test_arguments_of_the_right_kind_pass_the_type_checks(tmp_path):
     job = make_train_job("p.csv", "o", epochs=np.int64(3), learning_rate=1, seed=np.int32(1),
                          sts_limit=None, scale=None, multilingual=["de"], overwrite=np.bool_(True),

@@ -33,7 +33,7 @@ from domain_tune.models.siamese import SiameseModel
 from domain_tune.training.distribute import shard_data
 from domain_tune.training.losses import LOSSES
 from domain_tune.training.optimizers import (
-    SCHEDULES, learning_rate, make_optimizer, sparse_table_access,
+    OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer, sparse_table_access,
 )
 from domain_tune.training.state_io import VariableSnapshot, load_variables, save_variables
 
@@ -94,6 +94,7 @@ class FitOptions:
             (self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),
              "--checkpoint-every must be a number of seconds >= 0"),
             (self.seed >= 0, f"--seed must be 0 or more (got {self.seed})"),  # numpy's rule
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -51,6 +51,9 @@ from domain_tune.training.optimizers import sparse_table_access
 from domain_tune.training.state_io import row_fingerprints
 
 
+MIXED_PRECISION = (None, "bfloat16", "float16")  # --mixed-precision: Keras' mixed_<this> policy
+
+
 @dataclasses.dataclass
 class TrainJob:
     pairs_path: str
@@ -187,6 +190,9 @@ def train_run(job, echo=print):
 
     job.fit.validate()
     job.embeddings.validate()
+    if job.mixed_precision not in MIXED_PRECISION:
+        raise BadInputError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION[1:])} "
+                            f"(got {job.mixed_precision!r})")
     out = run_dir.check_out(job.out, job.overwrite, job.resume, inputs=_input_paths(job))
     train_pairs, val_pairs = _read_data(job)
     check_plan(len(train_pairs), job.fit.epochs)
