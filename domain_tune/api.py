@@ -285,7 +285,10 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
 def _check_option(name, value, owner, field):
     """``train``'s option ``name`` against the annotation of the field it sets (None where the
     field's default is None; paths as ``os.PathLike`` too)."""
-    spec = {f.name: f for f in dataclasses.fields(owner)}[field]
+    spec = {f.name: f for f in dataclasses.fields(owner)}.get(field)
+    if spec is None:  # a method or property of the job, not an option
+        raise BadInputError(f"train: unknown option {name!r} (options: "
+                            f"{', '.join(sorted(train_options()))})")
     annotation = "PathLike" if spec.type in ("str", str) and isinstance(value, os.PathLike) else spec.type
     if field == "multilingual" and isinstance(value, (list, tuple)):  # a list of languages
         return

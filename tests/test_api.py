@@ -322,6 +322,11 @@ def test_unknown_choices_are_refused_before_the_model_loads(tmp_path, pairs_csv,
     assert not (tmp_path / "run").exists()
 
 
+def test_a_method_of_the_job_is_not_an_option():
+    with pytest.raises(BadInputError, match="^train: unknown option 'options' \\(options: "):
+        make_train_job("p.csv", "o", options=1)
+
+
 def test_arguments_of_the_right_kind_pass_the_type_checks(tmp_path):
     job = make_train_job("p.csv", "o", epochs=np.int64(3), learning_rate=1, seed=np.int32(1),
                          sts_limit=None, scale=None, multilingual=["de"], overwrite=np.bool_(True),
