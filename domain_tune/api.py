@@ -50,7 +50,7 @@ def check_type(name: str, value: Any, annotation: Any, none_ok: bool = False) ->
     ``bool``, ``str``, ``PathLike``, or ``Optional`` of one; a type or its name); other
     annotations are not checked.  A wrong type would otherwise fail deep inside a comparison
     or a library call, with a message that does not name the argument."""
-    kind = getattr(annotation, "__name__", None) if isinstance(annotation, type) else str(annotation)
+    kind = annotation.__name__ if isinstance(annotation, type) else str(annotation)
     kind = kind.replace("typing.", "")
     if kind.startswith("Optional[") and kind.endswith("]"):
         kind, none_ok = kind[len("Optional["):-1], True
@@ -117,18 +117,18 @@ def _model(model: ModelLike) -> "keras.Model":
     return model
 
 
-def _texts(texts: Any, what: str = "texts") -> list:
+def _texts(texts: Any, what: str = "texts", items: str = "strings") -> list:
     """``texts`` as a list of texts: any iterable of strings (list, tuple, generator, pandas
     Series, one-column DataFrame, 1-d numpy array).  One string (or bytes), ``None``, a table of
     several columns or an array of more than one dimension is a :class:`BadInputError`:
     iterating over them would embed characters, column names or rows."""
     if isinstance(texts, (str, bytes)):
-        raise BadInputError(f"{what} must be a list of strings, not one string; "
+        raise BadInputError(f"{what} must be a list of {items}, not one string; "
                             f"pass [text] for a single text")
     if texts is None:
-        raise BadInputError(f"{what} must be a list of strings, not None")
+        raise BadInputError(f"{what} must be a list of {items}, not None")
     if isinstance(texts, (set, frozenset, dict)):  # no order to give the rows back in
-        raise BadInputError(f"{what} must be an ordered sequence of strings (a list), not a "
+        raise BadInputError(f"{what} must be an ordered sequence of {items} (a list), not a "
                             f"{type(texts).__name__}; rows come back in the order given")
     columns = getattr(texts, "columns", None)
     if columns is not None:  # a DataFrame: iterating over it gives its column names
@@ -143,7 +143,7 @@ def _texts(texts: Any, what: str = "texts") -> list:
     try:
         return list(texts)
     except TypeError:
-        raise BadInputError(f"{what} must be a list of strings, not a "
+        raise BadInputError(f"{what} must be a list of {items}, not a "
                             f"{type(texts).__name__}") from None
 
 
@@ -464,10 +464,10 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
     if corpus_embeddings is not None and isinstance(corpus_embeddings, (str, os.PathLike)):
         corpus_embeddings = matching.load_corpus_embeddings(
             os.fspath(corpus_embeddings), encoder, [as_text(t) for t in corpus], _spec(model))
-    return matching.match(encoder, queries, corpus, top_k=top_k,
-                          corpus_ids=corpus_ids, min_score=min_score,
-                          corpus_embeddings=corpus_embeddings, batch_size=batch_size,
-                          progress=progress, scorer=matching.lexical_scorer(lexical_weight),
+    ids = None if corpus_ids is None else _texts(corpus_ids, "corpus_ids", "ids")
+    return matching.match(encoder, queries, corpus, top_k=top_k, corpus_ids=ids,
+                          min_score=min_score, corpus_embeddings=corpus_embeddings,
+                          batch_size=batch_size, progress=progress, scorer=matching.lexical_scorer(lexical_weight),
                           descriptions=descriptions, description_weight=description_weight)
 
 

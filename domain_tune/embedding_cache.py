@@ -142,12 +142,17 @@ def load_cache(npy_path, model, model_spec, texts, option="--corpus-embeddings")
         )
     del matrix
     matrix = np.asarray(np.load(npy_path), dtype=np.float32)  # one copy in memory, not two
-    if not np.isfinite(matrix).all():
-        rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
-        raise BadInputError(f"{option} {npy_path}: {len(rows):,} row{'' if len(rows) == 1 else 's'} "
-                            f"hold NaN or infinite values (first: row {rows[0]}); embed the corpus "
-                            "again")
+    check_finite(matrix, f"{option} {npy_path}", "; embed the corpus again")
     return matrix
+
+
+def check_finite(matrix, what, hint=""):
+    """Raise :class:`BadInputError` if a row of ``matrix`` holds NaN or an infinity."""
+    if np.isfinite(matrix).all():
+        return
+    rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    raise BadInputError(f"{what}: {len(rows):,} row{'' if len(rows) == 1 else 's'} hold NaN or "
+                        f"infinite values (first: row {rows[0]}){hint}")
 
 
 def save_cache(npy_path, matrix, meta):

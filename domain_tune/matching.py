@@ -242,29 +242,17 @@ def corpus_matrix(model, corpus_texts, corpus_embeddings=None, batch_size=256, p
     if c.shape[1] != width:
         raise BadInputError(f"corpus_embeddings has {c.shape[1]} columns; the model embeds in "
                             f"{width} (were they made by another model?)")
-    if not np.isfinite(c).all():
-        rows = np.flatnonzero(~np.isfinite(c).all(axis=1))
-        raise BadInputError(f"corpus_embeddings: {len(rows):,} row{'' if len(rows) == 1 else 's'} "
-                            f"hold NaN or infinite values (first: row {rows[0]})")
+    from domain_tune.embedding_cache import check_finite
+
+    check_finite(c, "corpus_embeddings")
     return normalize_in_place(c)
 
 
 def _ids(corpus_ids):
-    """``corpus_ids`` as a list: a sequence, a Series, a one-column DataFrame or a 1-d array of
-    ids; a missing (None, NaN) id is a :class:`BadInputError`, as an empty id in a file is."""
+    """``corpus_ids`` as a list; a missing (None, NaN) id is a :class:`BadInputError`, as an
+    empty id in a file is."""
     import pandas as pd
 
-    if isinstance(corpus_ids, (str, bytes)) or not hasattr(corpus_ids, "__iter__"):
-        raise BadInputError(f"corpus_ids must be a list of ids, one per corpus text, not a "
-                            f"{type(corpus_ids).__name__}")
-    columns = getattr(corpus_ids, "columns", None)
-    if columns is not None:  # iterating over a DataFrame gives its column names
-        if len(columns) != 1:
-            raise BadInputError(f"corpus_ids is a table of {len(columns)} columns; pass one")
-        corpus_ids = corpus_ids.iloc[:, 0]
-    if getattr(corpus_ids, "ndim", 1) != 1:
-        raise BadInputError(f"corpus_ids must be one-dimensional, not of shape "
-                            f"{tuple(corpus_ids.shape)}")
     ids = list(corpus_ids)
     missing = [i for i, v in enumerate(ids) if v is None or (np.ndim(v) == 0 and pd.isna(v))]
     if missing:

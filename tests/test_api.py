@@ -155,8 +155,8 @@ def test_match_in_memory_takes_ids_as_a_notebook_has_them_and_refuses_bad_arrays
         got = dt.match(model, ["north"], corpus, top_k=1, corpus_ids=ids)
         assert got["corpus_id"].tolist() == expected["corpus_id"].tolist() == ["NE"]
     for ids, message in ((pd.DataFrame({"a": [1, 2, 3], "b": [1, 2, 3]}), "a table of 2 columns"),
-                         (np.array([[1, 2], [3, 4], [5, 6]]), "one-dimensional, not of shape"),
-                         (5, "a list of ids, one per corpus text, not a int"),
+                         (np.array([[1, 2], [3, 4], [5, 6]]), "one-dimensional, not an array of shape"),
+                         (5, "must be a list of ids, not a int"),
                          (["S", None, "W"], "item 1 is missing")):
         with pytest.raises(BadInputError, match=message):
             dt.match(model, ["north"], corpus, corpus_ids=ids)
