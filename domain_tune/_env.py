@@ -99,9 +99,12 @@ def configure():
 # on first use instead (times of a cold ``eval-sts`` on 2 cores):
 # * ``keras.wrappers``: Keras' scikit-learn estimators; importing it imports scikit-learn,
 #   which imports scipy.stats and scipy.optimize (0.7 s);
-# * ``matplotlib.pyplot``: for ``keras.visualization`` (0.3 s); domain-tune's plots import
-#   it themselves.
-DEFERRED_MODULES = ("keras.wrappers", "matplotlib.pyplot")
+# * ``keras.visualization`` and ``keras.src.visualization``: Keras' image-gallery plots;
+#   importing them imports matplotlib and ``matplotlib.patches`` (0.1 s);
+# * ``matplotlib.pyplot``: for those plots, where something else imports them (0.3 s);
+#   domain-tune's plots import it themselves.
+DEFERRED_MODULES = ("keras.wrappers", "keras.visualization", "keras.src.visualization",
+                    "matplotlib.pyplot")
 
 
 class _DeferredImports(importlib.abc.MetaPathFinder):

@@ -102,16 +102,39 @@ def test_tensorflow_import_defers_pyplot_until_used():
         from domain_tune._env import import_tensorflow
 
         import_tensorflow()
+        imported = "matplotlib" in sys.modules
         lazy = type(sys.modules.get("matplotlib.pyplot")).__name__
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig = plt.figure(figsize=(2, 3))
-        print(json.dumps({"lazy": lazy, "size": [float(x) for x in fig.get_size_inches()]}))
+        print(json.dumps({"imported": imported, "lazy": lazy,
+                          "size": [float(x) for x in fig.get_size_inches()]}))
         """
     )
+    assert result["imported"] is False  # Keras' visualization modules import it: deferred too
     assert result["lazy"] in ("_FileKnownLazyModule", "NoneType")  # NoneType: Keras did not import it
     assert result["size"] == [2.0, 3.0]
+
+
+def test_tensorflow_import_defers_keras_visualization_until_used():
+    result = _run(
+        """
+        import json, sys
+        import numpy as np
+        from domain_tune._env import import_tensorflow
+
+        import_tensorflow()
+        before = type(sys.modules["keras.src.visualization"]).__name__
+        import keras
+        import matplotlib
+        matplotlib.use("Agg")
+        keras.visualization.plot_image_gallery(np.zeros((2, 4, 4, 3)), rows=1, cols=2, show=False)
+        import matplotlib.pyplot as plt
+        print(json.dumps({"before": before, "figures": len(plt.get_fignums())}))
+        """
+    )
+    assert result == {"before": "_FileKnownLazyModule", "figures": 1}
 
 
 def test_tensorflow_import_defers_keras_wrappers_and_scikit_learn():

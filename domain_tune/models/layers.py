@@ -168,11 +168,10 @@ class MaskedNGramConv(keras.layers.Layer):
         left, right = (self.order - 1) // 2, self.order // 2
         steps, channels = ops.shape(masked)[1], ops.shape(masked)[2]
         padded = ops.pad(masked, [[0, 0], [left, right], [0, 0]])
-        kernel = ops.cast(self.conv.kernel, masked.dtype)
         out = None
-        for tap in range(self.order):  # token t sees t - left + tap
+        for tap, kernel in enumerate(self._taps(masked.dtype)):  # token t sees t - left + tap
             shifted = ops.reshape(padded[:, tap : tap + steps], (-1, channels))
-            term = ops.matmul(shifted, kernel[tap])
+            term = ops.matmul(shifted, kernel)
             out = term if out is None else out + term
         out = ops.relu(out + ops.cast(self.conv.bias, out.dtype))
         return ops.reshape(out, ops.shape(x)) + x
@@ -189,13 +188,16 @@ class MaskedNGramConv(keras.layers.Layer):
             return self(x[None], padding_mask[None])[0]
         masked = _mask(x, padding_mask)
         left, right = (self.order - 1) // 2, self.order // 2
-        steps = ops.shape(masked)[0]
-        padded = ops.pad(masked, [[left, right], [0, 0]])
-        kernel = ops.cast(self.conv.kernel, masked.dtype)
+        window = tf.stack([tf.size(padding_mask), -1])  # (steps, all channels)
+        padded = tf.pad(masked, [[left, right], [0, 0]])
         # token t sees t - left + tap; one pass sums the terms
-        out = tf.add_n([ops.matmul(padded[tap : tap + steps], kernel[tap])
-                        for tap in range(self.order)])
+        out = tf.add_n([ops.matmul(tf.slice(padded, [tap, 0], window), kernel)
+                        for tap, kernel in enumerate(self._taps(masked.dtype))])
         return ops.relu(out + ops.cast(self.conv.bias, out.dtype)) + x
+
+    def _taps(self, dtype):
+        """The kernel's ``order`` taps, ``(channels, units)`` each, in ``dtype``."""
+        return tf.unstack(ops.cast(self.conv.kernel, dtype), num=self.order)
 
     def tap_products(self, x):
         """Each row of ``x`` (rows, channels) times every tap: ``order`` arrays (rows, units).
@@ -205,8 +207,7 @@ class MaskedNGramConv(keras.layers.Layer):
         token id (the first convolution of a branch) they can be computed
         once per distinct token; see :meth:`call_on_tap_products`.
         """
-        kernel = ops.cast(self.conv.kernel, x.dtype)  # (order, channels, units)
-        return [ops.matmul(x, kernel[tap]) for tap in range(self.order)]
+        return [ops.matmul(x, kernel) for kernel in self._taps(x.dtype)]
 
     def call_on_tap_products(self, products, positions, residual):
         """The layer's output on one sequence of tokens, from tap products of distinct rows.
@@ -221,11 +222,11 @@ class MaskedNGramConv(keras.layers.Layer):
         array is written, padded or sliced).
         """
         left, right = (self.order - 1) // 2, self.order // 2
-        steps = tf.shape(positions)[0]
-        zero_row = tf.shape(products[0], out_type=positions.dtype)[0] - 1
+        window = tf.reshape(tf.size(positions), [1])
+        zero_row = tf.cast(tf.size(products[0], out_type=tf.int64) // self.units - 1, positions.dtype)
         shifted = tf.concat([tf.fill([left], zero_row), positions, tf.fill([right], zero_row)], 0)
-        out = tf.add_n([tf.gather(products[tap], shifted[tap : tap + steps])
-                        for tap in range(self.order)])
+        out = tf.add_n([tf.gather(rows, tf.slice(shifted, [tap], window))
+                        for tap, rows in enumerate(products)])
         return ops.relu(out + ops.cast(self.conv.bias, out.dtype)) + residual
 
     def compute_output_shape(self, x_shape):

@@ -108,23 +108,23 @@ class SentencePieceTokenizer(keras.layers.Layer):
         pieces = self._sp.tokenize(texts)  # ragged (batch, None)
         lengths = tf.cast(pieces.row_lengths(), tf.int32)
         width = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), 1)
-        body = pieces.to_tensor(default_value=0, shape=[None, None])
-        body = tf.pad(body, [[0, 0], [0, width - tf.shape(body)[1]]])
+        body = pieces.to_tensor(default_value=0, shape=tf.stack([tf.size(lengths), width]))
         # Text that normalises to nothing becomes one <unk> piece (reference behaviour).
         empty = tf.equal(lengths, 0)
         lengths = tf.maximum(lengths, 1)
-        batch = tf.shape(body)[0]
+        batch = tf.size(lengths)
         ids = tf.concat(
             [tf.fill([batch, 1], BOS_ID), body, tf.zeros([batch, 1], tf.int32)], axis=1
         )
-        cols = tf.range(tf.shape(ids)[1])[tf.newaxis, :]
-        ids = tf.where(empty[:, tf.newaxis] & tf.equal(cols, 1), UNK_ID, ids)
-        ids = tf.where(tf.equal(cols, (lengths + 1)[:, tf.newaxis]), EOS_ID, ids)
+        cols = tf.expand_dims(tf.range(width + 2), 0)
+        ids = tf.where(tf.expand_dims(empty, 1) & tf.equal(cols, 1), UNK_ID, ids)
+        ids = tf.where(tf.equal(cols, tf.expand_dims(lengths + 1, 1)), EOS_ID, ids)
         total = lengths + 2
         if self.max_length is not None:
             total = tf.minimum(total, self.max_length)
             ids = ids[:, : self.max_length]
-        mask = cols[:, : tf.shape(ids)[1]] < total[:, tf.newaxis]
+            cols = cols[:, : self.max_length]
+        mask = cols < tf.expand_dims(total, 1)
         ids = tf.where(mask, ids, 0)
         return {"token_ids": ids, "padding_mask": mask}
 
