@@ -117,3 +117,29 @@ def test_packed_equals_padded_in_bfloat16(sp_model_path):
     padded, packed = _both(model, TEXTS)
     assert np.isfinite(packed).all()
     np.testing.assert_allclose(packed, padded, atol=3e-2)
+
+
+@pytest.mark.parametrize("gap", [2, 3])
+def test_pack_tokens_lays_texts_end_to_end_with_gaps(gap):
+    from domain_tune.models.use_m3 import pack_tokens
+
+    ids = np.array([[5, 6, 7, 0], [8, 0, 0, 0], [9, 10, 11, 12]], np.int32)  # last row full
+    mask = ids > 0
+    flat, segments, lengths = pack_tokens(tf.constant(ids), tf.constant(mask), gap)
+    expected, rows = [], []
+    for r, (row, m) in enumerate(zip(ids, mask)):
+        expected += row[m].tolist() + [-1] * gap
+        rows += [r] * (int(m.sum()) + gap)
+    assert flat.numpy().tolist() == expected
+    assert segments.numpy().tolist() == rows
+    assert lengths.numpy().tolist() == [3, 1, 4]
+
+
+def test_inference_graph_stays_small(tiny_encoder):
+    """The traced inference function stays a few hundred ops (a cold start traces it)."""
+    from domain_tune.embedding import inference_fn
+
+    graph = inference_fn(tiny_encoder).get_concrete_function().graph
+    ops = [op.type for op in graph.get_operations()]
+    assert len(ops) < 600, len(ops)
+    assert ops.count("StridedSlice") < 15
