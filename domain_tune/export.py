@@ -19,6 +19,7 @@ from keras.src.saving import saving_lib
 from domain_tune.embedding import inference_fn
 from domain_tune.models.layers import share_on_read
 from domain_tune.models.loading import KERAS_FILE, saved_models_beside
+from domain_tune.models.sentence_encoder import no_default_signature
 from domain_tune.outputs import atomic_directory
 
 
@@ -131,4 +132,5 @@ def save_module(module, path):
     def serving_default(inputs):
         return {"outputs": module.__call__(inputs)}
 
-    tf.saved_model.save(module, path, signatures={"serving_default": serving_default})
+    with no_default_signature():  # the module is the root and serves the encoder itself
+        tf.saved_model.save(module, path, signatures={"serving_default": serving_default})

@@ -166,3 +166,17 @@ def test_keras_save_copies_the_staged_weights_in_big_chunks(tiny_encoder, tmp_pa
     reloaded = keras.saving.load_model(path, compile=False)
     np.testing.assert_allclose(reloaded(tf.constant(TEXTS)).numpy(),
                                tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-6)
+
+
+def test_export_saves_no_unused_default_signatures(tiny_encoder, tmp_path):
+    """TensorFlow traces ``_default_save_signature`` of every object it saves; the export's
+    root serves the encoder itself, so its Keras models' own signatures (the backbone's padded
+    pass) are neither traced nor saved, and they are back afterwards."""
+    from tensorflow.python.saved_model import loader_impl
+
+    path = export_saved_model(tiny_encoder, tmp_path / "sm")
+    functions = loader_impl.parse_saved_model(str(path)).meta_graphs[0].graph_def.library.function
+    names = [f.signature.name for f in functions]
+    assert sum(n.startswith("__inference_serving_default") for n in names) == 1, names
+    assert tiny_encoder.backbone._default_save_signature is not None
+    assert tiny_encoder._default_save_signature is not None

@@ -1,5 +1,9 @@
 """Strings in, embeddings out: tokenizer and backbone in one Keras model."""
 
+import contextlib
+import contextvars
+from unittest import mock
+
 import keras
 import tensorflow as tf
 
@@ -71,8 +75,10 @@ class SentenceEncoder(keras.Model):
     def _default_save_signature(self):
         # Keras would derive a float32 signature from the build shape; the
         # input of this model is a batch of strings.  It calls the model's
-        # inference function, traced once per model (a SavedModel that holds
-        # this model as a child lists this signature: no second trace).
+        # inference function, traced once per model.  None where another
+        # root serves the model (see no_default_signature).
+        if not _DEFAULT_SIGNATURE.get():
+            return None
         from domain_tune.embedding import inference_fn
 
         @tf.function(input_signature=[string_signature()], autograph=False)
@@ -97,6 +103,29 @@ class SentenceEncoder(keras.Model):
         config["tokenizer"] = keras.layers.deserialize(config["tokenizer"])
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
+
+
+_DEFAULT_SIGNATURE = contextvars.ContextVar("domain_tune_default_signature", default=True)
+
+
+@contextlib.contextmanager
+def no_default_signature():
+    """Keras models have no ``_default_save_signature`` in this block: for a SavedModel whose
+    root is another object that serves the encoder itself.
+
+    ``tf.saved_model.save`` reads that attribute on every object it saves, not only on the
+    root, and traces what it returns: for the encoder's functional backbone, Keras' signature
+    (the padded forward pass, 0.35 s to trace) was saved as an unused function of every
+    run's SavedModel.
+    """
+    from keras.src.backend.tensorflow.layer import TFLayer
+
+    token = _DEFAULT_SIGNATURE.set(False)
+    try:
+        with mock.patch.object(TFLayer, "_default_save_signature", None):
+            yield
+    finally:
+        _DEFAULT_SIGNATURE.reset(token)
 
 
 def use_packed_forward(model, packed=True):
