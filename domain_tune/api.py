@@ -19,9 +19,10 @@ import inspect
 import json
 import numbers
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from domain_tune.errors import BadInputError
+from domain_tune.errors import BadInputError, DomainTuneWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -249,8 +250,10 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
     ...); any field of the job or of its nested option groups is accepted by
     its own name too, so options added to the job need no change here.
     """
+    _tensorflow()
     from domain_tune.training.run import TrainJob
 
+    _warn_ignored(options)
     job = TrainJob(pairs_path=os.fspath(pairs), out=os.fspath(out) if out else _default_out())
     groups = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)
               if dataclasses.is_dataclass(getattr(job, f.name))}
@@ -280,6 +283,45 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
         _check_option(name, value, owner, field)
         setattr(owner, field, value)
     return job
+
+
+def _ignored_options(options):
+    """``(names, reason)`` of the given keywords that another keyword makes ineffective (the
+    command line warns about the same options)."""
+    from domain_tune.training.fit import FitOptions
+
+    multilingual = options.get("multilingual")
+    off = isinstance(multilingual, str) and multilingual.strip().lower() == "none"
+    rules = [
+        (bool(options.get("no_sts")), ["sts_dir", "sts_limit", "multilingual_dir"]
+         + ([] if off else ["multilingual"]), "has no effect with no_sts=True"),
+        (not options.get("add_vocab"), ["max_new_pieces", "new_rows"], "needs add_vocab"),
+        (bool(options.get("validation_file")), ["validation_split"],
+         "has no effect with validation_file"),
+        (options.get("loss", FitOptions.loss) == "mse", ["scale"], "has no effect with loss='mse'"),
+    ]
+    for applies, names, reason in rules:
+        given = [n for n in names if options.get(n) is not None]
+        if applies and given:
+            yield given, reason
+
+
+def _warn_ignored(options):
+    for given, reason in _ignored_options(options):
+        if len(given) > 1:
+            verb, _, rest = reason.partition(" ")
+            reason = f"{ {'has': 'have', 'needs': 'need'}.get(verb, verb)} {rest}"
+        warnings.warn(f"train: {' and '.join(given)} {reason}; ignored", DomainTuneWarning,
+                      stacklevel=_caller_level())
+
+
+def _caller_level():
+    """The ``stacklevel`` of the first frame outside domain-tune, for warnings about a call."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_option(name, value, owner, field):

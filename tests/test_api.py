@@ -393,3 +393,31 @@ def test_plot_titles_given_as_one_string_are_refused():
     with pytest.raises(BadInputError, match="^titles must be a list of strings, one per model, "
                                             "not one string$"):
         dt.plot_similarity(compass_model(), compass_model(), ["north", "south"], titles="ab")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"no_sts": True, "sts_dir": "/nope", "multilingual": "klingon"},
+     "train: sts_dir and multilingual have no effect with no_sts=True; ignored"),
+    ({"no_sts": True, "multilingual": "none", "sts_limit": 5},
+     "train: sts_limit has no effect with no_sts=True; ignored"),
+    ({"max_new_pieces": 10}, "train: max_new_pieces needs add_vocab; ignored"),
+    ({"validation_file": "v.csv", "validation_split": 0.1},
+     "train: validation_split has no effect with validation_file; ignored"),
+    ({"scale": 30.0}, "train: scale has no effect with loss='mse'; ignored"),
+])
+def test_train_warns_about_options_another_option_makes_ineffective(options, message):
+    from domain_tune.errors import DomainTuneWarning
+
+    with pytest.warns(DomainTuneWarning) as caught:
+        make_train_job("pairs.csv", "out", **options)
+    assert [str(w.message) for w in caught] == [message]
+
+
+def test_train_options_that_all_take_effect_give_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        job = make_train_job("pairs.csv", "out", no_sts=False, sts_dir="/data", loss="cosent",
+                             scale=30.0, add_vocab="auto", max_new_pieces=10)
+    assert job.sts and job.fit.scale == 30.0
