@@ -329,15 +329,30 @@ class Embedding(keras.layers.Embedding):
 
     def build(self, input_shape=None):
         table = _INITIAL_TABLE.get()
-        if table is None or tuple(table.shape) != (self.input_dim, self.output_dim):
-            return super().build(input_shape)
+        if table is not None and tuple(table.shape) == (self.input_dim, self.output_dim):
+            self._build_from(table, input_shape)
+            self.built_from_table = True
+        elif isinstance(self.embeddings_initializer, keras.initializers.Zeros) and self._plain():
+            # what a model read from a .keras file is built with before its weights are
+            # loaded: zeros whose pages are never written unless something writes them
+            from domain_tune.models.buffers import zeros_tensor
+
+            shape = (self.input_dim, self.output_dim)
+            self._build_from(zeros_tensor(shape, self.variable_dtype), input_shape)
+        else:
+            super().build(input_shape)
+
+    def _build_from(self, table, input_shape):
         configured = self.embeddings_initializer
         self.embeddings_initializer = lambda shape, dtype=None: table
         try:
             super().build(input_shape)
         finally:
             self.embeddings_initializer = configured
-        self.built_from_table = True
+
+    def _plain(self):
+        """Neither LoRA nor a quantized mode: one float table, Keras' ``embeddings``."""
+        return not self.lora_enabled and self.quantization_mode is None
 
     def call(self, inputs):
         if self.lora_enabled or self.quantization_mode is not None:
@@ -347,7 +362,46 @@ class Embedding(keras.layers.Embedding):
         return ops.cast(rows, self.compute_dtype)
 
     def save_own_variables(self, store):
-        if self.built and not self.lora_enabled and self.quantization_mode is None:
+        if self.built and self._plain():
             store["0"] = VariableArray(self._embeddings)
         else:
             super().save_own_variables(store)
+
+    def load_own_variables(self, store):
+        """Keras' loading, with a table from a ``.keras`` file read once, into TensorFlow's memory.
+
+        Keras' store returns a NumPy copy of the stored table, which the assignment
+        copies again into a tensor (262 MB each for USE-m3).  Here the HDF5 dataset is
+        read straight into an uninitialised tensor that the variable then takes.  Any
+        other store or layout goes through Keras.
+        """
+        dataset = _stored_table(store) if self.built and self._plain() else None
+        variable = tf_variable(self._embeddings)
+        if (dataset is None or tuple(dataset.shape) != tuple(variable.shape)
+                or np.dtype(dataset.dtype) != np.dtype(variable.dtype.as_numpy_dtype)):
+            return super().load_own_variables(store)
+        from domain_tune.models.buffers import empty_tensor
+
+        table, view = empty_tensor(dataset.shape, dataset.dtype)
+        dataset.read_direct(view)
+        del view
+        self._embeddings.assign(table)
+
+
+def _stored_table(store):
+    """The HDF5 dataset of the one table in a Keras weights ``store`` (its entry ``"0"``), or
+    None where the store is not Keras' HDF5 store or holds anything else."""
+    from keras.src.saving import saving_lib
+
+    group = getattr(store, "_h5_entry_group", None)
+    if not isinstance(store, saving_lib.H5IOStore) or group is None:
+        return None
+    try:
+        if list(store.keys()) != ["0"]:
+            return None
+        dataset = saving_lib.safe_get_h5_dataset(group, "0")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if "dtype" in getattr(dataset, "attrs", {}) or not hasattr(dataset, "read_direct"):
+        return None  # bfloat16 and other types Keras converts itself
+    return dataset

@@ -161,3 +161,39 @@ def test_read_kind_follows_sparse_reads(sparse, expected, absent):
         tf.TensorSpec([None], tf.int32)).graph
     ops_used = {op.type for op in graph.get_operations()}
     assert expected in ops_used and absent not in ops_used
+
+
+def test_a_zeros_table_is_built_as_zeros_without_writing_it():
+    layer = layers.Embedding(3000, 512, embeddings_initializer="zeros", name="e")
+    layer.build((None,))
+    table = layer.embeddings.numpy()
+    assert table.shape == (3000, 512) and not table.any()
+    ids = tf.constant([5, 2999])
+    layers.tf_variable(layer.embeddings).scatter_update(tf.IndexedSlices(tf.ones((2, 512)), ids))
+    np.testing.assert_array_equal(layer(ids).numpy(), np.ones((2, 512)))
+    other = layers.Embedding(30, 4, embeddings_initializer="ones", name="o")
+    other.build((None,))
+    assert (other.embeddings.numpy() == 1).all()  # other initializers as Keras builds them
+
+
+def test_keras_file_table_is_read_into_the_variable_directly(tmp_path, monkeypatch):
+    """A ``.keras`` file's table is read from its HDF5 dataset straight into TensorFlow's
+    memory (not through Keras' NumPy copy), with the same values; other layouts still go
+    through Keras."""
+    ids = keras.Input((None,), dtype="int32")
+    model = keras.Model(ids, layers.Embedding(40, 6, name="e")(ids))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    through_keras = []
+    original = keras.layers.Embedding.load_own_variables
+    monkeypatch.setattr(keras.layers.Embedding, "load_own_variables",
+                        lambda self, store: through_keras.append(1) or original(self, store))
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.get_layer("e").embeddings.numpy(),
+                                  model.get_layer("e").embeddings.numpy())
+    assert through_keras == []
+    # a table of another shape than the layer's: Keras' own loading says so
+    bigger = keras.Model(ids, layers.Embedding(41, 6, name="e")(ids))
+    with pytest.raises(ValueError):
+        bigger.load_weights(path)
+    assert through_keras
