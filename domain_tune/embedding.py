@@ -38,16 +38,57 @@ def inference_fn(model):
     if fn is None:
         # a Keras model in inference mode; any other callable of a string batch as it is
         # (``hub.load(DIR)``'s object takes no ``training``)
-        kwargs = {"training": False} if isinstance(model, keras.layers.Layer) else {}
+        is_layer = isinstance(model, keras.layers.Layer)
+        kwargs = {"training": False} if is_layer else {}
 
         # named like the TF Hub modules' argument: an exported SavedModel calls this function
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")],
                      reduce_retracing=True, autograph=False)
         def fn(inputs):
-            return model(inputs, **kwargs)
+            if is_layer:
+                return embeddings_output(model(inputs, **kwargs))
+            try:
+                out = model(inputs)
+            except (TypeError, ValueError) as e:  # e.g. a function of numbers, not strings
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise BadInputError(f"the model failed on a batch of strings ({first}); "
+                                    f"{MODEL_CONTRACT}") from e
+            return embeddings_output(out)
 
         _FNS[model] = fn
     return fn
+
+
+MODEL_CONTRACT = "a model must map a (batch,) string tensor to (batch, dim) embeddings"
+
+
+def embeddings_output(out):
+    """A model's output as a float32 ``(batch, dim)`` tensor, else a :class:`BadInputError`.
+
+    A dictionary (a SavedModel signature's outputs) gives its ``outputs`` entry or its
+    only entry; a one-element list or tuple its element.
+    """
+    if isinstance(out, dict):
+        if "outputs" in out:
+            out = out["outputs"]
+        elif len(out) == 1:
+            out = next(iter(out.values()))
+        else:
+            raise BadInputError(f"the model returned a dictionary of {', '.join(map(str, out))}, "
+                                f"none of them 'outputs'; {MODEL_CONTRACT}")
+    if isinstance(out, (list, tuple)) and len(out) == 1:
+        out = out[0]
+    try:
+        out = tf.convert_to_tensor(out)
+    except (TypeError, ValueError):
+        raise BadInputError(f"the model returned a {type(out).__name__}, not a tensor; "
+                            f"{MODEL_CONTRACT}") from None
+    if out.shape.rank != 2 or not (out.dtype.is_floating or out.dtype.is_integer):
+        article = "an" if out.dtype.name[0] in "aeiou" else "a"
+        raise BadInputError(f"the model returned {article} {out.dtype.name} tensor of shape "
+                            f"{out.shape.as_list() if out.shape.rank is not None else '(unknown)'}; "
+                            f"{MODEL_CONTRACT}")
+    return out if out.dtype == tf.float32 else tf.cast(out, tf.float32)
 
 
 def encode(model, texts, batch_size=DEFAULT_BATCH_SIZE, progress=False, label="Embedding"):
@@ -131,7 +172,11 @@ def _run_batches(fn, texts, batches):
     first batch runs alone, so that it is traced once.
     """
     def run(idx):
-        return idx, fn(_string_batch([texts[i] for i in idx])).numpy()
+        emb = fn(_string_batch([texts[i] for i in idx])).numpy()
+        if emb.shape[0] != len(idx):
+            raise BadInputError(f"the model returned {emb.shape[0]} rows for {len(idx)} texts; "
+                                f"{MODEL_CONTRACT}")
+        return idx, emb
 
     traced = getattr(fn, "experimental_get_tracing_count", lambda: 0)() > 0
     pending = collections.deque()

@@ -16,7 +16,8 @@ import keras
 import tensorflow as tf
 from keras.src.saving import saving_lib
 
-from domain_tune.embedding import inference_fn
+from domain_tune.embedding import MODEL_CONTRACT, inference_fn
+from domain_tune.errors import BadInputError
 from domain_tune.models.layers import share_on_read
 from domain_tune.models.loading import KERAS_FILE, saved_models_beside
 from domain_tune.models.sentence_encoder import no_default_signature
@@ -73,9 +74,11 @@ def hub_module(model):
     obj = tf.__internal__.tracking.AutoTrackable()
     restored = _restored_saved_models(model)
     if restored is None:
+        # a Keras model, or any trackable callable (``hub.load(DIR)``'s object, a tf.Module);
+        # a plain function's variables, if any, are saved through the traced function
         obj.model = model
-        obj.variables = list(model.variables)
-        obj.trainable_variables = list(model.trainable_variables)
+        obj.variables = list(getattr(model, "variables", ()))
+        obj.trainable_variables = list(getattr(model, "trainable_variables", ()))
     else:
         # a model that wraps a SavedModel: its functions read the restored variables, which
         # Keras mirrors with variables of its own; saving both wrote every weight twice
@@ -86,6 +89,13 @@ def hub_module(model):
     # the model's own inference function: already traced if the model has embedded
     # anything in this process (``train`` has), so exporting does not trace it again
     obj.__call__ = inference_fn(model)
+    if not isinstance(model, keras.layers.Layer):
+        # a callable of unknown make: one row per text, before a SavedModel is written
+        probe = ["a", "b c"]
+        rows = obj.__call__(tf.constant(probe)).shape[0]
+        if rows != len(probe):
+            raise BadInputError(f"the model returned {rows} rows for {len(probe)} texts; "
+                                f"{MODEL_CONTRACT}")
     return obj
 
 
@@ -99,6 +109,8 @@ def _restored_saved_models(model):
     SavedModel or TF Hub module), or None for any other model."""
     from domain_tune.models.loading import SavedModelEncoder
 
+    if not isinstance(model, keras.layers.Layer):  # hub.load(DIR)'s object, a tf.Module, ...
+        return None
     layers = [layer for layer in model._flatten_layers(include_self=False) if layer.weights]
     if not layers or not all(isinstance(layer, (SavedModelEncoder, keras.layers.TFSMLayer))
                              for layer in layers):

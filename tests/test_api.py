@@ -388,6 +388,60 @@ def test_a_tf_hub_object_is_a_model_too(tiny_encoder, tmp_path):
     assert dt.match(embed, ["nurse"], texts, top_k=1)["corpus_text"].tolist() == ["nurse"]
 
 
+def test_a_tf_hub_object_exports_again(tiny_encoder, tmp_path):
+    """A ``hub.load(DIR)`` object is a model for export too, with its variables (export read
+    Keras' layer list of it and failed with AttributeError)."""
+    import tensorflow_hub as hub
+
+    texts = ["nurse", "chef"]
+    embed = hub.load(dt.export(tiny_encoder, tmp_path / "first"))
+    again = hub.load(dt.export(embed, tmp_path / "second"))
+    np.testing.assert_allclose(again(texts).numpy(), dt.encode(tiny_encoder, texts), atol=1e-6)
+    assert len(again.variables) == len(embed.variables) > 0
+    assert len(again.trainable_variables) == len(embed.trainable_variables) > 0
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda x: [1, 2], "the model returned an int32 tensor of shape [2]"),
+    (lambda x: x, "the model returned a string tensor of shape [None]"),
+    (lambda x: {"a": tf_zeros(x), "b": tf_zeros(x)},
+     "the model returned a dictionary of a, b, none of them 'outputs'"),
+    (lambda x: x + 1, "the model failed on a batch of strings (Input 'y' of 'Add' Op has type "
+                      "int32 that does not match type string of argument 'x'.)"),
+    (lambda x: tf_zeros(x)[:1], "the model returned 1 rows for 2 texts"),
+])
+@pytest.mark.parametrize("call", ["encode", "export"])
+def test_a_callable_that_does_not_embed_strings_is_refused(fn, message, call, tmp_path):
+    """Any callable goes where a model does; one that does not map strings to one row each
+    is a BadInputError naming what it returned (it was an AttributeError or IndexError from
+    inside domain-tune), and export writes nothing."""
+    import re
+
+    contract = "; a model must map a (batch,) string tensor to (batch, dim) embeddings"
+    with pytest.raises(BadInputError, match="^" + re.escape(message + contract) + "$"):
+        if call == "encode":
+            dt.encode(fn, ["a", "b c"])
+        else:
+            dt.export(fn, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def tf_zeros(x, dtype="float32"):
+    import tensorflow as tf
+
+    return tf.zeros([tf.shape(x)[0], 3], dtype)
+
+
+@pytest.mark.parametrize("fn", [lambda x: {"outputs": tf_zeros(x) + 1.0},
+                                lambda x: (tf_zeros(x) + 1.0,),
+                                lambda x: tf_zeros(x, "int32") + 1])
+def test_signature_like_outputs_of_a_callable_are_embeddings(fn):
+    """A signature's ``{"outputs": ...}``, a one-element tuple, integer rows: float32 rows."""
+    out = dt.encode(fn, ["a", "b", "a"])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.ones((3, 3), np.float32))
+
+
 def test_plot_titles_given_as_one_string_are_refused():
     """Not split into characters: titles="ab" titled two panels "a" and "b"."""
     with pytest.raises(BadInputError, match="^titles must be a list of strings, one per model, "
