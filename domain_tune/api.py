@@ -254,7 +254,7 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
     from domain_tune.training.run import TrainJob
 
     _warn_ignored(options)
-    job = TrainJob(pairs_path=os.fspath(pairs), out=os.fspath(out) if out else _default_out())
+    job = TrainJob(pairs_path=os.fspath(pairs), out=os.fspath(out) if out is not None else _default_out())
     groups = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)
               if dataclasses.is_dataclass(getattr(job, f.name))}
     if "no_sts" in options:

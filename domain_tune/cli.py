@@ -12,6 +12,7 @@ import functools
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -92,6 +93,27 @@ def _sigterm_unwinds():
 _REFUSED_PATH = (errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.EROFS)
 
 
+# how a full disk shows through libraries that do not raise OSError(ENOSPC): h5py (Keras'
+# weights file) and TensorFlow's file writes name the errno in their message; NumPy's
+# ``tofile`` says how much it wrote
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|errno = 28\b|"
+                        r"\d+ requested and \d+ written")
+
+
+def _disk_full(e):
+    """The file whose write failed for lack of space ('' if unnamed), or None if ``e`` is not a
+    full disk (OSError ENOSPC or EDQUOT, or one of :data:`_DISK_FULL`, anywhere in its chain)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e.filename or ""
+        if _DISK_FULL.search(str(e)):
+            return ""
+        e = e.__cause__ or e.__context__
+    return None
+
+
 class DomainTuneGroup(click.Group):
     """A click group that reports every failure as one line with a fitting exit code."""
 
@@ -121,6 +143,12 @@ class DomainTuneGroup(click.Group):
                 raise
             if isinstance(e, OSError) and e.errno in _REFUSED_PATH and e.filename:
                 _fail(f"{e.strerror}: {e.filename}", 2)  # a path given that the system refuses
+            full = _disk_full(e)
+            if full:  # the output, not the temporary file it is written to first
+                full = re.sub(r"\.tmp-\d+$", "", full)
+            if full is not None:
+                _fail(f"no space left on the device{f' writing {full}' if full else ''}; free "
+                      "some space or write the output elsewhere", 2)
             if type(e).__name__ == "ResourceExhaustedError":  # TensorFlow's out of memory
                 _fail("out of memory (TensorFlow ResourceExhaustedError): lower --batch-size, or "
                       "shorten or drop the longest texts", 1)
@@ -234,7 +262,9 @@ def _warn_unused(names, reason):
 
 
 def _print_json(obj):
-    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+    from domain_tune.outputs import finite_json
+
+    click.echo(json.dumps(finite_json(obj), indent=2, sort_keys=False, allow_nan=False))
 
 
 # --- commands ----------------------------------------------------------------
@@ -733,7 +763,7 @@ def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_colum
         _warn_unused(["scale"], "has no effect with --loss mse; ignored")
 
     job = TrainJob(
-        pairs_path=pairs, out=out or _default_out(), model=model, text_columns=text_columns,
+        pairs_path=pairs, out=out if out is not None else _default_out(), model=model, text_columns=text_columns,
         score_column=score_column, score_range=tuple(score_range),
         validation_split=validation_split, validation_file=validation_file,
         fit=FitOptions(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -757,8 +787,8 @@ def train_cmd(pairs, model, out, overwrite, resume, checkpoint_every, text_colum
     echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
         metrics = train_run(job, echo=echo)
-    except TrainingFailed as e:
-        raise click.ClickException(str(e)) from None
+    except TrainingFailed as e:  # a diverged run: too high a learning rate for the data
+        raise BadInputError(str(e)) from None
     if as_json:
         _print_json(metrics)
     else:

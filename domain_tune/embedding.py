@@ -7,6 +7,7 @@ it is traced once whatever the batch or text lengths.
 """
 
 import collections
+import errno
 import json
 import os
 import warnings
@@ -176,6 +177,12 @@ def _run_batches(fn, texts, batches):
         if emb.shape[0] != len(idx):
             raise BadInputError(f"the model returned {emb.shape[0]} rows for {len(idx)} texts; "
                                 f"{MODEL_CONTRACT}")
+        if not np.isfinite(emb).all():
+            bad = np.flatnonzero(~np.isfinite(emb).all(axis=1))
+            raise BadInputError(
+                f"the model gave NaN or infinite embeddings ({len(bad)} of {len(idx)} texts of a "
+                f"batch, first {texts[idx[bad[0]]][:40]!r}); a model whose training diverged "
+                "gives them: use another model or run")
         return idx, emb
 
     traced = getattr(fn, "experimental_get_tracing_count", lambda: 0)() > 0
@@ -269,6 +276,27 @@ class EmbedWarning(DomainTuneWarning):
     """Input that was embedded, but probably not as meant."""
 
 
+def reserve(path):
+    """Allocate the blocks of the file at ``path`` (its current size) now.
+
+    A memory-mapped ``.npy`` is created sparse: on a disk too full for it, a
+    write into the mapping kills the process with SIGBUS instead of raising.
+    Reserving the space first makes that an ``OSError`` (ENOSPC) before
+    anything is embedded.  Where the file system cannot reserve (EOPNOTSUPP,
+    EINVAL) nothing is done.
+    """
+    if not hasattr(os, "posix_fallocate"):  # pragma: no cover - macOS, Windows
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise OSError(e.errno, e.strerror, path) from None
+    finally:
+        os.close(fd)
+
+
 def _open_sink(fmt, path, n, dim):
     return {"npy": _NpySink, "csv": _CsvSink, "jsonl": _JsonlSink}[fmt](path, n, dim)
 
@@ -276,6 +304,8 @@ def _open_sink(fmt, path, n, dim):
 class _NpySink:
     def __init__(self, path, n, dim):
         self.array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+        reserve(path)
+
 
     def write(self, texts, emb, row):
         self.array[row : row + len(emb)] = emb

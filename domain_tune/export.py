@@ -8,8 +8,10 @@ carries ``variables`` and ``trainable_variables`` so that
 ``hub.KerasLayer(dir, trainable=True)`` can fine-tune it further.
 """
 
+import contextlib
 import os
 import shutil
+import tempfile
 from unittest import mock
 
 import keras
@@ -36,9 +38,42 @@ def save_keras(model, path):
     (:func:`~domain_tune.models.layers.share_on_read`).
     """
     share_on_read(model.variables)
-    with mock.patch.object(saving_lib, "is_memory_sufficient", lambda model: False), \
-            mock.patch.object(shutil, "copyfileobj", _copy_in_big_chunks):
-        model.save(path)
+    staged = _StagingFiles()
+    try:
+        with mock.patch.object(saving_lib, "is_memory_sufficient", lambda model: False), \
+                mock.patch.object(saving_lib, "tempfile", staged), \
+                mock.patch.object(shutil, "copyfileobj", _copy_in_big_chunks):
+            model.save(path)
+    finally:
+        staged.close()
+
+
+class _StagingFiles:
+    """``tempfile`` as Keras' saving sees it, keeping the temporary files it makes.
+
+    Keras closes (and so deletes) its staged weights file only when the save
+    succeeds; after a failed write (a full disk) the open file outlived the
+    save, and was deleted when collected at exit, after the output folder it
+    was in had been removed: Python printed the ``FileNotFoundError`` as an
+    ignored exception with its traceback.  :meth:`close` closes them at once.
+    """
+
+    def __init__(self):
+        self.files = []
+
+    def __getattr__(self, name):
+        return getattr(tempfile, name)
+
+    def NamedTemporaryFile(self, *args, **kwargs):  # noqa: N802 (tempfile's name)
+        f = tempfile.NamedTemporaryFile(*args, **kwargs)
+        self.files.append(f)
+        return f
+
+    def close(self):
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.close()
+        self.files.clear()
 
 
 # zipfile copies a file into an archive with ``shutil.copyfileobj(src, dest, 8 KiB)``: the

@@ -1,10 +1,26 @@
 """Writing outputs so that they are either complete or absent."""
 
+import math
 import os
 import shutil
 import tempfile
 
 from domain_tune.errors import BadInputError
+
+
+def finite_json(obj):
+    """``obj`` with every NaN or infinite float replaced by ``None``, for strict JSON.
+
+    ``json.dumps`` writes them as ``NaN``/``Infinity``, which JSON parsers other
+    than Python's refuse (a correlation of constant predictions is NaN).
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
@@ -21,6 +37,8 @@ def check_out(out, overwrite=False, kind="file", inputs=(), flag="--out"):
     creating and removing a probe file.
     """
     path = os.fspath(out)
+    if not path.strip():
+        raise BadInputError(f"{flag} is empty; name a new {'folder' if kind == 'dir' else 'file'}")
     if path.startswith("~"):
         raise BadInputError(f"{flag} {path}: '~' was not expanded; write the full path")
     full = os.path.realpath(path)

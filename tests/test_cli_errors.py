@@ -8,9 +8,11 @@ what it held before, byte for byte.
 
 import json
 import os
+import shutil
 
 import pytest
 
+from domain_tune.errors import BadInputError
 from tests.cli_helpers import error_line, run
 
 PAIRS = "base,ref,similarity\na,b,0.5\nc,d,1.0\ne,f,0.5\n"
@@ -373,3 +375,152 @@ def test_sigterm_removes_the_partial_output_and_exits_143(tmp_path, tiny_model_d
     assert error_line(result) == "Error: terminated (SIGTERM)"
     assert sorted(os.listdir(tmp_path)) == ["t.txt"]
     assert signal.getsignal(signal.SIGTERM) == before  # the caller's handler is back
+
+
+# --- a full disk -----------------------------------------------------------------------
+
+
+def _no_space(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_stops_embed_before_it_writes(tmp_path, tiny_model_dir, monkeypatch):
+    """A memory-mapped .npy on a full disk died of SIGBUS with half a file left; its space is
+    now reserved first, and a full disk is one line and exit 2."""
+    from domain_tune import embedding
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("nurse\nchef\n")
+    out = tmp_path / "out" / "e.npy"
+    out.parent.mkdir()
+    monkeypatch.setattr(embedding.os, "posix_fallocate", _no_space)
+    result = run("embed", texts, "--model", tiny_model_dir, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert error_line(result) == (f"Error: no space left on the device writing {out}; free some "
+                                  "space or write the output elsewhere")
+    assert os.listdir(out.parent) == []
+
+
+def test_the_npy_output_is_reserved_in_full(tmp_path):
+    from domain_tune.embedding import reserve
+
+    path = tmp_path / "a.npy"
+    with open(path, "wb") as f:
+        f.truncate(8 << 20)  # sparse: no block allocated
+    assert os.stat(path).st_blocks * 512 < 1 << 20
+    reserve(path)
+    assert os.stat(path).st_blocks * 512 >= 8 << 20
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("Can't decrement id ref count (file write failed: time = Fri Dec  4, filename = "
+                 "'/x/tmpab12', file descriptor = 7, errno = 28, error message = 'No space left "
+                 "on device', buf = 0x1, total write size = 4096)"),  # h5py, Keras' weights
+    OSError("1024000 requested and 51168 written"),  # NumPy's tofile
+])
+def test_a_full_disk_inside_a_library_is_one_line_and_exit_2(tmp_path, monkeypatch, error):
+    from domain_tune import api
+
+    monkeypatch.setattr(api, "load_model", lambda model: (_ for _ in ()).throw(error))
+    result = run("export", "--out", tmp_path / "x")
+    assert result.exit_code == 2, result.output
+    assert error_line(result) == ("Error: no space left on the device; free some space or "
+                                  "write the output elsewhere")
+
+
+def test_a_full_disk_is_not_called_out_of_memory(tmp_path, monkeypatch):
+    """TensorFlow's file writes report a full disk as ResourceExhaustedError, as they do an
+    allocation that failed."""
+    import tensorflow as tf
+
+    from domain_tune import api
+
+    def full(model):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "/x/variables/variables.data-00000-of-00001.tempstate; No space left on "
+                        "device")
+
+    monkeypatch.setattr(api, "load_model", full)
+    result = run("export", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert error_line(result).startswith("Error: no space left on the device")
+
+
+def test_a_failed_keras_save_leaves_no_staged_file(tiny_encoder, tmp_path, monkeypatch):
+    """Keras deletes its staged weights file only when the save succeeds; after a failed write
+    the file was deleted when collected, after its folder had gone: Python printed that
+    FileNotFoundError and its traceback on the way out."""
+    import gc
+    import sys
+
+    from domain_tune.export import save_keras
+
+    export = sys.modules[save_keras.__module__]  # (domain_tune.export is also the API's export)
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(export, "_copyfileobj", _no_space)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        export.save_keras(tiny_encoder, str(folder / "model.keras"))
+    assert [p.name for p in folder.iterdir()] == ["model.keras"]  # the archive, not the stage
+    shutil.rmtree(folder)
+    gc.collect()
+    assert unraisable == []
+
+
+# --- a run that diverges, and the models it left ------------------------------------------
+
+
+def test_a_diverged_run_is_one_line_and_exit_2(tmp_path, tiny_model_dir):
+    """``--lr 1e30`` on a file of 8 pairs: one step, whose reported loss is from before it;
+    a model of NaN weights was saved and the run said Done."""
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("base,ref,similarity\n" + "".join(
+        f"{a},{b},{s}\n" for a, b, s in [("nurse", "carer", 0.9), ("chef", "cook", 0.95),
+                                         ("pilot", "baker", 0.1), ("nurse", "chef", 0.2)] * 2))
+    out = tmp_path / "run"
+    result = run("train", pairs, "--model", tiny_model_dir, "--out", out, "--epochs", 1,
+                 "--learning-rate", 1e39, "--clipnorm", 0, "--no-sts", "-q")
+    assert result.exit_code == 2, result.output
+    assert error_line(result).endswith("; lower --learning-rate or check the data (no model was "
+                                       "written)")
+    assert sorted(os.listdir(tmp_path)) == ["pairs.csv"]
+
+
+def test_nan_embeddings_are_refused():
+    """A model of NaN weights (a diverged run saved by an older version) embedded NaN rows,
+    and eval-retrieval scored them as a perfect ranking."""
+    import tensorflow as tf
+
+    import domain_tune as dt
+
+    def diverged(texts):
+        return tf.fill([tf.shape(texts)[0], 4], float("nan"))
+
+    with pytest.raises(BadInputError, match=r"^the model gave NaN or infinite embeddings \(2 of 2 "
+                                            r"texts of a batch, first 'a'\)"):
+        dt.encode(diverged, ["nurse", "a"])  # batches are sorted by length
+
+
+def test_json_output_is_strict_json():
+    from domain_tune.outputs import finite_json
+
+    value = {"pearson": float("nan"), "rows": [1.0, float("inf"), {"x": -float("inf")}], "n": 3}
+    assert finite_json(value) == {"pearson": None, "rows": [1.0, None, {"x": None}], "n": 3}
+    assert json.loads(json.dumps(finite_json(value), allow_nan=False))["pearson"] is None
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_an_empty_out_is_refused(tmp_path, monkeypatch, command):
+    """``train --out ""`` wrote runs/<timestamp> as if --out had not been given."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.csv").write_text(PAIRS)
+    args = ["train", "p.csv", "--no-sts"] if command == "train" else ["export"]
+    result = run(*args, "--out", "")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: --out is empty; name a new folder"
+    assert os.listdir(tmp_path) == ["p.csv"]

@@ -276,6 +276,12 @@ def build_pairs(
             "and no group of two or more (see --synonyms-column, --group-column)",
             PairsWarning, stacklevel=2,
         )
+    if not len(train_idx):
+        warnings.warn(
+            f"{taxonomy.path}: every concept is held out (--holdout {holdout:g}): train.csv has "
+            "no pairs; the queries and corpus make a retrieval benchmark of the base model",
+            PairsWarning, stacklevel=2,
+        )
     if queries.empty and heldout.any():
         warnings.warn(
             f"{taxonomy.path}: no held-out concept has an alternative label to query with "

@@ -378,10 +378,26 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(np.asarray(loss)).all():
-            self.nonfinite = (batch, float(np.asarray(loss).reshape(-1)[0]))
+            self.nonfinite = (f"training loss became {float(np.asarray(loss).reshape(-1)[0])} "
+                              f"at batch {batch + 1}")
             self.model.stop_training = True
         if self.interrupt.signum is not None:
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        # the step that makes the weights NaN reports the loss from before it: with one
+        # step left in the run (or in an epoch), only the validation loss shows it
+        loss = (logs or {}).get("val_loss")
+        if self.nonfinite is None and loss is not None and not np.isfinite(np.asarray(loss)).all():
+            self.nonfinite = (f"validation loss became {float(np.asarray(loss).reshape(-1)[0])} "
+                              f"after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+
+def nonfinite_weights(variables):
+    """Names of the ``variables`` that hold a NaN or infinite value."""
+    return [v.path if hasattr(v, "path") else v.name for v in variables
+            if not bool(tf.reduce_all(tf.math.is_finite(v.value if hasattr(v, "value") else v)))]
 
 
 # --- fit -----------------------------------------------------------------------------
@@ -488,12 +504,14 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
             shuffle=False,  # the dataset is already shuffled per epoch
             verbose=verbose,
         )
+    if guard.nonfinite is None and interrupt.signum is None:
+        broken = nonfinite_weights(model.trainable_variables)
+        if broken:
+            guard.nonfinite = (f"the weights became NaN or infinite ({_count_names(broken)}) "
+                               f"in the last step")
     if guard.nonfinite is not None:
-        batch, loss = guard.nonfinite
-        raise NonFiniteLoss(
-            f"training loss became {loss} at batch {batch + 1}; lower --learning-rate or check "
-            "the data (no model was written)"
-        )
+        raise NonFiniteLoss(f"{guard.nonfinite}; lower --learning-rate or check the data "
+                            "(no model was written)")
     if interrupt.signum is not None:
         name = "SIGINT" if interrupt.signum == signal.SIGINT else "SIGTERM"
         code = 130 if interrupt.signum == signal.SIGINT else 143
@@ -503,6 +521,11 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
         raise TrainingInterrupted(f"training stopped by {name} in epoch {state.next_epoch + 1}; "
                                   f"{kept}", exit_code=code)
     return state
+
+
+def _count_names(names, shown=2):
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _build_optimizer(model):

@@ -36,6 +36,7 @@ from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.evaluation.multilingual import evaluate_panel, summary_lines
 from domain_tune.evaluation.sts import evaluate_sts
 from domain_tune.export import save_model_dir
+from domain_tune.outputs import finite_json
 from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
@@ -414,7 +415,7 @@ def _vector_size(encoder):
 def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
     pd.DataFrame(state.history).to_csv(os.path.join(work, "history.csv"), index=False)
     with open(os.path.join(work, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
+        json.dump(finite_json(metrics), f, indent=2, allow_nan=False)
     # before the export, which then finds the model's inference function traced
     tuned_matrix = similarity_matrix(encoder, texts)
     save_model_dir(encoder, work)

@@ -29,6 +29,8 @@ def check_out(out, overwrite=False, resume=False, inputs=()):
     """Refuse a run directory ``out`` that cannot be written, before any work (see
     :func:`domain_tune.outputs.check_out`); ``inputs`` are the files and folders the run reads,
     which ``--overwrite`` must not replace."""
+    if not os.fspath(out).strip():
+        outputs.check_out(out, kind="dir")  # refused: empty
     out = os.path.normpath(out)
     parent = os.path.dirname(os.path.abspath(out))
     if resume and not os.path.isdir(partial_dir(out)):

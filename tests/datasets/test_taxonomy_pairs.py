@@ -106,7 +106,10 @@ def test_holdout_leaks_nothing(toy, holdout, seed):
 
 
 def test_holdout_everything_is_a_benchmark_of_the_whole_taxonomy(toy):
-    ps = build_pairs(toy, holdout=1.0)
+    with pytest.warns(PairsWarning, match=r"every concept is held out \(--holdout 1\): train.csv "
+                                          r"has no pairs; the queries and corpus make a "
+                                          r"retrieval benchmark of the base model$"):
+        ps = build_pairs(toy, holdout=1.0)
     assert len(ps.train) == 0 and list(ps.train.columns) == ["base", "ref", "similarity"]
     assert len(ps.queries) == 24 - 3 and ps.stats["training_concepts"] == 0
     assert build_pairs(toy, holdout=0.0).queries.empty

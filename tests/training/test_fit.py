@@ -242,6 +242,22 @@ def test_nan_loss_stops(sp_model_path, tmp_path):
         fit(model, pairs, None, opts, str(tmp_path), verbose=0)
 
 
+@pytest.mark.parametrize("validation, message", [
+    (True, r"^validation loss became nan after epoch 1; lower --learning-rate"),
+    (False, r"^the weights became NaN or infinite \(.+\) in the last step; lower --learning-rate"),
+])
+def test_a_last_step_that_breaks_the_weights_stops(sp_model_path, tmp_path, validation, message):
+    """One step: its loss is that of the weights before it, so the per-batch check saw a finite
+    loss and a model of NaN weights was saved (``train --lr 1e30`` on a file of 8 pairs)."""
+    pairs = toy_pairs(8, 1)
+    opts = FitOptions(epochs=1, learning_rate=1e39, clipnorm=0, batch_size=8, seed=7,
+                      checkpoint_every=0)
+    model = compile_siamese(make_tiny_encoder(sp_model_path), opts)
+    with pytest.raises(NonFiniteLoss, match=message):
+        fit(model, pairs, toy_pairs(8, 2) if validation else None, opts, str(tmp_path),
+            verbose=0)
+
+
 def test_early_stopping_restores_best(sp_model_path, tmp_path):
     pairs, val = toy_pairs(40, 1), toy_pairs(12, 2)
     opts = FitOptions(epochs=30, learning_rate=3e-2, batch_size=8, patience=1, min_delta=0.0,
