@@ -257,11 +257,13 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
     job = TrainJob(pairs_path=os.fspath(pairs), out=os.fspath(out) if out is not None else _default_out())
     groups = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)
               if dataclasses.is_dataclass(getattr(job, f.name))}
+    for flag in ("no_sts", "quiet"):
+        check_type(flag, options.get(flag, False), bool)
     if "no_sts" in options:
         job.sts = not options.pop("no_sts")
     if "texts" in options:
         texts = options.pop("texts")
-        job.plot_texts = None if texts is None else [str(t) for t in _texts(texts)]
+        job.plot_texts = None if texts is None else _plot_texts(texts)
     job.verbose = 0 if options.pop("quiet", False) else _fit_verbosity()
     job.align = _align_job(options)
     for name, value in options.items():
@@ -269,6 +271,7 @@ def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: A
             value = tuple(v.strip() for v in value.split(","))
         if isinstance(value, list) and name in ("text_columns", "score_range"):
             value = tuple(value)
+        _check_shape(name, value)
         if name in _TRAIN_ALIASES:
             group, field = _TRAIN_ALIASES[name]
             owner = groups[group]
@@ -324,6 +327,30 @@ def _caller_level():
     return level
 
 
+def _plot_texts(texts):
+    texts = [str(t) for t in _texts(texts)]
+    if sum(1 for t in texts if t.strip()) < 2:  # as plot_similarity
+        raise BadInputError("texts: need at least 2 non-empty texts")
+    return texts
+
+
+def _check_shape(name, value):
+    """Options whose type alone does not say enough (a pair, a count, a path that is set)."""
+    if name == "score_range" and not (
+            isinstance(value, tuple) and len(value) == 2
+            and all(_KINDS["float"][1](v) for v in value)):
+        raise BadInputError(f"score_range must be two numbers (low, high), not {value!r}")
+    if name == "text_columns" and not (
+            isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+        raise BadInputError(f"text_columns must be two column names ('base,ref' or "
+                            f"('base', 'ref')), not {value!r}")
+    if name == "cpu_replicas" and value is not None and _KINDS["int"][1](value) and value < 1:
+        raise BadInputError(f"cpu_replicas must be at least 1 (got {value})")
+    if name in ("add_vocab", "validation_file", "sts_dir", "multilingual_dir") \
+            and isinstance(value, (str, os.PathLike)) and not os.fspath(value).strip():
+        raise BadInputError(f"{name} is empty; pass a path or None")
+
+
 def _check_option(name, value, owner, field):
     """``train``'s option ``name`` against the annotation of the field it sets (None where the
     field's default is None; paths as ``os.PathLike`` too)."""
@@ -370,6 +397,9 @@ def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = 
     :class:`~domain_tune.errors.BadInputError` on bad input (nothing is left
     at ``out``) and ``TrainingFailed`` when the loss turns non-finite.
     """
+    if echo is not None and not callable(echo):
+        raise BadInputError(f"echo must be a function of one line (print) or None, not "
+                            f"{type(echo).__name__}")
     _tensorflow()
     from domain_tune.training.run import train_run
 
@@ -401,7 +431,7 @@ def evaluate_sts(model: ModelLike = DEFAULT_MODEL, *, split: str = "dev",
         raise BadInputError(f"--similarity must be cosine or angular (got {similarity!r})")
     if limit is not None and limit < 2:
         raise BadInputError(f"--limit must be at least 2 (got {limit})")
-    data = load_split(split, os.fspath(sts_dir) if sts_dir else None, limit)
+    data = load_split(split, None if sts_dir is None else os.fspath(sts_dir), limit)
     encoder = _model(model)
     from domain_tune.evaluation.sts import evaluate_sts as _evaluate
 
@@ -610,5 +640,13 @@ def read_metrics(run: PathLike) -> dict:
     path = os.path.join(os.fspath(run), "metrics.json")
     if not os.path.isfile(path):
         raise BadInputError(f"{run} is not a domain-tune run directory (no metrics.json)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            metrics = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInputError(f"{path} is not valid JSON ({e.__class__.__name__}: "
+                            f"{str(e).splitlines()[0]})") from None
+    if not isinstance(metrics, dict):
+        raise BadInputError(f"{path} holds a {type(metrics).__name__}, not a run's metrics "
+                            "(a JSON object)")
+    return metrics

@@ -301,6 +301,10 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
     if len(ids) != len(corpus):
         raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
     exclude = _blank_mask(corpus)
+    blank = sum(1 for q in queries if not q.strip())
+    if blank:  # as match_files warns
+        warnings.warn(f"{blank} blank quer{'y' if blank == 1 else 'ies'} left without matches",
+                      MatchWarning, stacklevel=3)
     c = corpus_matrix(model, corpus, corpus_embeddings, batch_size, progress)
     if descriptions is not None:
         weight = DEFAULT_DESCRIPTION_WEIGHT if description_weight is None else description_weight

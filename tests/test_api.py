@@ -299,6 +299,25 @@ def test_items_that_are_not_texts_are_refused_and_numbers_print(tiny_encoder):
      "validation_split must be a number, not str '0.2'"),
     (lambda: make_train_job("p.csv", "o", validation_file=5),
      "validation_file must be a string or None, not int 5"),
+    (lambda: make_train_job("p.csv", "o", score_range="a"),
+     "score_range must be two numbers (low, high), not 'a'"),
+    (lambda: make_train_job("p.csv", "o", score_range=(0, 1, 2)),
+     "score_range must be two numbers (low, high), not (0, 1, 2)"),
+    (lambda: make_train_job("p.csv", "o", score_range=[0]),
+     "score_range must be two numbers (low, high), not (0,)"),
+    (lambda: make_train_job("p.csv", "o", score_range=None),
+     "score_range must be two numbers (low, high), not None"),
+    (lambda: make_train_job("p.csv", "o", text_columns=123),
+     "text_columns must be two column names ('base,ref' or ('base', 'ref')), not 123"),
+    (lambda: make_train_job("p.csv", "o", no_sts="yes"), "no_sts must be True or False, not str"),
+    (lambda: make_train_job("p.csv", "o", quiet="yes"), "quiet must be True or False, not str"),
+    (lambda: make_train_job("p.csv", "o", cpu_replicas=0), "cpu_replicas must be at least 1"),
+    (lambda: make_train_job("p.csv", "o", add_vocab=""), "add_vocab is empty; pass a path or None"),
+    (lambda: make_train_job("p.csv", "o", texts=["nurse", " "]),
+     "texts: need at least 2 non-empty texts"),
+    (lambda: dt.train("p.csv", "o", echo=5),
+     "echo must be a function of one line (print) or None, not int"),
+    (lambda: dt.evaluate_sts("m", sts_dir=""), "--sts-dir is empty"),
 ])
 def test_arguments_of_the_wrong_type_are_named_before_any_work(call, message):
     """Before, each failed deep inside a comparison or a library call (TypeError: '<' not
@@ -386,6 +405,40 @@ def test_a_tf_hub_object_is_a_model_too(tiny_encoder, tmp_path):
     embed = hub.load(dt.export(tiny_encoder, tmp_path / "exported"))
     np.testing.assert_allclose(dt.encode(embed, texts), dt.encode(tiny_encoder, texts), atol=1e-6)
     assert dt.match(embed, ["nurse"], texts, top_k=1)["corpus_text"].tolist() == ["nurse"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", r"is not valid JSON \(JSONDecodeError: Expecting property name"),
+    (b"\xff\xfe", r"is not valid JSON \(UnicodeDecodeError: "),
+    (b"[1, 2]", r"holds a list, not a run's metrics \(a JSON object\)$"),
+])
+def test_a_damaged_metrics_file_is_bad_input(tmp_path, content, message):
+    (tmp_path / "metrics.json").write_bytes(content)
+    with pytest.raises(BadInputError, match=message):
+        dt.read_metrics(tmp_path)
+
+
+def test_blank_queries_are_named_in_a_warning(tiny_encoder):
+    """As the command line does; the in-memory match dropped them silently."""
+    from domain_tune.matching import MatchWarning
+
+    with pytest.warns(MatchWarning, match="^2 blank queries left without matches$"):
+        frame = dt.match(tiny_encoder, ["", "nurse", None], ["nurse", "chef"], top_k=1)
+    assert frame["query"].tolist() == ["nurse"]
+
+
+def test_a_validation_file_that_is_the_training_file_is_named(tmp_path, pairs_csv):
+    import shutil
+
+    from domain_tune.datasets.pairs import PairsWarning
+    from domain_tune.training.run import _read_data
+
+    copy = tmp_path / "copy.csv"
+    shutil.copy(pairs_csv, copy)
+    job = make_train_job(pairs_csv, tmp_path / "run", no_sts=True, validation_file=str(copy))
+    with pytest.warns(PairsWarning, match="is the training file: the validation loss measures "
+                                          "the pairs trained on"):
+        _read_data(job)
 
 
 def test_a_tf_hub_object_exports_again(tiny_encoder, tmp_path):

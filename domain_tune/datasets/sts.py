@@ -78,6 +78,8 @@ def _download_into(target, timeout):
 
 def resolve_sts_dir(sts_dir=None, fetch=True):
     """The folder holding the split files."""
+    if sts_dir is not None and not str(sts_dir).strip():
+        raise BadInputError("--sts-dir is empty; name the folder of sts-dev.csv etc.")
     if sts_dir:
         source = f"--sts-dir {sts_dir}"
     elif os.environ.get(ENV_VAR):

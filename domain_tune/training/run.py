@@ -126,6 +126,10 @@ def _read_data(job):
     pairs = read(job.pairs_path)
     if job.validation_file:
         train, val = pairs, read(job.validation_file)
+        if sha256(job.validation_file) == sha256(job.pairs_path):  # the file or a copy
+            warnings.warn(f"--validation-file {job.validation_file} is the training file: the "
+                          "validation loss measures the pairs trained on, and early stopping "
+                          "cannot see overfitting", PairsWarning, stacklevel=2)
     else:
         train, val = split_pairs(pairs, job.validation_split, job.fit.seed)
     if (job.fit.loss in READS_NEGATIVES and job.align is None
