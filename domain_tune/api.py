@@ -22,7 +22,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from domain_tune.errors import BadInputError, DomainTuneWarning
+from domain_tune.errors import BadInputError, DomainTuneWarning, caller_stacklevel
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -315,16 +315,7 @@ def _warn_ignored(options):
             verb, _, rest = reason.partition(" ")
             reason = f"{ {'has': 'have', 'needs': 'need'}.get(verb, verb)} {rest}"
         warnings.warn(f"train: {' and '.join(given)} {reason}; ignored", DomainTuneWarning,
-                      stacklevel=_caller_level())
-
-
-def _caller_level():
-    """The ``stacklevel`` of the first frame outside domain-tune, for warnings about a call."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = inspect.currentframe().f_back, 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
+                      stacklevel=caller_stacklevel())
 
 
 def _plot_texts(texts):

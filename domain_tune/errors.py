@@ -6,6 +6,9 @@ model).  The CLI turns it into a one-line message and exit code 2 in one
 place (:mod:`domain_tune.cli`).
 """
 
+import inspect
+import os
+
 
 class BadInputError(ValueError):
     """Input that the user can fix; the message names the file or option."""
@@ -21,3 +24,13 @@ class TrainingInterrupted(RuntimeError):
 
 class DomainTuneWarning(UserWarning):
     """Input accepted with a caveat the user should see (duplicates, long texts)."""
+
+
+def caller_stacklevel():
+    """The ``stacklevel`` (for ``warnings.warn`` in the calling function) of the first frame
+    outside domain-tune: a warning about a call points at the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

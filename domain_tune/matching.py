@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, List, Optional, Protocol, Sequence
 
 import numpy as np
 
-from domain_tune.errors import BadInputError, DomainTuneWarning
+from domain_tune.errors import BadInputError, DomainTuneWarning, caller_stacklevel
 
 MAX_CELLS = 1 << 24  # query x corpus scores held at once (64 MB of float32)
 QUERY_CHUNK = 8192  # queries read and embedded at once
@@ -197,6 +197,12 @@ def _rows(block, corpus_texts, corpus_ids, min_score, extra_score):
             yield row
 
 
+def _warn_blank_queries(n):
+    if n:
+        warnings.warn(f"{n} blank quer{'y' if n == 1 else 'ies'} left without matches",
+                      MatchWarning, stacklevel=caller_stacklevel())
+
+
 def _blank_mask(corpus_texts):
     blank = np.array([not str(t).strip() for t in corpus_texts], dtype=bool)
     if blank.all():
@@ -301,10 +307,7 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
     if len(ids) != len(corpus):
         raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
     exclude = _blank_mask(corpus)
-    blank = sum(1 for q in queries if not q.strip())
-    if blank:  # as match_files warns
-        warnings.warn(f"{blank} blank quer{'y' if blank == 1 else 'ies'} left without matches",
-                      MatchWarning, stacklevel=3)
+    _warn_blank_queries(sum(1 for q in queries if not q.strip()))
     c = corpus_matrix(model, corpus, corpus_embeddings, batch_size, progress)
     if descriptions is not None:
         weight = DEFAULT_DESCRIPTION_WEIGHT if description_weight is None else description_weight
@@ -523,9 +526,7 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    if blank:
-        warnings.warn(f"{blank} blank quer{'y' if blank == 1 else 'ies'} left without matches",
-                      MatchWarning, stacklevel=2)
+    _warn_blank_queries(blank)
     return {"out": out, "format": fmt, "queries": n_queries, "blank_queries": blank,
             "matched_queries": int(matched), "corpus": len(texts), "top_k": int(top_k),
             "min_score": min_score, "rows": written,

@@ -422,9 +422,10 @@ def test_blank_queries_are_named_in_a_warning(tiny_encoder):
     """As the command line does; the in-memory match dropped them silently."""
     from domain_tune.matching import MatchWarning
 
-    with pytest.warns(MatchWarning, match="^2 blank queries left without matches$"):
+    with pytest.warns(MatchWarning, match="^2 blank queries left without matches$") as caught:
         frame = dt.match(tiny_encoder, ["", "nurse", None], ["nurse", "chef"], top_k=1)
     assert frame["query"].tolist() == ["nurse"]
+    assert caught[0].filename == __file__  # the caller's line, not domain-tune's
 
 
 def test_a_validation_file_that_is_the_training_file_is_named(tmp_path, pairs_csv):
