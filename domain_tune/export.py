@@ -8,6 +8,7 @@ carries ``variables`` and ``trainable_variables`` so that
 ``hub.KerasLayer(dir, trainable=True)`` can fine-tune it further.
 """
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -87,15 +88,26 @@ def _copy_in_big_chunks(src, dst, length=0):
     return _copyfileobj(src, dst, max(length or 0, COPY_CHUNK))
 
 
-def save_model_dir(model, directory):
+def save_model_dir(model, directory, alongside=None):
     """``directory/model.keras`` and ``directory/saved_model/``: what ``--model DIR`` loads.
 
     A model tuned from a SavedModel names ``directory/saved_model/`` in its
     ``.keras`` file, not the SavedModel it was loaded from, so the directory
     stands on its own.
+
+    ``alongside``: a callable run on a worker thread while the ``.keras`` file
+    is written (mostly I/O, which leaves the interpreter free), such as drawing
+    a plot; it is waited for, and its exception raised, before the SavedModel
+    export.  It must not touch the model.  (The export walks the model's
+    attributes inside ``warnings.catch_warnings``, which is not thread-safe, so
+    nothing runs beside it.)
     """
-    with saved_models_beside(model, "saved_model"):
-        save_keras(model, os.path.join(directory, KERAS_FILE))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="save-alongside") as pool:
+        side = pool.submit(alongside) if alongside is not None else None
+        with saved_models_beside(model, "saved_model"):
+            save_keras(model, os.path.join(directory, KERAS_FILE))
+        if side is not None:
+            side.result()
     export_saved_model(model, os.path.join(directory, "saved_model"))
 
 

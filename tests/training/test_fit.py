@@ -109,7 +109,8 @@ def test_repeated_texts_are_encoded_once_with_unchanged_loss_and_gradients(sp_mo
         if w is None:
             assert g is None
             continue
-        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)  # summation order only
+        # summation order only: oneDNN's AVX-512 kernels differ by up to 2e-5 on values near 1.7
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
         compared += int(np.any(w))
     assert compared >= 3
 
@@ -554,3 +555,53 @@ def test_scale_reaches_the_loss_of_the_compiled_model(sp_model_path):
 def test_scale_must_be_positive(scale):
     with pytest.raises(BadInputError, match="--scale must be a positive number"):
         FitOptions(scale=scale).validate()
+
+
+def _rewrites_off():
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    config = config_pb2.ConfigProto.FromString(
+        context.context().function_call_options.config_proto_serialized)
+    return config.graph_options.rewrite_options.disable_meta_optimizer
+
+
+def test_without_graph_rewrites_applies_to_its_calls_only():
+    from domain_tune.models.siamese import without_graph_rewrites
+
+    seen = []
+
+    def probe(x, fail=False):
+        seen.append(_rewrites_off())
+        if fail:
+            raise RuntimeError("boom")
+        return x + 1
+
+    wrapped = without_graph_rewrites(probe)
+    assert not _rewrites_off()
+    assert wrapped(1) == 2 and wrapped(2) == 3
+    with pytest.raises(RuntimeError, match="boom"):
+        wrapped(3, fail=True)
+    assert seen == [True, True, True]
+    assert not _rewrites_off()  # restored, also after an exception
+    assert wrapped.unwrapped is probe
+
+
+def test_training_without_graph_rewrites_trains_the_same(sp_model_path, tmp_path, monkeypatch):
+    """The training step runs without Grappler's rewrites; the numbers are those with them."""
+    from domain_tune.models import siamese
+
+    pairs = toy_pairs(32, 5)
+    opts = FitOptions(epochs=2, **FAST)
+    runs = []
+    for rewrites in (False, True):
+        if rewrites:
+            monkeypatch.setattr(siamese, "without_graph_rewrites", lambda fn: fn)
+        model = compile_siamese(make_tiny_encoder(sp_model_path, seed=3), opts)
+        state = fit(model, pairs, None, opts, str(tmp_path / str(rewrites)), verbose=0)
+        assert hasattr(model.train_function, "unwrapped") is not rewrites
+        runs.append((state.history, [w.numpy() for w in model.encoder.trainable_weights]))
+    (h1, w1), (h2, w2) = runs
+    np.testing.assert_allclose([r["loss"] for r in h1], [r["loss"] for r in h2], rtol=1e-5)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
