@@ -184,8 +184,8 @@ class MaskedNGramConv(keras.layers.Layer):
         copy of ``x``, which TensorFlow slices without copying (a batch of
         one would be sliced along its second axis, a copy per tap).
         """
-        if not conv_as_matmul():
-            return self(x[None], padding_mask[None])[0]
+        if not conv_as_matmul():  # a batch of one (expand_dims/squeeze: no slicing ops)
+            return tf.squeeze(self(tf.expand_dims(x, 0), tf.expand_dims(padding_mask, 0)), 0)
         masked = _mask(x, padding_mask)
         left, right = (self.order - 1) // 2, self.order // 2
         window = tf.stack([tf.size(padding_mask), -1])  # (steps, all channels)

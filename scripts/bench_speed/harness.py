@@ -132,7 +132,23 @@ def machine_info():
         "machine": platform.machine(),
         "python": platform.python_version(),
         "load_average_1min": load_average(),
+        "commit": git_commit(),
     }
+
+
+def git_commit():
+    """The checkout's commit, with ``+changes`` when its files differ from it (None outside git)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def onednn_isa(isa):

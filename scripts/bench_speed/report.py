@@ -50,7 +50,8 @@ def _cap_note(simd_flags):
 def write(out_dir, meta, results, isas):
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# Speed of domain-tune on two instruction-set settings", "",
-             f"Date {meta['date']}; command `{meta['command']}`; {meta['total_minutes']} min.", "",
+             f"Date {meta['date']}; command `{meta['command']}`; {meta['total_minutes']} min; "
+             f"commit {meta.get('commit') or 'unknown'}.", "",
              f"Machine: {meta['cores']} cores, {meta['cpu_model']}, {meta['machine']}, Python "
              f"{meta['python']}; SIMD flags: {' '.join(meta['simd_flags'])}. Load average (1 min) "
              f"{meta['load_average_1min']} at start, {meta['load_average_end']} at end: the machine "

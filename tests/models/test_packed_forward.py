@@ -135,11 +135,21 @@ def test_pack_tokens_lays_texts_end_to_end_with_gaps(gap):
     assert lengths.numpy().tolist() == [3, 1, 4]
 
 
-def test_inference_graph_stays_small(tiny_encoder):
+@pytest.mark.parametrize("ngram_conv", ["matmul", "conv"])  # AVX2-only and AVX-512 hosts
+def test_inference_graph_stays_small(sp_model_path, ngram_conv, monkeypatch):
     """The traced inference function stays a few hundred ops (a cold start traces it)."""
     from domain_tune.embedding import inference_fn
+    from domain_tune.models import layers
+    from tests.conftest import make_tiny_encoder
 
-    graph = inference_fn(tiny_encoder).get_concrete_function().graph
+    monkeypatch.setenv("DOMAIN_TUNE_NGRAM_CONV", ngram_conv)
+    layers.conv_as_matmul.cache_clear()
+    try:
+        assert layers.conv_as_matmul() is (ngram_conv == "matmul")
+        graph = inference_fn(make_tiny_encoder(sp_model_path)).get_concrete_function().graph
+    finally:
+        monkeypatch.undo()
+        layers.conv_as_matmul.cache_clear()
     ops = [op.type for op in graph.get_operations()]
     assert len(ops) < 600, len(ops)
     assert ops.count("StridedSlice") < 15
