@@ -98,9 +98,9 @@ def save_model_dir(model, directory, alongside=None):
     ``alongside``: a callable run on a worker thread while the ``.keras`` file
     is written (mostly I/O, which leaves the interpreter free), such as drawing
     a plot; it is waited for, and its exception raised, before the SavedModel
-    export.  It must not touch the model.  (The export walks the model's
-    attributes inside ``warnings.catch_warnings``, which is not thread-safe, so
-    nothing runs beside it.)
+    export.  It must not touch the model.  Nothing runs beside the export: it
+    walks the model's attributes inside ``warnings.catch_warnings``, which is
+    not thread-safe (a plot enters it too, to gather missing-glyph warnings).
     """
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="save-alongside") as pool:
         side = pool.submit(alongside) if alongside is not None else None

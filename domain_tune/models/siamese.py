@@ -318,4 +318,3 @@ def without_graph_rewrites(function):
 
     call.unwrapped = function
     return call
-
