@@ -114,40 +114,8 @@ def _disk_full(e):
     return None
 
 
-class DomainTuneCommand(click.Command):
-    """A click command that refuses an option of one value given more than once.
-
-    Click keeps the last value silently: ``plot-similarity --model A --model B``
-    drew B alone (a second model is ``--compare``).
-    """
-
-    def parse_args(self, ctx, args):
-        takes_one = {}
-        for param in self.get_params(ctx):
-            if (isinstance(param, click.Option) and not param.is_flag and not param.multiple
-                    and not param.count):
-                takes_one.update((name, param) for name in param.opts + param.secondary_opts)
-        seen = {}
-        i = 0
-        while i < len(args) and args[i] != "--":
-            name, eq, _ = args[i].partition("=")
-            param = takes_one.get(name)
-            if param is not None:
-                if param.name in seen:
-                    also = "" if seen[param.name] == name else f" (as {seen[param.name]} and {name})"
-                    raise click.UsageError(f"{param.opts[0]} given more than once{also}; it takes "
-                                           "one value", ctx)
-                seen[param.name] = name
-                i += 0 if eq else max(param.nargs, 1)  # skip its value
-            i += 1
-        return super().parse_args(ctx, args)
-
-
 class DomainTuneGroup(click.Group):
     """A click group that reports every failure as one line with a fitting exit code."""
-
-    command_class = DomainTuneCommand
-    group_class = type  # groups within (``pairs``) are of this class, with its commands
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         warnings.showwarning = _show_warning

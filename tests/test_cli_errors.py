@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 
-import click
 import pytest
 
 from domain_tune.errors import BadInputError
@@ -525,41 +524,3 @@ def test_an_empty_out_is_refused(tmp_path, monkeypatch, command):
     assert result.exit_code == 2
     assert error_line(result) == "Error: --out is empty; name a new folder"
     assert os.listdir(tmp_path) == ["p.csv"]
-
-
-@pytest.mark.parametrize("args, message", [
-    (["plot-similarity", "--model", "use-m3", "--model", "run"],  # a second model is --compare
-     "Error: --model given more than once; it takes one value"),
-    (["embed", "t.txt", "--out", "a.npy", "--out=b.npy"],
-     "Error: --out given more than once; it takes one value"),
-    (["train", "p.csv", "-m", "use-m3", "--model", "run", "--no-sts"],
-     "Error: --model given more than once (as -m and --model); it takes one value"),
-    (["train", "p.csv", "--epochs", "3", "--epochs", "4"],
-     "Error: --epochs given more than once; it takes one value"),
-])
-def test_an_option_of_one_value_given_twice_is_refused(tmp_path, monkeypatch, args, message):
-    """Click would keep the last value silently; nothing is read or written."""
-    monkeypatch.chdir(tmp_path)
-    result = run(*args)
-    assert result.exit_code == 2
-    assert error_line(result) == message
-    assert os.listdir(tmp_path) == []
-
-
-def test_repeatable_options_and_option_like_values_pass_the_check(tmp_path):
-    """Options that take several values, flags given twice, a value that looks like an option,
-    and anything after ``--`` are left to click."""
-    from domain_tune.cli import main
-
-    command = main.commands["train"]
-    with command.make_context("train", ["p.csv", "--no-sts", "--no-sts", "--out", "--epochs",
-                                        "--epochs", "2"], resilient_parsing=True) as ctx:
-        assert ctx.params["out"] == "--epochs" and ctx.params["epochs"] == 2
-    esco = main.commands["pairs"].commands["esco"]  # a command of a group within
-    with esco.make_context("esco", ["f.csv", "--labels", "de=a.csv", "--labels", "fr=b.csv"],
-                           resilient_parsing=True) as ctx:
-        assert ctx.params["label_files"] == ("de=a.csv", "fr=b.csv")
-    with pytest.raises(click.UsageError, match="--out given more than once"):
-        esco.make_context("esco", ["f.csv", "--out", "a", "--out", "b"])
-    with esco.make_context("esco", ["--out", "a", "--", "--out"], resilient_parsing=True) as ctx:
-        assert ctx.params["out"] == "a"  # after --, a positional argument
