@@ -9,18 +9,14 @@ carries ``variables`` and ``trainable_variables`` so that
 """
 
 import concurrent.futures
-import contextlib
 import os
-import shutil
-import tempfile
-from unittest import mock
 
 import keras
 import tensorflow as tf
-from keras.src.saving import saving_lib
 
 from domain_tune.embedding import MODEL_CONTRACT, inference_fn
 from domain_tune.errors import BadInputError
+from domain_tune.keras_archive import write_keras_archive
 from domain_tune.models.layers import share_on_read
 from domain_tune.models.loading import KERAS_FILE, saved_models_beside
 from domain_tune.models.sentence_encoder import no_default_signature
@@ -28,64 +24,15 @@ from domain_tune.outputs import atomic_directory
 
 
 def save_keras(model, path):
-    """``model.save(path)`` (a ``.keras`` file) with the weights staged on disk.
+    """``model`` as the ``.keras`` file ``path``, its weights written once, in the archive.
 
-    Keras builds the weights file in memory first (an HDF5 image in a
-    ``BytesIO``, then copied into the zip) unless it judges memory short; that
-    is 2-3 transient copies of the 262 MB token table.  Telling it memory is
-    short makes it stage the file on disk beside ``path``, the same file format,
-    which zipfile then copies into the archive (here in 16 MiB chunks).
-    A table that was read sparsely is read without a copy of its own
+    The same archive as ``model.save(path)``, without Keras' copy of the
+    weights file into it (see :mod:`domain_tune.keras_archive`).  A table that
+    was read sparsely is read without a copy of its own
     (:func:`~domain_tune.models.layers.share_on_read`).
     """
     share_on_read(model.variables)
-    staged = _StagingFiles()
-    try:
-        with mock.patch.object(saving_lib, "is_memory_sufficient", lambda model: False), \
-                mock.patch.object(saving_lib, "tempfile", staged), \
-                mock.patch.object(shutil, "copyfileobj", _copy_in_big_chunks):
-            model.save(path)
-    finally:
-        staged.close()
-
-
-class _StagingFiles:
-    """``tempfile`` as Keras' saving sees it, keeping the temporary files it makes.
-
-    Keras closes (and so deletes) its staged weights file only when the save
-    succeeds; after a failed write (a full disk) the open file outlived the
-    save, and was deleted when collected at exit, after the output folder it
-    was in had been removed: Python printed the ``FileNotFoundError`` as an
-    ignored exception with its traceback.  :meth:`close` closes them at once.
-    """
-
-    def __init__(self):
-        self.files = []
-
-    def __getattr__(self, name):
-        return getattr(tempfile, name)
-
-    def NamedTemporaryFile(self, *args, **kwargs):  # noqa: N802 (tempfile's name)
-        f = tempfile.NamedTemporaryFile(*args, **kwargs)
-        self.files.append(f)
-        return f
-
-    def close(self):
-        for f in self.files:
-            with contextlib.suppress(OSError):
-                f.close()
-        self.files.clear()
-
-
-# zipfile copies a file into an archive with ``shutil.copyfileobj(src, dest, 8 KiB)``: the
-# staged weights file of USE-m3 (275 MB) took 34,000 reads and writes through Python.
-COPY_CHUNK = 16 * 1024 * 1024
-_copyfileobj = shutil.copyfileobj
-
-
-def _copy_in_big_chunks(src, dst, length=0):
-    """``shutil.copyfileobj`` with chunks of at least :data:`COPY_CHUNK` bytes."""
-    return _copyfileobj(src, dst, max(length or 0, COPY_CHUNK))
+    write_keras_archive(model, path)
 
 
 def save_model_dir(model, directory, alongside=None):
@@ -135,7 +82,7 @@ def hub_module(model):
     obj.regularization_losses = []
     # the model's own inference function: already traced if the model has embedded
     # anything in this process (``train`` has), so exporting does not trace it again
-    obj.__call__ = inference_fn(model)
+    obj.__call__ = _calling_traced(inference_fn(model))
     if not isinstance(model, keras.layers.Layer):
         # a callable of unknown make: one row per text, before a SavedModel is written
         probe = ["a", "b c"]
@@ -144,6 +91,25 @@ def hub_module(model):
             raise BadInputError(f"the model returned {rows} rows for {len(probe)} texts; "
                                 f"{MODEL_CONTRACT}")
     return obj
+
+
+def _calling_traced(fn):
+    """A ``tf.function`` of ``fn``'s signature whose graph is one call of ``fn``'s concrete function.
+
+    Saving a SavedModel looks a ``tf.function`` up under a context of its own
+    (and a signature that calls it, under a graph's), which misses the concrete
+    function traced eagerly and traces the whole body again: the encoder's
+    inference function took 0.2 s each time, 0.4 s of an export.  The concrete
+    function (traced here if it was not yet) is what both find in this one's
+    graph; the saved function computes the same, and is traced with little cost.
+    """
+    concrete = fn.get_concrete_function()
+
+    @tf.function(input_signature=fn.input_signature, autograph=False)
+    def call(inputs):
+        return concrete(inputs)
+
+    return call
 
 
 def _raw(variable):

@@ -448,25 +448,31 @@ def test_a_full_disk_is_not_called_out_of_memory(tmp_path, monkeypatch):
     assert error_line(result).startswith("Error: no space left on the device")
 
 
-def test_a_failed_keras_save_leaves_no_staged_file(tiny_encoder, tmp_path, monkeypatch):
-    """Keras deletes its staged weights file only when the save succeeds; after a failed write
-    the file was deleted when collected, after its folder had gone: Python printed that
-    FileNotFoundError and its traceback on the way out."""
+def test_a_failed_keras_save_leaves_no_temporary_files(tiny_encoder, tmp_path, monkeypatch):
+    """A write that fails (a full disk) raises; the layers' assets, gathered in a temporary
+    folder before they go into the archive, are removed, and nothing is left to be cleaned up
+    on the way out (an earlier staged weights file was, after its folder had gone: Python
+    printed that FileNotFoundError and its traceback)."""
     import gc
     import sys
 
-    from domain_tune.export import save_keras
+    from keras.src.saving import saving_lib
 
-    export = sys.modules[save_keras.__module__]  # (domain_tune.export is also the API's export)
+    import domain_tune.keras_archive as keras_archive
+    from domain_tune.export import save_keras
 
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    monkeypatch.setattr(export, "_copyfileobj", _no_space)
+    monkeypatch.setattr(keras_archive, "_crc32", _no_space)
+    temporary = tmp_path / "temporary"
+    monkeypatch.setattr(saving_lib, "get_temp_dir",
+                        lambda: temporary.mkdir() or str(temporary))
     folder = tmp_path / "run"
     folder.mkdir()
     with pytest.raises(OSError, match="No space left"):
-        export.save_keras(tiny_encoder, str(folder / "model.keras"))
-    assert [p.name for p in folder.iterdir()] == ["model.keras"]  # the archive, not the stage
+        save_keras(tiny_encoder, str(folder / "model.keras"))
+    assert [p.name for p in folder.iterdir()] == ["model.keras"]  # the archive, unfinished
+    assert not temporary.exists()
     shutil.rmtree(folder)
     gc.collect()
     assert unraisable == []

@@ -106,11 +106,11 @@ def test_export_serves_the_models_own_inference_function(tiny_encoder, tmp_path)
     fn = inference_fn(tiny_encoder)
     assert fn.experimental_get_tracing_count() == 1
     path = export_saved_model(tiny_encoder, tmp_path / "sm")
-    # the SavedModel's __call__ and the model's default signature are this function:
-    # saving adds only its trace in TensorFlow's save context, once per process
-    assert fn.experimental_get_tracing_count() == 2
+    # the SavedModel's __call__ and signature call this function's concrete function:
+    # saving does not trace it again (in TensorFlow's save context, or in a signature's graph)
+    assert fn.experimental_get_tracing_count() == 1
     export_saved_model(tiny_encoder, tmp_path / "again")
-    assert fn.experimental_get_tracing_count() == 2
+    assert fn.experimental_get_tracing_count() == 1
     hub_out, _ = _reload_in_clean_process(path)
     np.testing.assert_allclose(hub_out, expected, atol=1e-6)
 
@@ -142,30 +142,62 @@ def test_export_of_a_saved_model_writes_each_weight_once(tiny_encoder, tmp_path)
     assert n_weights == changed == len(tiny_encoder.trainable_weights)
 
 
-def test_keras_save_copies_the_staged_weights_in_big_chunks(tiny_encoder, tmp_path, monkeypatch):
-    """The weights file Keras stages on disk goes into the zip in a few big writes (zipfile
-    itself copies 8 KiB at a time), and the archive loads back with the same outputs."""
-    import shutil
+def test_keras_save_writes_the_weights_in_place_and_matches_keras_own(tiny_encoder, tmp_path):
+    """The weights file is the archive's first entry, its bytes where HDF5 wrote them (after
+    a local header in the HDF5 user block); the archive holds what ``model.save`` writes."""
     import zipfile
 
+    import h5py
     import keras
 
     from domain_tune.export import save_keras
+    from domain_tune.keras_archive import USER_BLOCK
 
-    export = sys.modules[save_keras.__module__]
-    lengths = []
-    real = export._copyfileobj
-    monkeypatch.setattr(export, "_copyfileobj",
-                        lambda src, dst, length: lengths.append(length) or real(src, dst, length))
-    path = tmp_path / "model.keras"
-    export.save_keras(tiny_encoder, path)
-    assert lengths and min(lengths) >= export.COPY_CHUNK
-    assert shutil.copyfileobj is real  # restored after the save
-    with zipfile.ZipFile(path) as archive:
-        assert archive.testzip() is None and "model.weights.h5" in archive.namelist()
+    path = tmp_path / "ours" / "model.keras"
+    path.parent.mkdir()
+    save_keras(tiny_encoder, path)
+    assert [p.name for p in path.parent.iterdir()] == ["model.keras"]
+    tiny_encoder.save(tmp_path / "keras.keras")
+    with zipfile.ZipFile(path) as ours, zipfile.ZipFile(tmp_path / "keras.keras") as theirs:
+        assert ours.testzip() is None
+        assert sorted(ours.namelist()) == sorted(theirs.namelist())  # (Keras' order varies)
+        assert ours.read("config.json") == theirs.read("config.json")
+        for name in ours.namelist():
+            if name.startswith("assets/"):
+                assert ours.read(name) == theirs.read(name)
+        entry = ours.getinfo("model.weights.h5")
+        assert entry.header_offset == 0 and entry.compress_type == zipfile.ZIP_STORED
+        with open(path, "rb") as f:
+            assert f.read(4) == b"PK\x03\x04"
+            f.seek(USER_BLOCK)
+            assert f.read(8) == b"\x89HDF\r\n\x1a\n"
+        (tmp_path / "a.h5").write_bytes(ours.read("model.weights.h5"))
+        (tmp_path / "b.h5").write_bytes(theirs.read("model.weights.h5"))
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        datasets = []
+        b.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset)
+                     else None)
+        assert datasets
+        for name in datasets:
+            np.testing.assert_array_equal(a[name][()], b[name][()])
     reloaded = keras.saving.load_model(path, compile=False)
     np.testing.assert_allclose(reloaded(tf.constant(TEXTS)).numpy(),
                                tiny_encoder(tf.constant(TEXTS)).numpy(), atol=1e-6)
+
+
+def test_keras_save_pads_a_zip64_header_too():
+    """A weights file past zipfile's 2 GiB limit gets a ZIP64 local header, which still fits
+    the user block."""
+    import zipfile
+
+    from domain_tune.keras_archive import USER_BLOCK, _local_header
+
+    entry = zipfile.ZipInfo("model.weights.h5", (2026, 1, 1, 0, 0, 0))
+    entry.file_size = entry.compress_size = 5 * 2**30
+    entry.CRC = 0
+    header = _local_header(entry, USER_BLOCK)
+    assert len(header) == USER_BLOCK and entry.extra == b""
+    assert header[:4] == b"PK\x03\x04" and b"model.weights.h5" in header
 
 
 def test_export_saves_no_unused_default_signatures(tiny_encoder, tmp_path):

@@ -35,7 +35,8 @@ from domain_tune.training.losses import LOSSES
 from domain_tune.training.optimizers import (
     OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer, sparse_table_access,
 )
-from domain_tune.training.state_io import VariableSnapshot, load_variables, save_variables
+from domain_tune.training.state_io import (VariableSnapshot, all_finite, load_variables,
+                                           save_variables)
 
 MONITORS = ("val_loss", "loss")
 # The resumable state of a trainable USE-m3 table is about 0.8 GB (the table and both Adam
@@ -246,6 +247,8 @@ class TrainingState(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._last_write = time.monotonic()
+        if self.checkpoint_every > 0:  # improved epochs between checkpoints are kept in memory
+            self._best_in_memory.reserve(self.model.encoder.trainable_weights)
 
     # early stopping
     def on_epoch_end(self, epoch, logs=None):
@@ -274,6 +277,7 @@ class TrainingState(keras.callbacks.Callback):
                 self.model.stop_training = True
                 self.stopped_early = True
         if due:
+            self._best_in_memory.release_unused()  # reserved, but checkpoints came first
             self._save()
 
     def on_train_end(self, logs=None):
@@ -394,10 +398,14 @@ class _StopOnSignalOrNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def nonfinite_weights(variables):
-    """Names of the ``variables`` that hold a NaN or infinite value."""
+def nonfinite_weights(variables, sparse=False):
+    """Names of the ``variables`` that hold a NaN or infinite value.
+
+    ``sparse``: tables in TensorFlow's copy-on-read mode are checked in blocks of
+    rows (see :func:`~domain_tune.training.state_io.all_finite`).
+    """
     return [v.path if hasattr(v, "path") else v.name for v in variables
-            if not bool(tf.reduce_all(tf.math.is_finite(v.value if hasattr(v, "value") else v)))]
+            if not all_finite(v, sparse)]
 
 
 # --- fit -----------------------------------------------------------------------------
@@ -505,7 +513,7 @@ def fit(model, train_pairs, val_pairs, options, state_dir, resume=False, callbac
             verbose=verbose,
         )
     if guard.nonfinite is None and interrupt.signum is None:
-        broken = nonfinite_weights(model.trainable_variables)
+        broken = nonfinite_weights(model.trainable_variables, state.sparse)
         if broken:
             guard.nonfinite = (f"the weights became NaN or infinite ({_count_names(broken)}) "
                                f"in the last step")

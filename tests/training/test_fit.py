@@ -467,6 +467,9 @@ def test_checkpoint_cadence_writes_the_final_state_and_trains_the_same(sp_model_
     unsaved, state_d = _train(sp_model_path, tmp_path / "d", epochs=4, checkpoint_every=1e9,
                               final_state=False)
     assert state_d.checkpoints == [] and state_d.saved_epoch(str(tmp_path / "d")) is None
+    # the in-memory copy of the best weights: reserved before the first epoch and used; none
+    # where every epoch is written to disk
+    assert state_d._best_in_memory.captured and state_a._best_in_memory.arrays is None
     assert not os.path.exists(tmp_path / "d" / state_d.WEIGHTS)
     for a, b in zip(every_epoch.get_weights(), unsaved.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from domain_tune.errors import BadInputError
 from domain_tune.training.state_io import (
-    VariableSnapshot, load_variables, row_fingerprints, save_variables,
+    VariableSnapshot, all_finite, load_variables, row_fingerprints, save_variables,
 )
 
 
@@ -46,6 +46,16 @@ def test_mismatched_state_is_a_clear_error(tmp_path):
         load_variables(str(tmp_path / "broken.h5"), _variables(1))
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("row, value", [(None, 0.0), (0, np.nan), (517, np.inf), (999, -np.inf)])
+def test_all_finite_finds_a_bad_value_in_any_block(sparse, row, value):
+    v = _variables(1)[0]
+    if row is not None:  # a scatter, as an optimizer's: the table is in copy-on-read mode
+        v.scatter_update(tf.IndexedSlices(tf.fill((1, 16), value), tf.constant([row])))
+    assert all_finite(v, sparse, chunk_bytes=4096) == (row is None)  # 64 rows per block
+    assert all_finite(_variables(1)[2], sparse)  # a scalar
+
+
 def test_row_fingerprints_find_changed_rows():
     v = tf.Variable(np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32))
     before = row_fingerprints(v, chunk_bytes=256)  # 8 rows per block
@@ -76,3 +86,28 @@ def test_snapshot_captures_in_place_restores_and_saves(tmp_path, sparse):
     snap.capture(target[:1] + _variables(4)[1:])  # refilled, not reallocated
     assert [id(a) for a in snap.arrays] == buffers
     np.testing.assert_array_equal(snap.arrays[1], _variables(4)[1].numpy())
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_snapshot_reserved_ahead_is_the_one_captured(sparse):
+    variables = _variables(1)
+    snap = VariableSnapshot(sparse, chunk_bytes=4096)
+    snap.reserve(variables)
+    assert snap.empty and [a.shape for a in snap.arrays] == [(1000, 16), (16,), ()]
+    buffers = [id(a) for a in snap.arrays]
+    snap.reserve(_variables(2))  # once
+    snap.capture(variables)
+    assert not snap.empty and [id(a) for a in snap.arrays] == buffers
+    for a, v in zip(snap.arrays, variables):
+        np.testing.assert_array_equal(a, v.numpy())
+    snap.release_unused()  # used: kept
+    assert [id(a) for a in snap.arrays] == buffers
+
+
+def test_snapshot_reservation_that_no_capture_used_is_freed():
+    snap = VariableSnapshot()
+    snap.reserve(_variables(1))
+    snap.release_unused()
+    assert snap.arrays is None and snap.empty
+    snap.capture(_variables(2))  # allocated again when needed
+    np.testing.assert_array_equal(snap.arrays[0], _variables(2)[0].numpy())
