@@ -10,11 +10,11 @@ Here the HDF5 file is created at the archive's path with a *user block*, a
 reserved region that the HDF5 library skips, as long as a zip entry's local
 header: the header is written into that region afterwards, so the HDF5 data
 is the entry's bytes where they lie.  The other entries and the zip's
-central directory follow the HDF5 data.  HDF5 files locate their superblock
-wherever it starts (HDF5 looks for it at 0, 512, 1024, ... bytes), so the
-entry that Keras reads out (``zipfile`` gives it the bytes after the local
-header) is a valid HDF5 file, and the archive is an ordinary zip file
-(``zipfile.testzip``, ``unzip -t``).
+central directory follow the HDF5 data.  The HDF5 library reads a file's
+addresses relative to where it finds the superblock, so the entry that Keras
+reads out (``zipfile`` gives it the bytes after the local header, which start
+with the superblock) is a valid HDF5 file without a user block, and the
+archive is an ordinary zip file (``zipfile.testzip``, ``unzip -t``).
 
 The layers' states are written by Keras' own saving code (the same walk,
 file names and JSON as ``model.save``); only where the weights file lies in
