@@ -114,8 +114,55 @@ def _disk_full(e):
     return None
 
 
+class DomainTuneCommand(click.Command):
+    """A click command that warns when an option of one value is given twice, differently.
+
+    Click keeps the last value, which scripts rely on to override a default they
+    put first; but ``plot-similarity --model A --model B`` drew B alone without a
+    word (a second model is ``--compare``).  The last value still wins.
+    """
+
+    def parse_args(self, ctx, args):
+        for line in repeated_options(self.get_params(ctx), args):
+            click.echo(f"Warning: {line}", err=True)
+        return super().parse_args(ctx, args)
+
+
+def repeated_options(params, args):
+    """One line for each option of one value that ``args`` gives more than one value."""
+    takes_one = {}
+    for param in params:
+        if (isinstance(param, click.Option) and not param.is_flag and not param.multiple
+                and not param.count and param.nargs == 1):
+            takes_one.update((name, param) for name in param.opts + param.secondary_opts)
+    given = {}  # param name -> [(spelling, value), ...]
+    i = 0
+    while i < len(args) and args[i] != "--":
+        name, eq, value = args[i].partition("=")
+        param = takes_one.get(name) if name.startswith("-") else None
+        if param is not None:
+            if not eq:
+                if i + 1 >= len(args):
+                    break  # click reports the missing value
+                i += 1
+                value = args[i]
+            given.setdefault(param.name, []).append((name, value))
+        i += 1
+    lines = []
+    for uses in given.values():
+        values = [v for _, v in uses]
+        if len(set(values)) > 1:
+            shown = ", then ".join(values)
+            lines.append(f"{uses[-1][0]} given {len(values)} times ({shown}); it takes one "
+                         f"value, and the last one, {values[-1]}, is used")
+    return lines
+
+
 class DomainTuneGroup(click.Group):
     """A click group that reports every failure as one line with a fitting exit code."""
+
+    command_class = DomainTuneCommand
+    group_class = type  # groups within (``pairs``) are of this class, with its commands
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         warnings.showwarning = _show_warning

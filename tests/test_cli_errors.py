@@ -530,3 +530,39 @@ def test_an_empty_out_is_refused(tmp_path, monkeypatch, command):
     assert result.exit_code == 2
     assert error_line(result) == "Error: --out is empty; name a new folder"
     assert os.listdir(tmp_path) == ["p.csv"]
+
+
+# --- an option of one value given twice ------------------------------------------------------
+
+
+def test_an_option_given_twice_with_different_values_is_a_warning_and_the_last_wins(tmp_path):
+    """``plot-similarity --model A --model B`` drew B alone without a word; the last value
+    still wins (scripts override a default they put first), now with a one-line warning."""
+    missing = tmp_path / "missing-model"
+    result = run("plot-similarity", "--model", "use-m3", "--model", missing,
+                 "--out", tmp_path / "x.png")
+    assert result.exit_code == 2
+    warned = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert warned == [f"Warning: --model given 2 times (use-m3, then {missing}); it takes one "
+                      f"value, and the last one, {missing}, is used"]
+    assert str(missing) in error_line(result)  # the last value was the one used
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("args, warned", [
+    (["--batch-size", "8", "--batch-size", "8"], False),  # the same value: nothing to say
+    (["--batch-size", "8", "--batch-size=16"], True),  # either spelling
+    (["--batch-size", "8"], False),
+])
+def test_only_differing_values_of_a_repeated_option_are_reported(tmp_path, args, warned):
+    result = run("embed", tmp_path / "missing.txt", "--out", tmp_path / "e.npy", *args)
+    assert result.exit_code == 2
+    assert ("Warning: --batch-size given 2 times (8, then 16)" in result.stderr) == warned
+    assert "missing.txt" in error_line(result)
+
+
+def test_a_repeated_option_of_a_nested_command_is_reported(tmp_path):
+    result = run("pairs", "esco", tmp_path / "missing.csv", "--out", tmp_path / "p",
+                 "--seed", "1", "--seed", "2")
+    assert "Warning: --seed given 2 times (1, then 2)" in result.stderr
+    assert result.exit_code == 2 and "missing.csv" in error_line(result)
