@@ -214,11 +214,15 @@ def _blank_mask(corpus_texts):
     return blank if blank.any() else None
 
 
-def _check_k(top_k, min_score):
+def _check_k(top_k, min_score, cosine=True):
+    """``cosine``: matches are ranked by cosine similarity (no other scorer)."""
     if int(top_k) < 1:
         raise BadInputError(f"--top-k must be at least 1 (got {top_k})")
     if min_score is not None and not np.isfinite(float(min_score)):
         raise BadInputError(f"--min-score must be a finite number (got {min_score})")
+    if cosine and min_score is not None and float(min_score) > 1:
+        raise BadInputError(f"--min-score {min_score} leaves out every match: a cosine "
+                            "similarity is at most 1")
 
 
 def load_corpus_embeddings(path, model, corpus_texts, model_spec=None):
@@ -296,7 +300,7 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
 
     from domain_tune.embedding import encode
 
-    _check_k(top_k, min_score)
+    _check_k(top_k, min_score, cosine=scorer is None)
     from domain_tune.datasets.texts import as_text
 
     corpus = [as_text(t) for t in corpus]
@@ -474,7 +478,7 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
     started = time.perf_counter()
     fmt = output_format(out)
     check_out(out, overwrite, inputs=(queries_path, corpus_path))
-    _check_k(top_k, min_score)
+    _check_k(top_k, min_score, cosine=scorer is None)
     queries_path, corpus_path = os.fspath(queries_path), os.fspath(corpus_path)
     q_column = _text_column(queries_path, query_column, "--query-column", "queries")
     n_queries = count_texts(queries_path, q_column, what="queries")

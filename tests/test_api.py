@@ -143,6 +143,9 @@ def test_match_in_memory():
     assert frame["cosine"].tolist() == [0.707107, 0.0, 1.0, 0.0]
     assert frame["angular"].tolist()[0] == 0.75
     assert len(dt.match(compass_model(), ["north"], ["south", "northeast"], min_score=0.5)) == 1
+    assert len(dt.match(compass_model(), ["north"], ["south", "northeast"], min_score=1.0)) == 0
+    with pytest.raises(BadInputError, match="at most 1"):
+        dt.match(compass_model(), ["north"], ["south"], min_score=1.5)
 
 
 def test_match_in_memory_takes_ids_as_a_notebook_has_them_and_refuses_bad_arrays():

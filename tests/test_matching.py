@@ -243,6 +243,8 @@ def test_missing_cache_is_written_for_the_next_run(tmp_path, compass_keras):
     (["--out", "{tmp}/m.csv", "--corpus-column", "nope"], "has no column 'nope'"),
     (["--out", "{tmp}/m.csv", "--id-column", "nope"], "has no column 'nope'"),
     (["--out", "{tmp}/m.csv", "--min-score", "nan"], "--min-score must be a finite number"),
+    (["--out", "{tmp}/m.csv", "--min-score", "2"],
+     "--min-score 2.0 leaves out every match: a cosine similarity is at most 1"),
     (["--out", "{tmp}/m.csv", "--corpus-embeddings", "{tmp}/x.bin"], "name a .npy file"),
     (["--out", "{tmp}/exists.csv"], "already exists; pass --overwrite"),
     (["--out", "{tmp}/m.csv", "--corpus", "{tmp}/no-id.csv", "--id-column", "uri"],
