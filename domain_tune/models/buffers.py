@@ -58,16 +58,22 @@ def _memory(tensor, nbytes):
     return memory
 
 
-def empty_tensor(shape, dtype, huge_pages=False):
+def empty_tensor(shape, dtype):
     """``(tensor, view)``: an uninitialised tensor that TensorFlow owns, and a writable view of it.
 
     Write the tensor's values through ``view`` before anything reads the
     tensor; drop ``view`` (and other references to the tensor) before a
     variable is made from it, so that the variable is its only owner and
-    updates it in place.  ``huge_pages`` asks Linux to back the memory with
-    transparent huge pages (``madvise(MADV_HUGEPAGE)``, as NumPy does for its
-    own large arrays): for a buffer that is about to be written whole, one
-    page fault per 2 MiB instead of per 4 KiB.
+    updates it in place.
+
+    The memory is not advised into transparent huge pages
+    (``madvise(MADV_HUGEPAGE)``, as NumPy does for its own arrays of 4 MiB
+    and more).  Where the kernel compacts memory for such regions when they
+    are first written (``/sys/kernel/mm/transparent_hugepage/defrag`` set to
+    ``madvise``, a common default), a fragmented host stalls in that
+    compaction: filling USE-m3's 262 MB table took 0.79-0.83 s with the
+    advice and 0.21-0.22 s without it, in fresh processes on a 2-core
+    AVX-512 virtual machine (the whole cold ``eval-sts``, 5.1 -> 4.5 s).
     """
     import tensorflow as tf
 
@@ -77,10 +83,7 @@ def empty_tensor(shape, dtype, huge_pages=False):
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes == 0:
         return tensor, np.empty(shape, dtype)
-    memory = _memory(tensor, nbytes)
-    if huge_pages:
-        _advise(ctypes.addressof(memory), nbytes, MADV_HUGEPAGE, HUGE_PAGE)
-    return tensor, np.ndarray(shape, dtype, buffer=memory)
+    return tensor, np.ndarray(shape, dtype, buffer=_memory(tensor, nbytes))
 
 
 def _owning_tensor(array):
@@ -121,9 +124,7 @@ def shared_tensor(array):
 
 
 MADV_DONTNEED = 4  # Linux: private anonymous pages read back as zeros, mapped when written
-MADV_HUGEPAGE = 14  # Linux: back the range with transparent huge pages where possible
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-HUGE_PAGE = 2 * 2**20
 
 
 def zeros_tensor(shape, dtype="float32"):

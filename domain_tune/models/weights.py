@@ -135,7 +135,7 @@ def _read_reference_arrays(weights_path, vocabulary_size, tensorflow_ready=None)
         quantized = {k: npz[k] for k in ["scale", "lo"] + [f"q{c + 1}" for c in range(NUM_CHUNKS)]}
     if tensorflow_ready is not None:
         tensorflow_ready.wait()
-    _, table = empty_tensor((vocabulary_size, dim), "float32", huge_pages=True)
+    _, table = empty_tensor((vocabulary_size, dim), "float32")
     arrays[TABLE] = dequantize_table(quantized, vocabulary_size, out=table)
     return arrays, epsilon
 
