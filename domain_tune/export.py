@@ -8,7 +8,6 @@ carries ``variables`` and ``trainable_variables`` so that
 ``hub.KerasLayer(dir, trainable=True)`` can fine-tune it further.
 """
 
-import concurrent.futures
 import os
 
 import keras
@@ -35,26 +34,15 @@ def save_keras(model, path):
     write_keras_archive(model, path)
 
 
-def save_model_dir(model, directory, alongside=None):
+def save_model_dir(model, directory):
     """``directory/model.keras`` and ``directory/saved_model/``: what ``--model DIR`` loads.
 
     A model tuned from a SavedModel names ``directory/saved_model/`` in its
     ``.keras`` file, not the SavedModel it was loaded from, so the directory
     stands on its own.
-
-    ``alongside``: a callable run on a worker thread while the ``.keras`` file
-    is written (mostly I/O, which leaves the interpreter free), such as drawing
-    a plot; it is waited for, and its exception raised, before the SavedModel
-    export.  It must not touch the model.  Nothing runs beside the export: it
-    walks the model's attributes inside ``warnings.catch_warnings``, which is
-    not thread-safe (a plot enters it too, to gather missing-glyph warnings).
     """
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="save-alongside") as pool:
-        side = pool.submit(alongside) if alongside is not None else None
-        with saved_models_beside(model, "saved_model"):
-            save_keras(model, os.path.join(directory, KERAS_FILE))
-        if side is not None:
-            side.result()
+    with saved_models_beside(model, "saved_model"):
+        save_keras(model, os.path.join(directory, KERAS_FILE))
     export_saved_model(model, os.path.join(directory, "saved_model"))
 
 

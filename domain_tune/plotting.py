@@ -1,13 +1,14 @@
 """Similarity heatmaps: what a model thinks of a set of texts, side by side."""
 
+import json
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 
-from domain_tune.embedding import encode
 from domain_tune.errors import DomainTuneWarning
-from domain_tune.evaluation.sts import angular
 
 DEFAULT_TEXTS = [
     "Data Scientist", "Data Analyst", "Data Engineer",
@@ -44,6 +45,9 @@ def _font_family():
 
 
 def similarity_matrix(model, texts, metric="angular"):
+    from domain_tune.embedding import encode  # TensorFlow: not for the drawing alone
+    from domain_tune.evaluation.sts import angular
+
     emb = encode(model, texts)
     cos = np.clip(emb @ emb.T, -1.0, 1.0)
     return angular(cos) if metric == "angular" else cos
@@ -182,6 +186,100 @@ def plot_heatmaps(matrices, titles, texts, out_path, metric="angular", differenc
     return save_figure(similarity_figure(matrices, titles, texts, metric, difference), out_path)
 
 
+class BackgroundPlot:
+    """:func:`plot_heatmaps` drawn by a child Python process while the caller goes on.
+
+    Drawing the run's heatmaps is 0.6-1.3 s of pure Python (matplotlib lays
+    out and renders a few hundred texts).  On a thread it holds the
+    interpreter that the caller needs (``train`` writes its ``.keras`` file and
+    SavedModel meanwhile), and TensorFlow's SavedModel export cannot run
+    beside it at all: both enter ``warnings.catch_warnings``, which is not
+    thread-safe.  A child process draws on another core instead; it imports
+    NumPy and matplotlib only (0.4-0.5 s), not TensorFlow.
+
+    :meth:`wait` returns the PNG's path once it is written, and re-issues the
+    child's warnings (a :class:`PlotWarning` for missing glyphs, say) in this
+    process.  If the child cannot be started or fails, :meth:`wait` draws the
+    figure here instead, so errors surface as from :func:`plot_heatmaps`.
+    :meth:`cancel` stops the child and removes what it left.  Styles set in
+    this process (``matplotlib.rcParams``) do not reach the child: it draws
+    with matplotlib's defaults and ``matplotlibrc``, as the command line does.
+    """
+
+    def __init__(self, matrices, titles, texts, out_path, metric="angular", difference=None):
+        self.out_path = os.fspath(out_path)
+        self._args = ([np.asarray(m, float) for m in matrices], list(titles), list(texts),
+                      self.out_path, metric, difference)
+        self._request = f"{self.out_path}.request-{os.getpid()}.json"
+        self._process = None
+        try:
+            with open(self._request, "w", encoding="utf-8") as f:
+                json.dump({"matrices": [m.tolist() for m in self._args[0]],
+                           "titles": self._args[1], "texts": [str(t) for t in self._args[2]],
+                           "out_path": self.out_path, "metric": metric,
+                           "difference": difference}, f)
+            # the child imports the same domain_tune as this process, wherever it came from
+            path = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "domain_tune.plotting", self._request],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": path})
+        except (OSError, ValueError, TypeError):  # no usable interpreter; drawn in wait()
+            self._remove(self._request)
+
+    def wait(self):
+        """The PNG's path, once written (drawn here if the child could not draw it)."""
+        process, self._process = self._process, None
+        try:
+            if process is not None:
+                out, _ = process.communicate()
+                if process.returncode == 0:
+                    for category, message in json.loads(out.decode("utf-8"))["warnings"]:
+                        warnings.warn(message, _WARNING_CLASSES.get(category, UserWarning),
+                                      stacklevel=2)
+                    return self.out_path
+                self._remove(f"{self.out_path}.tmp-{process.pid}.png")
+        finally:
+            self._remove(self._request)
+        return plot_heatmaps(*self._args)
+
+    def cancel(self):
+        """Stop the child, if any, and remove its files; nothing is written afterwards."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.communicate()
+            self._remove(f"{self.out_path}.tmp-{process.pid}.png")
+        self._remove(self._request)
+
+    @staticmethod
+    def _remove(path):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+_WARNING_CLASSES = {c.__name__: c for c in (PlotWarning, UserWarning, RuntimeWarning,
+                                            DeprecationWarning, FutureWarning)}
+
+
+def _draw_request(path):
+    """The child's side of :class:`BackgroundPlot`: draw the request at ``path``.
+
+    Prints ``{"warnings": [[category, message], ...]}``: what drawing warned,
+    for the parent to re-issue.
+    """
+    with open(path, encoding="utf-8") as f:
+        request = json.load(f)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_heatmaps([np.array(m, float) for m in request["matrices"]], request["titles"],
+                      request["texts"], request["out_path"], request["metric"],
+                      request["difference"])
+    json.dump({"warnings": [[w.category.__name__, str(w.message)] for w in caught]}, sys.stdout)
+
+
 def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular", difference=None):
     """``models``: list of ``(title, model)``; draws their heatmaps side by side.
 
@@ -232,3 +330,7 @@ def plot_history(histories, out_path, title="Loss per epoch"):
     fig.savefig(out_path, dpi=130)
     plt.close(fig)
     return out_path
+
+
+if __name__ == "__main__":
+    _draw_request(sys.argv[1])

@@ -214,40 +214,11 @@ def test_export_saves_no_unused_default_signatures(tiny_encoder, tmp_path):
     assert tiny_encoder._default_save_signature is not None
 
 
-def test_save_model_dir_runs_a_callable_alongside_the_keras_save(tiny_encoder, tmp_path,
-                                                                 monkeypatch):
-    """``alongside`` runs on another thread during the ``.keras`` save and ends before the
-    SavedModel export begins; its exception stops the save before the export."""
-    import threading
-
-    from domain_tune.export import save_keras, save_model_dir
-
-    export = sys.modules[save_keras.__module__]
-    keras_saving = threading.Event()
-    real_save = export.save_keras
-
-    def save(model, path):
-        keras_saving.set()
-        real_save(model, path)
-
-    monkeypatch.setattr(export, "save_keras", save)
-    seen = {}
-
-    def alongside():
-        seen["overlapped"] = keras_saving.wait(timeout=60)
-        seen["thread"] = threading.current_thread() is not threading.main_thread()
-        seen["export_begun"] = (tmp_path / "run" / "saved_model").exists()
+def test_save_model_dir_writes_both_formats(tiny_encoder, tmp_path):
+    from domain_tune.export import save_model_dir
 
     (tmp_path / "run").mkdir()
-    save_model_dir(tiny_encoder, str(tmp_path / "run"), alongside=alongside)
-    assert seen == {"overlapped": True, "thread": True, "export_begun": False}
+    save_model_dir(tiny_encoder, str(tmp_path / "run"))
     assert (tmp_path / "run" / "model.keras").is_file()
     assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
-
-    def fails():
-        raise OSError("plot failed")
-
-    (tmp_path / "bad").mkdir()
-    with pytest.raises(OSError, match="plot failed"):
-        save_model_dir(tiny_encoder, str(tmp_path / "bad"), alongside=fails)
-    assert not (tmp_path / "bad" / "saved_model").exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.keras", "saved_model"]

@@ -78,3 +78,77 @@ def test_up_to_max_labels_texts_every_text_is_labelled_without_a_warning(tmp_pat
         warnings.simplefilter("error", PlotWarning)
         fig = plotting.similarity_figure([np.eye(n)], ["m"], [f"t{i}" for i in range(n)])
     assert len(fig.axes[0].get_xticklabels()) == n
+
+
+def _pixels(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+def _request(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    base, tuned = rng.uniform(0.3, 1.0, (n, n)), rng.uniform(0.3, 1.0, (n, n))
+    return [base, tuned], ["base: use-m3", "tuned: run"], [f"job title {i}" for i in range(n)]
+
+
+def test_a_background_plot_draws_the_same_picture_in_another_process(tmp_path, monkeypatch):
+    """The child draws exactly what plot_heatmaps draws here, and the parent learns its pid
+    was another process's (it wrote the PNG through a temporary name of its own pid)."""
+    import os
+
+    matrices, titles, texts = _request()
+    here = plot_heatmaps(matrices, titles, texts, tmp_path / "here.png")
+    replaced = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append(a), real_replace(a, b)))
+    plot = plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "there.png")
+    assert plot.wait() == str(tmp_path / "there.png")
+    assert replaced == []  # nothing was drawn in this process
+    np.testing.assert_array_equal(_pixels(tmp_path / "there.png"), _pixels(here))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here.png", "there.png"]
+
+
+def test_a_background_plot_passes_its_warnings_on(tmp_path, monkeypatch):
+    """A text the fonts cannot draw: the child's PlotWarning is issued in the parent."""
+    monkeypatch.setattr(plotting, "plot_heatmaps", None)  # never drawn here
+    matrices, titles, _ = _request(2)
+    texts = ["\U0001d4e7\U0001d4ea\U0001d4fb\U0001d4fc\U0001d4ee", "nurse"]  # no glyph anywhere
+    plot = plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "w.png")
+    with pytest.warns(PlotWarning, match="characters have no glyph") as caught:
+        plot.wait()
+    assert len(caught) == 1
+    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_background_plot_falls_back_to_drawing_here(tmp_path, monkeypatch):
+    """No interpreter to start, or a child that fails: wait() draws in this process, so the
+    picture is written all the same and its errors are this process's."""
+    import sys
+
+    matrices, titles, texts = _request()
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "a.png").wait()
+    monkeypatch.setattr(sys, "executable", "false")  # starts, and exits with 1
+    plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "b.png").wait()
+    np.testing.assert_array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "b.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+    with pytest.raises(FileNotFoundError):  # a folder that does not exist: the usual error
+        plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "no" / "c.png").wait()
+
+
+def test_a_cancelled_background_plot_leaves_nothing(tmp_path):
+    matrices, titles, texts = _request()
+    plot = plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "c.png")
+    plot.cancel()
+    plot.cancel()  # twice is harmless
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_drawing_alone_does_not_import_tensorflow():
+    """The child of a background plot imports the plotting module only: no TensorFlow."""
+    import subprocess
+    import sys
+
+    code = "import sys, domain_tune.plotting; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

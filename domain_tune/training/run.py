@@ -39,7 +39,7 @@ from domain_tune.export import save_model_dir
 from domain_tune.outputs import finite_json
 from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
-from domain_tune.plotting import DEFAULT_TEXTS, plot_heatmaps, similarity_matrix
+from domain_tune.plotting import DEFAULT_TEXTS, BackgroundPlot, similarity_matrix
 from domain_tune.seeding import seed_everything
 from domain_tune.training import distillation, model_card, run_dir
 from domain_tune.training.distillation import AlignOptions
@@ -422,11 +422,15 @@ def _write_outputs(work, job, encoder, state, metrics, base_matrix, texts):
         json.dump(finite_json(metrics), f, indent=2, allow_nan=False)
     # before the export, which then finds the model's inference function traced
     tuned_matrix = similarity_matrix(encoder, texts)
-    # the heatmaps are drawn while the .keras file is written (0.4-0.7 s less)
-    save_model_dir(encoder, work, alongside=lambda: plot_heatmaps(
-        [base_matrix, tuned_matrix],
-        [f"base: {job.model}", f"tuned: {os.path.basename(job.out)}"],
-        texts, os.path.join(work, "similarity.png"),
-    ))
+    # the heatmaps are drawn by another process while the model is saved (see BackgroundPlot)
+    plot = BackgroundPlot([base_matrix, tuned_matrix],
+                          [f"base: {job.model}", f"tuned: {os.path.basename(job.out)}"],
+                          texts, os.path.join(work, "similarity.png"))
+    try:
+        save_model_dir(encoder, work)
+    except BaseException:
+        plot.cancel()
+        raise
+    plot.wait()
     with open(os.path.join(work, "README.md"), "w", encoding="utf-8") as f:
         f.write(model_card.render(metrics))
