@@ -214,11 +214,45 @@ def test_export_saves_no_unused_default_signatures(tiny_encoder, tmp_path):
     assert tiny_encoder._default_save_signature is not None
 
 
-def test_save_model_dir_writes_both_formats(tiny_encoder, tmp_path):
+def test_save_model_dir_writes_both_formats_at_once(tiny_encoder, tmp_path, monkeypatch):
+    """The .keras file (on a worker thread) and the SavedModel are written together; both load
+    and embed as the model does; an error of either is raised, the export's first."""
+    import threading
+    import zipfile
+
+    from domain_tune import load_model
+    from domain_tune.embedding import encode
     from domain_tune.export import save_model_dir
 
+    export = sys.modules[save_model_dir.__module__]
+    threads = {}
+    for name in ("write_keras_archive", "export_saved_model"):
+        def spy(*args, _real=getattr(export, name), _name=name):
+            threads[_name] = threading.current_thread().name
+            return _real(*args)
+        monkeypatch.setattr(export, name, spy)
     (tmp_path / "run").mkdir()
     save_model_dir(tiny_encoder, str(tmp_path / "run"))
-    assert (tmp_path / "run" / "model.keras").is_file()
-    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+    assert threads["export_saved_model"] == threading.main_thread().name
+    assert threads["write_keras_archive"].startswith("save-keras")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.keras", "saved_model"]
+    assert zipfile.ZipFile(tmp_path / "run" / "model.keras").testzip() is None
+    texts = ["nurse", "data scientist", ""]
+    want = encode(tiny_encoder, texts)
+    for path in ("model.keras", "saved_model"):
+        np.testing.assert_allclose(encode(load_model(str(tmp_path / "run" / path)), texts), want,
+                                   atol=1e-6)
+
+    def fails(what):
+        def raise_(*args):
+            raise OSError(f"{what} failed")
+        return raise_
+
+    monkeypatch.setattr(export, "write_keras_archive", fails("keras"))
+    (tmp_path / "a").mkdir()
+    with pytest.raises(OSError, match="keras failed"):
+        save_model_dir(tiny_encoder, str(tmp_path / "a"))
+    monkeypatch.setattr(export, "export_saved_model", fails("export"))
+    (tmp_path / "b").mkdir()
+    with pytest.raises(OSError, match="export failed"):
+        save_model_dir(tiny_encoder, str(tmp_path / "b"))
