@@ -50,15 +50,29 @@ def _gather(variable, start, stop):
     return tf.gather(tf_variable(variable), tf.range(start, stop))
 
 
+def _pieces(variable, sparse, chunk_bytes):
+    """``variable``'s values as ``(rows, tensor)`` pieces, ``rows`` the index they fill.
+
+    With ``sparse``, a table bigger than ``chunk_bytes`` comes in blocks of
+    rows, each read with a gather; otherwise (and for anything smaller) the
+    whole value comes in one read, which aliases the variable's buffer.
+    """
+    blocks = _row_blocks(variable, chunk_bytes) if sparse else None
+    if not blocks:
+        yield Ellipsis, tf.convert_to_tensor(tf_variable(variable))  # 0-d values too
+        return
+    for start, stop in blocks:
+        yield slice(start, stop), _gather(variable, start, stop)
+
+
 def row_fingerprints(variable, chunk_bytes=CHUNK_BYTES):
     """A fingerprint (8 bytes) of every row of a 2-D variable, read in blocks of rows.
 
     For checking that rows did not change (rows whose fingerprints differ
     changed) without keeping a copy of the table.
     """
-    blocks = _row_blocks(variable, chunk_bytes) or [(0, int(variable.shape[0]))]
-    parts = [tf.fingerprint(_gather(variable, a, b)).numpy() for a, b in blocks]
-    return np.concatenate(parts)
+    return np.concatenate([tf.fingerprint(piece).numpy()
+                           for _, piece in _pieces(variable, True, chunk_bytes)])
 
 
 def all_finite(variable, sparse=False, chunk_bytes=CHUNK_BYTES):
@@ -70,11 +84,8 @@ def all_finite(variable, sparse=False, chunk_bytes=CHUNK_BYTES):
     """
     if not tf.as_dtype(variable.dtype).is_floating:
         return True
-    blocks = _row_blocks(variable, chunk_bytes) if sparse else None
-    if not blocks:
-        return bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(tf_variable(variable)))))
-    return all(bool(tf.reduce_all(tf.math.is_finite(_gather(variable, start, stop))))
-               for start, stop in blocks)
+    return all(bool(tf.reduce_all(tf.math.is_finite(piece)))
+               for _, piece in _pieces(variable, sparse, chunk_bytes))
 
 
 def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
@@ -85,13 +96,8 @@ def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
     """
 
     def fill(ds, v):
-        blocks = _row_blocks(v, chunk_bytes) if sparse else None
-        if blocks:
-            for start, stop in blocks:
-                ds[start:stop] = _gather(v, start, stop).numpy()
-        else:
-            # np.asarray of the read aliases the variable's buffer (.numpy() copies)
-            ds[...] = np.asarray(tf.convert_to_tensor(tf_variable(v)))
+        for rows, piece in _pieces(v, sparse, chunk_bytes):
+            ds[rows] = np.asarray(piece)  # a view of the tensor's buffer (.numpy() copies)
 
     _write(path, [(np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype), tuple(v.shape),
                    str(getattr(v, "path", v.name)), lambda ds, v=v: fill(ds, v))
@@ -166,12 +172,8 @@ class VariableSnapshot:
             self._allocate(variables)
         self._wait()
         for array, v in zip(self.arrays, variables, strict=True):
-            blocks = _row_blocks(v, self.chunk_bytes) if self.sparse else None
-            if blocks:
-                for start, stop in blocks:
-                    array[start:stop] = _gather(v, start, stop).numpy()
-            else:
-                np.copyto(array, np.asarray(tf.convert_to_tensor(tf_variable(v))))
+            for rows, piece in _pieces(v, self.sparse, self.chunk_bytes):
+                array[rows] = np.asarray(piece)
         self.captured = True
 
     def _allocate(self, variables):
