@@ -233,8 +233,9 @@ class BackgroundPlot:
         try:
             if process is not None:
                 out, _ = process.communicate()
-                if process.returncode == 0:
-                    for category, message in json.loads(out.decode("utf-8"))["warnings"]:
+                caught = _child_warnings(out) if process.returncode == 0 else None
+                if caught is not None and os.path.isfile(self.out_path):
+                    for category, message in caught:
                         warnings.warn(message, _WARNING_CLASSES.get(category, UserWarning),
                                       stacklevel=2)
                     return self.out_path
@@ -260,6 +261,16 @@ class BackgroundPlot:
             pass
 
 
+def _child_warnings(out):
+    """The warnings a drawing child reported on the last line of its output, or None if that
+    line is not its report (something else printed, or the child was not domain-tune's)."""
+    try:
+        report = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
+        return [(str(category), str(message)) for category, message in report["warnings"]]
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
+
+
 _WARNING_CLASSES = {c.__name__: c for c in (PlotWarning, UserWarning, RuntimeWarning,
                                             DeprecationWarning, FutureWarning)}
 
@@ -277,7 +288,7 @@ def _draw_request(path):
         plot_heatmaps([np.array(m, float) for m in request["matrices"]], request["titles"],
                       request["texts"], request["out_path"], request["metric"],
                       request["difference"])
-    json.dump({"warnings": [[w.category.__name__, str(w.message)] for w in caught]}, sys.stdout)
+    print(json.dumps({"warnings": [[w.category.__name__, str(w.message)] for w in caught]}))
 
 
 def plot_similarity(models, texts=None, out_path="similarity.png", metric="angular", difference=None):

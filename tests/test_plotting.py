@@ -131,9 +131,16 @@ def test_a_background_plot_falls_back_to_drawing_here(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", "false")  # starts, and exits with 1
     plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "b.png").wait()
     np.testing.assert_array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "b.png"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+    impostor = tmp_path / "impostor"  # exits with 0 having drawn nothing, printing something else
+    impostor.write_text("#!/bin/sh\necho hello\n")
+    impostor.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(impostor))
+    plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "c.png").wait()
+    np.testing.assert_array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "c.png"))
+    impostor.unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png"]
     with pytest.raises(FileNotFoundError):  # a folder that does not exist: the usual error
-        plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "no" / "c.png").wait()
+        plotting.BackgroundPlot(matrices, titles, texts, tmp_path / "no" / "d.png").wait()
 
 
 def test_a_cancelled_background_plot_leaves_nothing(tmp_path):
