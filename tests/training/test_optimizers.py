@@ -155,14 +155,15 @@ def test_fused_dense_update_equals_keras_adam(beta_2, clipnorm, eager):
 
 
 def test_fused_dense_update_runs_in_the_fused_kernel():
-    optimizer = Adam(learning_rate=0.01)
+    optimizer = Adam(learning_rate=0.01, clipnorm=1.0)
     kernel = keras.Variable(np.ones((DIM, 3), "float32"))
     optimizer.build([kernel])
     step = tf.function(lambda g: optimizer.apply_gradients([(g, kernel)]))
     graph = step.get_concrete_function(tf.TensorSpec((DIM, 3), tf.float32)).graph
     types = [op.type for op in graph.get_operations()]
     assert types.count("ResourceApplyAdam") == 1
-    assert "Sqrt" not in types  # none of Keras' element-wise formulas
+    assert types.count("Sqrt") == 1  # the clipping norm's; none of Keras' element-wise formulas
+    assert "SelectV2" not in types  # clipped without tf.clip_by_norm's guards (the same numbers)
 
 
 def _active_rows_only(optimizer):
@@ -262,3 +263,20 @@ def test_optimizers_round_trip_through_keras_serialization(cls):
     assert type(back) is cls
     assert back.get_config()["clipnorm"] == 1.0
     assert float(back.learning_rate) == pytest.approx(2e-4)
+
+
+@pytest.mark.parametrize("cls", [Adam, LazyAdam])
+def test_clipping_equals_tensorflows_clip_by_norm_bitwise(cls):
+    rng = np.random.default_rng(3)
+    big = tf.constant(rng.normal(size=(7, 5)) * 100, tf.float32)
+    cases = [big, big * 1e-4, tf.zeros((7, 5)), tf.constant([np.inf, 1.0]),
+             tf.constant([np.nan, 1.0]),
+             tf.IndexedSlices(big, tf.constant([0, 3, 3, 1, 9, 2, 0]), tf.constant([10, 5]))]
+    for clipnorm in (1.0, 0.5, 1e6):
+        optimizer = cls(learning_rate=0.1, clipnorm=clipnorm)
+        for g in cases:
+            got, want = optimizer._clip_by_norm(g), tf.clip_by_norm(g, clipnorm)
+            if isinstance(g, tf.IndexedSlices):
+                np.testing.assert_array_equal(got.indices, want.indices)
+                got, want = got.values, want.values
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
