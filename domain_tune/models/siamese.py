@@ -30,6 +30,9 @@ class AngularSimilarity(keras.layers.Layer):
         cos = ops.clip(dot / ops.maximum(norms, 1e-12), -self.clip, self.clip)
         return 1.0 - ops.arccos(cos) / math.pi
 
+    def build(self, a_shape=None, b_shape=None):
+        self.built = True  # no weights
+
     def compute_output_shape(self, a_shape, b_shape=None):
         return a_shape[:-1]
 
@@ -119,12 +122,39 @@ class SiameseModel(keras.Model):
         self.built = True
 
     def build_compiled(self):
-        """Create loss, metric and optimizer state from a one-pair string batch.
+        """Create the metrics' and the optimizer's state, as Keras does before the first step.
 
         Under a ``tf.distribute`` strategy Keras builds a compiled model from
         a batch averaged across replicas, which cannot work for string inputs;
         building here first (inside the strategy scope) makes that step a no-op.
+        Keras' own build (``_symbolic_build``) traces the whole forward pass
+        once only to learn the prediction's shape (0.26 s for USE-m3); the
+        prediction is one similarity per pair, so the metrics are built from
+        that spec directly.  The model computes its loss itself (no compiled
+        loss), and every layer is built already (the encoder when it was
+        made; this model and its similarity, which have no weights of their
+        own, here), so nothing else needed the trace.  A model whose layers
+        are not all built (an encoder built lazily) is built by Keras' trace.
         """
+        from keras.src import backend
+
+        self.build()
+        self.similarity.build()
+        if not all(layer.built for layer in self._flatten_layers()):
+            return self._build_compiled_by_tracing()
+        if self._compile_loss is not None and not self._compile_loss.built:
+            return self._build_compiled_by_tracing()
+        if self._compile_metrics is not None and not self._compile_metrics.built:
+            texts = keras.KerasTensor((1,), "string")
+            score = keras.KerasTensor((1,), "float32")
+            backend.compute_output_spec(self.compute_metrics, {"base": texts, "ref": texts},
+                                        score, score, sample_weight=None)
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        self._post_build()
+        self._state_built = True
+
+    def _build_compiled_by_tracing(self):
         import tensorflow as tf
 
         batch = ({"base": tf.constant(["a"]), "ref": tf.constant(["b"])}, tf.constant([0.5]))

@@ -166,6 +166,35 @@ def test_loss_falls(sp_model_path, tmp_path):
     assert state.history[-1]["loss"] < state.history[0]["loss"]
 
 
+def test_compiling_builds_metrics_and_optimizer_without_tracing_the_model(sp_model_path, tmp_path,
+                                                                        monkeypatch):
+    """No symbolic pass of the encoder at compile time, and the same training as Keras' build."""
+    from domain_tune.models.sentence_encoder import SentenceEncoder
+    from domain_tune.models.siamese import SiameseModel
+
+    pairs, results = toy_pairs(16), []
+    original = SentenceEncoder.call
+    for by_tracing in (False, True):
+        calls = []
+        monkeypatch.setattr(SentenceEncoder, "call",
+                            lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+        if by_tracing:  # Keras' own build, which traces the forward pass
+            monkeypatch.setattr(SiameseModel, "build_compiled",
+                                SiameseModel._build_compiled_by_tracing)
+        model = compile_siamese(make_tiny_encoder(sp_model_path), FitOptions(**FAST))
+        assert len(calls) == (1 if by_tracing else 0)
+        assert all(layer.built for layer in model._flatten_layers())
+        assert model.optimizer.built and model._compile_metrics.built
+        monkeypatch.undo()
+        state = fit(model, pairs, None, FitOptions(epochs=2, **FAST), str(tmp_path / str(by_tracing)),
+                    verbose=0)
+        results.append(([r["loss"] for r in state.history], evaluate(model, pairs),
+                         [v.numpy() for v in model.optimizer.variables]))
+    assert results[0][:2] == results[1][:2]
+    for a, b in zip(results[0][2], results[1][2]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "lazy-adam"])
 def test_both_optimizers_learn(sp_model_path, tmp_path, optimizer):
     pairs = toy_pairs()
