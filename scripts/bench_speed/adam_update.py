@@ -16,7 +16,7 @@ import pathlib
 import sys
 import time
 
-from scripts.bench_speed.harness import PYTHON, ROOT, log, machine_info, run, write_json
+from scripts.bench_speed.harness import ROOT, log, run_children, script_meta, write_json
 
 
 def measure(args):
@@ -69,14 +69,10 @@ def main(argv=None):
     if args.child:
         return measure(args)
     started = time.time()
-    meta = {**machine_info(), "command": ("python -m scripts.bench_speed.adam_update "
-            + " ".join(argv if argv is not None else sys.argv[1:])).strip()}
-    results = {}
-    for isa in args.isa.split(","):
-        log(f"{isa}: measuring")
-        r = run([PYTHON, "-m", "scripts.bench_speed.adam_update", "--child", "--steps",
-                 str(args.steps), "--batch-rows", str(args.batch_rows), "--active", args.active], isa)
-        results[isa] = [json.loads(line) for line in r["stdout"].splitlines() if line.startswith("{")]
+    meta = script_meta("scripts.bench_speed.adam_update", argv)
+    results = run_children("scripts.bench_speed.adam_update",
+                           ["--steps", str(args.steps), "--batch-rows", str(args.batch_rows),
+                            "--active", args.active], args.isa.split(","))
     meta["minutes"] = round((time.time() - started) / 60, 1)
     out = pathlib.Path(args.out_dir)
     write_json(out / "adam_update.json", {"meta": meta, "results": results})

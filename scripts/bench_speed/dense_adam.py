@@ -17,7 +17,7 @@ import pathlib
 import sys
 import time
 
-from scripts.bench_speed.harness import PYTHON, ROOT, log, machine_info, median, run, write_json
+from scripts.bench_speed.harness import ROOT, log, median, run_children, script_meta, write_json
 
 
 def measure(args):
@@ -84,17 +84,10 @@ def main(argv=None):
     if args.child:
         return measure(args)
     started = time.time()
-    meta = {**machine_info(), "command": ("python -m scripts.bench_speed.dense_adam "
-            + " ".join(argv if argv is not None else sys.argv[1:])).strip()}
-    results = {}
-    for isa in args.isa.split(","):
-        log(f"{isa}: measuring")
-        r = run([PYTHON, "-m", "scripts.bench_speed.dense_adam", "--child", "--steps",
-                 str(args.steps), "--rounds", str(args.rounds)], isa)
-        lines = [line for line in r["stdout"].splitlines() if line.startswith("{")]
-        if not lines:
-            raise SystemExit(f"{isa}: the measuring process printed no result")
-        results[isa] = json.loads(lines[-1])
+    meta = script_meta("scripts.bench_speed.dense_adam", argv)
+    results = {isa: lines[-1] for isa, lines in run_children(
+        "scripts.bench_speed.dense_adam", ["--steps", str(args.steps), "--rounds", str(args.rounds)],
+        args.isa.split(",")).items()}
     meta["minutes"] = round((time.time() - started) / 60, 1)
     out = pathlib.Path(args.out_dir)
     write_json(out / "dense_adam.json", {"meta": meta, "results": results})

@@ -100,6 +100,25 @@ def interleaved(figures, isas, reps, log_each=True):
     return out
 
 
+def script_meta(module, argv):
+    """The machine, and the command line of ``python -m module`` with ``argv`` (or sys.argv's)."""
+    args = argv if argv is not None else sys.argv[1:]
+    return {**machine_info(), "command": " ".join(["python -m", module, *args])}
+
+
+def run_children(module, child_args, isas):
+    """``python -m module --child *child_args`` once per setting: the JSON lines each printed."""
+    results = {}
+    for isa in isas:
+        log(f"{isa}: measuring")
+        r = run([PYTHON, "-m", module, "--child", *child_args], isa)
+        results[isa] = [json.loads(line) for line in r["stdout"].splitlines()
+                        if line.startswith("{")]
+        if not results[isa]:
+            raise SystemExit(f"{isa}: the measuring process printed no result")
+    return results
+
+
 def median(values):
     return statistics.median(values) if values else None
 
