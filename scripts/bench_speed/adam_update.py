@@ -10,13 +10,12 @@ the switch point was chosen from.  Each instruction-set setting runs in its own 
 harness.py); the result is recorded in results/adam_update.md and .json.
 """
 
-import argparse
 import json
 import pathlib
 import sys
 import time
 
-from scripts.bench_speed.harness import ROOT, log, run_children, script_meta, write_json
+from scripts.bench_speed.harness import log, run_children, script_meta, script_parser, write_json
 
 
 def measure(args):
@@ -58,13 +57,10 @@ def measure(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--isa", default="native,avx2")
+    ap = script_parser()
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch-rows", type=int, default=200, help="distinct rows of a step's gradient")
     ap.add_argument("--active", default="2000,8000,12000,16000,32000,64000,128000")
-    ap.add_argument("--out-dir", default=str(ROOT / "results"))
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return measure(args)

@@ -11,13 +11,12 @@ instruction-set setting, and checks that the two optimizers end with the same we
 result is recorded in results/dense_adam.md and .json.
 """
 
-import argparse
 import json
 import pathlib
 import sys
 import time
 
-from scripts.bench_speed.harness import ROOT, log, median, run_children, script_meta, write_json
+from scripts.bench_speed.harness import log, median, run_children, script_meta, script_parser, write_json
 
 
 def measure(args):
@@ -74,12 +73,9 @@ def measure(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--isa", default="native,avx2")
+    ap = script_parser()
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--out-dir", default=str(ROOT / "results"))
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return measure(args)

@@ -100,6 +100,17 @@ def interleaved(figures, isas, reps, log_each=True):
     return out
 
 
+def script_parser():
+    """The options every one-figure script shares: settings, output folder, and its child mode."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--isa", default="native,avx2")
+    ap.add_argument("--out-dir", default=str(ROOT / "results"))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return ap
+
+
 def script_meta(module, argv):
     """The machine, and the command line of ``python -m module`` with ``argv`` (or sys.argv's)."""
     args = argv if argv is not None else sys.argv[1:]
