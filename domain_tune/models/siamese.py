@@ -136,8 +136,6 @@ class SiameseModel(keras.Model):
         own, here), so nothing else needed the trace.  A model whose layers
         are not all built (an encoder built lazily) is built by Keras' trace.
         """
-        from keras.src import backend
-
         self.build()
         self.similarity.build()
         if not all(layer.built for layer in self._flatten_layers()):
@@ -145,10 +143,8 @@ class SiameseModel(keras.Model):
         if self._compile_loss is not None and not self._compile_loss.built:
             return self._build_compiled_by_tracing()
         if self._compile_metrics is not None and not self._compile_metrics.built:
-            texts = keras.KerasTensor((1,), "string")
             score = keras.KerasTensor((1,), "float32")
-            backend.compute_output_spec(self.compute_metrics, {"base": texts, "ref": texts},
-                                        score, score, sample_weight=None)
+            self._compile_metrics.build(score, score)  # y_true, y_pred: a score per pair
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
         self._post_build()

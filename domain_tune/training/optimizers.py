@@ -236,6 +236,15 @@ class _FusedAdamUpdate:
         finally:
             self._step_scalars = None
 
+    def _step_cached(self, key, compute):
+        """``compute()``, once per step for all the variables that ask for ``key``."""
+        cache = getattr(self, "_step_scalars", None)
+        if cache is None:
+            return compute()
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
     def _scalars(self, dtype, learning_rate):
         """``(alpha, c1, c2, eps)`` of this step, computed once for all its variables.
 
@@ -243,25 +252,22 @@ class _FusedAdamUpdate:
         (``alpha = lr sqrt(1 - b2^t) / (1 - b1^t)``; ``1 - beta`` in double
         precision, then ``dtype``), so sharing them changes no value.
         """
-        cache = getattr(self, "_step_scalars", None)
-        if cache is not None and dtype in cache:
-            return cache[dtype]
-        step = tf.cast(self.iterations + 1, dtype)
-        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        lr = tf.cast(learning_rate, dtype)
-        alpha = lr * tf.sqrt(1 - tf.pow(b2, step)) / (1 - tf.pow(b1, step))
-        scalars = (alpha, tf.constant(1 - self.beta_1, dtype), tf.constant(1 - self.beta_2, dtype),
-                   tf.constant(self.epsilon, dtype))
-        if cache is not None:
-            cache[dtype] = scalars
-        return scalars
+        def compute():
+            step = tf.cast(self.iterations + 1, dtype)
+            b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+            lr = tf.cast(learning_rate, dtype)
+            alpha = lr * tf.sqrt(1 - tf.pow(b2, step)) / (1 - tf.pow(b1, step))
+            return (alpha, tf.constant(1 - self.beta_1, dtype),
+                    tf.constant(1 - self.beta_2, dtype), tf.constant(self.epsilon, dtype))
+
+        return self._step_cached(("keras", dtype), compute)
 
     def _dense_update(self, gradient, variable, learning_rate):
         """Keras' Adam update of a dense gradient, in TensorFlow's fused kernel.
 
         ``ResourceApplyAdam`` runs the update as one pass over the weight and
         its moments, where Keras' formulas are twelve element-wise ops, each
-        streaming the variable through memory (12 -> 6 ms per step for
+        streaming the variable through memory (12 -> 7 ms per step for
         USE-m3's 26 small weights; ``python -m scripts.bench_speed.dense_adam``).
         Its formulas are Keras' in the same order, except that it computes
         ``1 - beta`` in the variable's precision (see :func:`_kernel_scales`).
@@ -272,36 +278,37 @@ class _FusedAdamUpdate:
         """
         var = tf_variable(variable)
         dtype = var.dtype
-        lr, b1_power, b2_power, b1, b2, eps = self._kernel_scalars(dtype, learning_rate)
+        k = self._kernel_scalars(dtype, learning_rate)
         index = self._get_variable_index(variable)
         m, v = tf_variable(self._momentums[index]), tf_variable(self._velocities[index])
-        gradient_scale, second_moment_scale = _kernel_scales(self.beta_1, self.beta_2, dtype)
         grad = tf.cast(gradient, dtype)
-        if gradient_scale != 1.0:
-            grad = grad * tf.constant(gradient_scale, dtype)
-        if second_moment_scale != 1.0:
-            v.assign(v * tf.constant(second_moment_scale, dtype))
+        if k["gradient_scale"] is not None:
+            grad = grad * k["gradient_scale"]
+        if k["second_moment_scale"] is not None:
+            v.assign(v * k["second_moment_scale"])
         tf.raw_ops.ResourceApplyAdam(
-            var=var.handle, m=m.handle, v=v.handle, beta1_power=b1_power,
-            beta2_power=b2_power, lr=lr, beta1=b1, beta2=b2, epsilon=eps, grad=grad,
-            use_locking=False)
-        if second_moment_scale != 1.0:
-            v.assign(v / tf.constant(second_moment_scale, dtype))
+            var=var.handle, m=m.handle, v=v.handle, beta1_power=k["b1_power"],
+            beta2_power=k["b2_power"], lr=k["lr"], beta1=k["b1"], beta2=k["b2"],
+            epsilon=k["epsilon"], grad=grad, use_locking=False)
+        if k["second_moment_scale"] is not None:
+            v.assign(v / k["second_moment_scale"])
 
     def _kernel_scalars(self, dtype, learning_rate):
-        """The scalars of ``ResourceApplyAdam`` for this step (see :meth:`_dense_update`)."""
-        cache = getattr(self, "_step_scalars", None)
-        key = ("kernel", dtype)
-        if cache is not None and key in cache:
-            return cache[key]
-        step = tf.cast(self.iterations + 1, dtype)
-        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        root = float(np.sqrt(_kernel_scales(self.beta_1, self.beta_2, dtype)[1]))
-        scalars = (tf.cast(learning_rate, dtype) * root, tf.pow(b1, step), tf.pow(b2, step),
-                   b1, b2, tf.constant(self.epsilon * root, dtype))
-        if cache is not None:
-            cache[key] = scalars
-        return scalars
+        """The inputs of ``ResourceApplyAdam`` for this step, and its scales (None: 1)."""
+        def compute():
+            gradient_scale, second_moment_scale = _kernel_scales(self.beta_1, self.beta_2, dtype)
+            root = float(np.sqrt(second_moment_scale))
+            step = tf.cast(self.iterations + 1, dtype)
+            b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+            return {"lr": tf.cast(learning_rate, dtype) * root, "b1_power": tf.pow(b1, step),
+                    "b2_power": tf.pow(b2, step), "b1": b1, "b2": b2,
+                    "epsilon": tf.constant(self.epsilon * root, dtype),
+                    "gradient_scale": (None if gradient_scale == 1.0
+                                       else tf.constant(gradient_scale, dtype)),
+                    "second_moment_scale": (None if second_moment_scale == 1.0
+                                            else tf.constant(second_moment_scale, dtype))}
+
+        return self._step_cached(("kernel", dtype), compute)
 
     def update_step(self, gradient, variable, learning_rate):
         if not _fusable(self, variable):
