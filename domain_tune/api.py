@@ -22,7 +22,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from domain_tune.errors import BadInputError, DomainTuneWarning, caller_stacklevel
+from domain_tune.errors import BadInputError, caller_stacklevel
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -107,9 +107,14 @@ def load_model(model: PathLike = DEFAULT_MODEL) -> "keras.Model":
     return _load(model)
 
 
-def _model(model: ModelLike) -> "keras.Model":
+def _model(model: ModelLike, option: str = "--model") -> "keras.Model":
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model)
+        if option == "--model":
+            return load_model(model)
+        _tensorflow()
+        from domain_tune.models.loading import load_model as _load
+
+        return _load(model, option)
     _tensorflow()
     if not callable(model):
         raise BadInputError(f"model must be what --model takes (\"use-m3\", a run directory, a "
@@ -177,15 +182,6 @@ def encode(model: ModelLike, texts: Sequence[str], *, batch_size: int = 256,
 
 # --- training ------------------------------------------------------------------
 
-# Option names of ``domain-tune train`` that differ from the field they set.
-_TRAIN_ALIASES = {"embeddings": ("embeddings", "strategy"), "bucket": ("fit", "bucket_by_length"),
-                  "lr": ("fit", "learning_rate")}
-# train's alignment options (``--parallel FILE`` ...) -> fields of AlignOptions
-_ALIGN_OPTIONS = {"parallel": "parallel", "parallel_columns": "columns", "align_weight": "weight",
-                  "align_teacher": "teacher", "parallel_batch_size": "batch_size",
-                  "align_loss": "loss"}
-
-
 @dataclasses.dataclass
 class TrainResult:
     """What :func:`train` returns: the run directory and its ``metrics.json``."""
@@ -205,117 +201,39 @@ class TrainResult:
 
 
 def train_options() -> dict:
-    """Every keyword :func:`train` accepts, with its default (the command's options)."""
-    from domain_tune.training.run import TrainJob
+    """Every keyword :func:`train` accepts, with its default (the command's options), from the
+    recipe (:mod:`domain_tune.training.recipe`)."""
+    from domain_tune.training import recipe
 
-    job = TrainJob(pairs_path="", out="")
-    out = {}
-    for field in dataclasses.fields(job):
-        value = getattr(job, field.name)
-        if field.name in ("pairs_path", "out", "callbacks"):
-            continue
-        if dataclasses.is_dataclass(value):
-            out.update({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
-        else:
-            out[field.name] = value
-    out.update({"embeddings": out.pop("strategy"), "no_sts": False, "texts": None, "quiet": False})
-    out.pop("plot_texts", None)
-    out.pop("sts", None)
-    out.pop("verbose", None)
-    out.pop("align", None)
-    from domain_tune.training.distillation import AlignOptions
-
-    align = AlignOptions()
-    out.update({name: getattr(align, field) for name, field in _ALIGN_OPTIONS.items()})
-    return out
-
-
-def _align_job(options):
-    """The :class:`AlignOptions` of ``train(..., parallel=FILE, align_weight=...)`` (None without);
-    takes the alignment keywords out of ``options``."""
-    from domain_tune.training.distillation import align_options
-
-    given = {field: options.pop(name, None) for name, field in sorted(_ALIGN_OPTIONS.items())}
-    parallel = given.pop("parallel")
-    names = {field: name for name, field in _ALIGN_OPTIONS.items()}
-    return align_options(parallel, given, names, "parallel=FILE")
+    return {f.name: f.default for f in recipe.FIELDS}
 
 
 @_checked
 def make_train_job(pairs: PathLike, out: Optional[PathLike] = None, **options: Any):
-    """A :class:`~domain_tune.training.run.TrainJob` from ``domain-tune train``'s options.
+    """The :class:`~domain_tune.training.run.TrainJob` of ``train(pairs, out, **options)``.
 
-    Keywords are the command's options with ``_`` for ``-`` (``learning_rate``,
-    ``batch_size``, ``no_sts``, ``embeddings``, ``texts`` as a list of strings,
-    ...); any field of the job or of its nested option groups is accepted by
-    its own name too, so options added to the job need no change here.
+    Keywords are the recipe's fields (:func:`train_options`): the command's options with ``_``
+    for ``-`` (``learning_rate``, ``batch_size``, ``no_sts``, ``embeddings``, ``texts`` as a list
+    of strings, ...).  A bad value raises :class:`~domain_tune.errors.BadInputError` naming the
+    keyword.
     """
     _tensorflow()
     from domain_tune.training.run import TrainJob
 
     _warn_ignored(options)
-    job = TrainJob(pairs_path=os.fspath(pairs), out=os.fspath(out) if out is not None else _default_out())
-    groups = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)
-              if dataclasses.is_dataclass(getattr(job, f.name))}
-    for flag in ("no_sts", "quiet"):
-        check_type(flag, options.get(flag, False), bool)
-    if "no_sts" in options:
-        job.sts = not options.pop("no_sts")
-    if "texts" in options:
-        texts = options.pop("texts")
-        job.plot_texts = None if texts is None else _plot_texts(texts)
-    job.verbose = 0 if options.pop("quiet", False) else _fit_verbosity()
-    job.align = _align_job(options)
-    for name, value in options.items():
-        if name == "text_columns" and isinstance(value, str):
-            value = tuple(v.strip() for v in value.split(","))
-        if isinstance(value, list) and name in ("text_columns", "score_range"):
-            value = tuple(value)
-        _check_shape(name, value)
-        if name in _TRAIN_ALIASES:
-            group, field = _TRAIN_ALIASES[name]
-            owner = groups[group]
-        elif hasattr(job, name) and name not in groups:
-            owner, field = job, name
-        else:
-            owner = next((g for g in groups.values() if hasattr(g, name)), None)
-            if owner is None:
-                known = ", ".join(sorted(train_options()))
-                raise BadInputError(f"train: unknown option {name!r} (options: {known})")
-            field = name
-        _check_option(name, value, owner, field)
-        setattr(owner, field, value)
+    if options.get("texts") is not None:
+        options["texts"] = _plot_texts(options["texts"])
+    job = TrainJob.from_options(pairs, out if out is not None else _default_out(), **options)
+    if not options.get("quiet"):
+        job.verbose = _fit_verbosity()
     return job
 
 
-def _ignored_options(options):
-    """``(names, reason)`` of the given keywords that another keyword makes ineffective (the
-    command line warns about the same options)."""
-    from domain_tune.training.fit import FitOptions
-
-    multilingual = options.get("multilingual")
-    off = isinstance(multilingual, str) and multilingual.strip().lower() == "none"
-    rules = [
-        (bool(options.get("no_sts")), ["sts_dir", "sts_limit", "multilingual_dir"]
-         + ([] if off else ["multilingual"]), "has no effect with no_sts=True"),
-        (not options.get("add_vocab"), ["max_new_pieces", "new_rows"], "needs add_vocab"),
-        (bool(options.get("validation_file")), ["validation_split"],
-         "has no effect with validation_file"),
-        (options.get("loss", FitOptions.loss) == "mse", ["scale"], "has no effect with loss='mse'"),
-    ]
-    for applies, names, reason in rules:
-        given = [n for n in names if options.get(n) is not None]
-        if applies and given:
-            yield given, reason
-
-
 def _warn_ignored(options):
-    for given, reason in _ignored_options(options):
-        if len(given) > 1:
-            verb, _, rest = reason.partition(" ")
-            reason = f"{ {'has': 'have', 'needs': 'need'}.get(verb, verb)} {rest}"
-        warnings.warn(f"train: {' and '.join(given)} {reason}; ignored", DomainTuneWarning,
-                      stacklevel=caller_stacklevel())
+    from domain_tune.training import recipe
+
+    for warning in recipe.ineffective(options):
+        warnings.warn(warning, stacklevel=caller_stacklevel())
 
 
 def _plot_texts(texts):
@@ -323,36 +241,6 @@ def _plot_texts(texts):
     if sum(1 for t in texts if t.strip()) < 2:  # as plot_similarity
         raise BadInputError("texts: need at least 2 non-empty texts")
     return texts
-
-
-def _check_shape(name, value):
-    """Options whose type alone does not say enough (a pair, a count, a path that is set)."""
-    if name == "score_range" and not (
-            isinstance(value, tuple) and len(value) == 2
-            and all(_KINDS["float"][1](v) for v in value)):
-        raise BadInputError(f"score_range must be two numbers (low, high), not {value!r}")
-    if name == "text_columns" and not (
-            isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
-        raise BadInputError(f"text_columns must be two column names ('base,ref' or "
-                            f"('base', 'ref')), not {value!r}")
-    if name == "cpu_replicas" and value is not None and _KINDS["int"][1](value) and value < 1:
-        raise BadInputError(f"cpu_replicas must be at least 1 (got {value})")
-    if name in ("add_vocab", "validation_file", "sts_dir", "multilingual_dir") \
-            and isinstance(value, (str, os.PathLike)) and not os.fspath(value).strip():
-        raise BadInputError(f"{name} is empty; pass a path or None")
-
-
-def _check_option(name, value, owner, field):
-    """``train``'s option ``name`` against the annotation of the field it sets (None where the
-    field's default is None; paths as ``os.PathLike`` too)."""
-    spec = {f.name: f for f in dataclasses.fields(owner)}.get(field)
-    if spec is None:  # a method or property of the job, not an option
-        raise BadInputError(f"train: unknown option {name!r} (options: "
-                            f"{', '.join(sorted(train_options()))})")
-    annotation = "PathLike" if spec.type in ("str", str) and isinstance(value, os.PathLike) else spec.type
-    if field == "multilingual" and isinstance(value, (list, tuple)):  # a list of languages
-        return
-    check_type(name, value, annotation, none_ok=spec.default is None)
 
 
 def _fit_verbosity():
@@ -408,27 +296,112 @@ def train(pairs: PathLike, out: Optional[PathLike] = None, *, model: PathLike = 
 @_checked
 def evaluate_sts(model: ModelLike = DEFAULT_MODEL, *, split: str = "dev",
                  sts_dir: Optional[PathLike] = None, limit: Optional[int] = None,
-                 similarity: str = "cosine", batch_size: int = 256,
-                 progress: bool = False) -> dict:
-    """STS benchmark Pearson and Spearman of ``model`` (``domain-tune eval-sts``).
+                 similarity: str = "cosine", language: Optional[str] = None,
+                 panel: bool = False, languages: Optional[str] = None,
+                 file: Optional[PathLike] = None, multilingual_dir: Optional[PathLike] = None,
+                 batch_size: int = 256, progress: bool = False) -> dict:
+    """STS Pearson and Spearman of ``model``, in any language (``domain-tune eval-sts``).
 
-    ``sts_dir`` holds ``sts-dev.csv`` etc. (default: ``$DOMAIN_TUNE_STS_DIR``,
-    else a cached download).  Returns ``{"split", "n", "similarity",
-    "pearson", "spearman"}``.
+    Without ``language``, ``panel`` or ``file``: the English STS benchmark of
+    ``sts_dir`` (``sts-dev.csv`` etc.; default ``$DOMAIN_TUNE_STS_DIR``, else a
+    cached download); returns ``{"split", "n", "similarity", "pearson",
+    "spearman"}``.  ``language`` ("de", or "en-de" cross-lingual), ``panel``
+    (every language of ``multilingual_dir``, or ``languages`` "de,fr,ja": mono and
+    cross-lingual STS and translation retrieval with their means) and ``file``
+    (your own STS file in the stsb-multi-mt format) read the stsb-multi-mt format.
     """
-    from domain_tune.datasets.sts import load_split
+    from domain_tune.errors import OptionError
 
+    modes = [name for name, on in (("language", language), ("panel", panel), ("file", file)) if on]
+    if len(modes) > 1:
+        raise OptionError(" and ".join("{%d}" % i for i in range(len(modes)))
+                          + " exclude each other; give one", *modes)
+    if languages is not None and not panel:
+        raise OptionError("{0} chooses the languages of {1}; add {1}", "languages", "panel")
     if similarity not in ("cosine", "angular"):
-        raise BadInputError(f"--similarity must be cosine or angular (got {similarity!r})")
+        raise OptionError("{0} must be cosine or angular (got %r)" % (similarity,), "similarity")
     if limit is not None and limit < 2:
-        raise BadInputError(f"--limit must be at least 2 (got {limit})")
-    data = load_split(split, None if sts_dir is None else os.fspath(sts_dir), limit)
-    encoder = _model(model)
+        raise OptionError("{0} must be at least 2 (got %d)" % limit, "limit")
+    if sts_dir is not None and not os.fspath(sts_dir).strip():
+        raise OptionError("{0} is empty; pass a path or None", "sts_dir")
+    if panel:
+        if similarity != "cosine":
+            raise OptionError("{0} correlates cosine similarity; drop {1}", "panel", "similarity")
+        from domain_tune.datasets.stsb_multi import load_multilingual
+        from domain_tune.evaluation.multilingual import evaluate_panel
+
+        data = load_multilingual(_optional_path(multilingual_dir), split, languages, limit)
+        return evaluate_panel(_model(model), data, batch_size=batch_size, progress=progress)
     from domain_tune.evaluation.sts import evaluate_sts as _evaluate
 
+    if file is not None:
+        from domain_tune.datasets.stsb_multi import read_stsb_file
+
+        data = read_stsb_file(os.fspath(file))
+        data = data.head(limit) if limit else data
+        head = {"file": os.fspath(file)}
+    elif language is not None:
+        from domain_tune.datasets.stsb_multi import load_language
+
+        data = load_language(language, _optional_path(multilingual_dir), split, limit)
+        head = {"language": language, "split": split}
+    else:
+        from domain_tune.datasets.sts import load_split
+
+        data = load_split(split, _optional_path(sts_dir), limit)
+        head = {"split": split}
+    encoder = _model(model)
     result = _evaluate(encoder, data.sentences1, data.sentences2, data.scores, similarity,
                        batch_size=batch_size, progress=progress)
-    return {"split": split, **result}
+    return {**head, **result}
+
+
+def _optional_path(path):
+    return None if path is None else os.fspath(path)
+
+
+@_checked
+def evaluate_translation(model: ModelLike = DEFAULT_MODEL, *, languages: Optional[str] = None,
+                         split: str = "dev", parallel: Optional[PathLike] = None,
+                         parallel_columns: Optional[Sequence[str]] = None,
+                         limit: Optional[int] = None,
+                         multilingual_dir: Optional[PathLike] = None, batch_size: int = 256,
+                         progress: bool = False) -> dict:
+    """Translation retrieval: does each sentence find its own translation (``domain-tune
+    eval-translation``)?
+
+    For parallel sentences (by default the rows of ``stsb-en-SPLIT.csv`` and
+    ``stsb-LANG-SPLIT.csv`` of ``multilingual_dir``, ``languages`` "de,ja" or all;
+    or your own ``parallel`` CSV, source and translation in ``parallel_columns``
+    or its first two columns), the accuracy of retrieving each sentence's
+    translation among all translations, both ways.  Returns ``{"pairs": {"en-de":
+    {"n", "en->de", "de->en"}, ...}, "mean"}``.
+    """
+    from domain_tune.errors import OptionError
+    from domain_tune.evaluation import multilingual as ml
+
+    if parallel_columns is not None and parallel is None:
+        raise OptionError("{0} names the columns of {1}; add {1} FILE", "parallel_columns",
+                          "parallel")
+    if parallel is not None and languages is not None:
+        raise OptionError("{0} and {1} exclude each other; give one", "parallel", "languages")
+    if parallel is not None:
+        from domain_tune.datasets.parallel import read_parallel
+
+        columns = None if parallel_columns is None else tuple(parallel_columns)
+        par = read_parallel(os.fspath(parallel), columns)
+        par = par.take(range(min(limit, len(par)))) if limit else par
+        result = ml.evaluate_translation(_model(model), par.source, par.translation, par.columns,
+                                         batch_size=batch_size, progress=progress)
+        pairs = {"-".join(par.columns): result}
+    else:
+        from domain_tune.datasets.stsb_multi import load_multilingual
+
+        data = load_multilingual(_optional_path(multilingual_dir), split, languages, limit)
+        pairs = ml.evaluate_translation_split(_model(model), data, batch_size=batch_size,
+                                              progress=progress)
+    accuracies = [v for r in pairs.values() for k, v in r.items() if k != "n"]
+    return {"pairs": pairs, "mean": float(sum(accuracies) / len(accuracies))}
 
 
 @_checked(own=("queries", "corpus", "tune_on"))
@@ -573,8 +546,12 @@ def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLik
     names = list(titles) if titles is not None else [_spec(m) for m in specs]
     if len(names) != len(specs):
         raise BadInputError(f"titles: give {len(specs)} titles, one per model")
-    models = [(name, _model(m)) for name, m in zip(names, specs)]
-    return _plot(models, texts, out, metric)["figure"]
+    models = [(name, _model(m, option)) for name, m, option in zip(names, specs, ("--model", "--compare"))]
+    drawn = _plot(models, texts, out, metric)
+    figure = drawn["figure"]
+    # what was drawn, for a caller that wants the numbers (``domain-tune plot-similarity --json``)
+    figure.similarity = {"models": names, "texts": drawn["texts"], "matrices": drawn["matrices"]}
+    return figure
 
 
 @_checked
@@ -641,3 +618,162 @@ def read_metrics(run: PathLike) -> dict:
         raise BadInputError(f"{path} holds a {type(metrics).__name__}, not a run's metrics "
                             "(a JSON object)")
     return metrics
+
+
+# --- files in, files out: embed, match, pairs, mining, parallel sentences ------------------
+
+
+@_checked
+def embed_file(model: PathLike, input: PathLike, out: PathLike, *, column: Optional[str] = None,
+               batch_size: int = 256, overwrite: bool = False, progress: bool = False) -> dict:
+    """Embed every text of ``input`` (one per line, or the CSV ``column``) into ``out``
+    (``domain-tune embed``).
+
+    The format follows the extension of ``out``: ``.npy`` (float32 rows, with
+    ``OUT.npy.json`` beside it naming the model, for ``match(corpus_embeddings=)``),
+    ``.csv`` or ``.jsonl``.  Large inputs stream in chunks.  Returns ``{"out",
+    "texts", "dim", ...}``.
+    """
+    from domain_tune.datasets.texts import count_texts, is_csv, text_chunks
+    from domain_tune.embedding import embed_to_file, output_format
+    from domain_tune.outputs import check_out
+
+    model, input, out = os.fspath(model), os.fspath(input), os.fspath(out)
+    output_format(out)
+    check_out(out, overwrite, inputs=[input])
+    n = count_texts(input, column)
+    encoder = load_model(model)
+    numbering = ("row", 2) if is_csv(input, column) else ("line", 1)
+    return embed_to_file(encoder, text_chunks(input, column), n, out, batch_size=batch_size,
+                         numbering=numbering, progress=progress,
+                         record={"model": model, "source": input, "column": column})
+
+
+@_checked
+def match_file(model: PathLike, queries: PathLike, corpus: PathLike, out: PathLike, *,
+               top_k: int = 5, min_score: Optional[float] = None,
+               query_column: Optional[str] = None, corpus_column: Optional[str] = None,
+               id_column: Optional[str] = None, corpus_embeddings: Optional[PathLike] = None,
+               lexical_weight: float = 0.0, description_column: Optional[str] = None,
+               description_weight: float = 0.5, batch_size: int = 256, overwrite: bool = False,
+               progress: bool = False) -> dict:
+    """For each query of the file ``queries``, its ``top_k`` entries of the file ``corpus``,
+    written to ``out`` (``.csv`` or ``.jsonl``; ``domain-tune match``).
+
+    :func:`match` on files: queries stream through in chunks, ``corpus_embeddings``
+    (``.npy``) is reused when it matches the model and the texts and written when
+    absent.  Returns ``{"out", "queries", "corpus", "rows", ...}``.
+    """
+    from domain_tune.matching import lexical_scorer, match_files
+
+    model = os.fspath(model)
+    return match_files(None, os.fspath(queries), os.fspath(corpus), os.fspath(out), top_k=top_k,
+                       query_column=query_column, corpus_column=corpus_column,
+                       id_column=id_column, min_score=min_score,
+                       corpus_embeddings=_optional_path(corpus_embeddings), model_spec=model,
+                       batch_size=batch_size, progress=progress, overwrite=overwrite,
+                       scorer=lexical_scorer(lexical_weight), loader=lambda: load_model(model),
+                       description_column=description_column or None,
+                       description_weight=description_weight)
+
+
+@_checked(own=("columns",))
+def make_pairs(taxonomy: PathLike, out: PathLike, *, columns: Optional[dict] = None,
+               separator: str = "\\n", language: str = "en",
+               labels: Sequence[str] = (), holdout: float = 0.2, seed: int = 0,
+               negatives: int = 1, synonym_pairs: int = 0, related: int = 3,
+               positive_cosine: float = 1.0, related_cosine: float = 0.7,
+               unrelated_cosine: float = 0.0, descriptions: bool = False,
+               corpus_aware: bool = False, only_groups: Optional[str] = None,
+               max_pairs: Optional[int] = None, hard_negatives: bool = False,
+               mining_model: PathLike = DEFAULT_MODEL, mining_depth: int = 10,
+               hard_negatives_per_pair: int = 1, attribution: Optional[str] = None,
+               overwrite: bool = False, command: Optional[str] = None,
+               progress: bool = False) -> dict:
+    """Scored training pairs and a held-out retrieval set from a taxonomy CSV (``domain-tune
+    pairs esco`` / ``pairs taxonomy``), written as a pairs folder ``out``.
+
+    ``columns`` maps ``id_column``, ``label_column``, ``synonyms_column``,
+    ``group_column``, ``description_column`` to the file's columns (default:
+    ESCO's); ``labels`` are ``"LANG=FILE"`` files of labels in more languages,
+    joined by the id.  Concepts are held out by id (``holdout``), in every
+    language.  Returns the folder's counts (``stats``) with ``out`` and ``params``.
+    """
+    from domain_tune.datasets.pairs_folder import make_pairs_folder
+    from domain_tune.datasets.taxonomy import ESCO_COLUMNS
+
+    if columns is not None and not isinstance(columns, dict):
+        raise BadInputError(f"columns must be a dict of column names, not {type(columns).__name__}")
+    if isinstance(labels, (str, bytes)):
+        raise BadInputError("labels must be a list of LANG=FILE strings, not one string")
+    chosen = {**ESCO_COLUMNS, **(columns or {})}
+    unknown = sorted(set(chosen) - set(ESCO_COLUMNS))
+    if unknown:
+        raise BadInputError(f"columns: unknown key {unknown[0]!r} (keys: "
+                            f"{', '.join(sorted(ESCO_COLUMNS))})")
+    return make_pairs_folder(
+        os.fspath(taxonomy), os.fspath(out), columns=chosen, separator=separator,
+        language=language, label_files=list(labels), holdout=holdout, seed=seed,
+        negatives=negatives, synonyms=synonym_pairs, related=related,
+        cosines={"positive": positive_cosine, "related": related_cosine,
+                 "unrelated": unrelated_cosine},
+        descriptions=descriptions, corpus_aware=corpus_aware, only_groups=only_groups,
+        max_pairs=max_pairs,
+        hard_negatives=({"model": os.fspath(mining_model), "depth": mining_depth,
+                         "per_pair": hard_negatives_per_pair} if hard_negatives else None),
+        attribution=attribution, overwrite=overwrite, command=command, progress=progress)
+
+
+@_checked
+def mine_negatives(model: PathLike, pairs: PathLike, out: PathLike, *, depth: int = 10,
+                   per_pair: int = 1, seed: int = 0, text_columns: Sequence[str] = ("base", "ref"),
+                   score_column: str = "similarity",
+                   score_range: Sequence[float] = (0.0, 1.0), overwrite: bool = False,
+                   progress: bool = False) -> dict:
+    """Copy the pairs CSV ``pairs`` to ``out`` with hard negatives mined by ``model``
+    (``domain-tune mine-negatives``): for each positive pair, ``per_pair`` distinct refs of other
+    positive pairs among the ``depth`` best-ranked for its base.  Returns ``{"pairs",
+    "positive", "hard_negatives"}``."""
+    from domain_tune.datasets.mining import mine_pairs_file
+    from domain_tune.errors import OptionError
+    from domain_tune.outputs import check_out, check_table_out
+
+    pairs, out = os.fspath(pairs), os.fspath(out)
+    check_table_out(out, "pairs")
+    check_out(out, overwrite, inputs=[pairs])
+    if depth < 1:
+        raise OptionError("{0} must be at least 1 (got %d)" % depth, "depth")
+    if seed < 0:
+        raise OptionError("{0} must be 0 or more (got %d)" % seed, "seed")
+    if per_pair > depth:
+        raise OptionError("{0} %d exceeds the {1} %d it draws from" % (per_pair, depth),
+                          "per_pair", "depth")
+    return mine_pairs_file(pairs, out, load_model(os.fspath(model)), depth, seed,
+                           tuple(text_columns), score_column, tuple(score_range),
+                           progress=progress, per_pair=per_pair)
+
+
+@_checked
+def parallel_sentences(data_dir: Optional[PathLike], out: PathLike, *,
+                       languages: Optional[str] = None, source: str = "en",
+                       split: str = "train", overwrite: bool = False) -> dict:
+    """A parallel CSV (source, translation, language) from stsb-multi-mt files
+    (``domain-tune parallel-sentences``), the input of ``train(parallel=...)``.
+
+    ``data_dir`` holds ``stsb-LANG-SPLIT.csv`` (default ``$DOMAIN_TUNE_MULTILINGUAL_DIR``, else
+    the cached download).  Returns ``{"out", "rows", "sources", "languages"}``.
+    """
+    from domain_tune.datasets.parallel import stsb_parallel, write_parallel
+    from domain_tune.outputs import check_out, check_table_out
+
+    data_dir, out = _optional_path(data_dir), os.fspath(out)
+    check_table_out(out, "parallel sentences", (".csv",))
+    inputs = ([os.path.join(data_dir, n) for n in os.listdir(data_dir)
+               if n.startswith("stsb-") and n.endswith(".csv")]
+              if data_dir and os.path.isdir(data_dir) else [])
+    check_out(out, overwrite, inputs=inputs)  # never replace an input
+    frame = stsb_parallel(data_dir, languages, split, source)
+    write_parallel(frame, out)
+    counts = frame["language"].value_counts(sort=False).to_dict()
+    return {"out": out, "rows": len(frame), "sources": int(frame["source"].nunique()),
+            "languages": {k: int(v) for k, v in counts.items()}}

@@ -14,6 +14,28 @@ class BadInputError(ValueError):
     """Input that the user can fix; the message names the file or option."""
 
 
+class OptionError(BadInputError):
+    """Bad input in one or more named options: the message names them by their Python name
+    (``learning_rate must be a positive number``); the command line names them by their flag
+    (``--learning-rate must be a positive number``), in one place (:mod:`domain_tune.cli.main`).
+
+    ``template`` holds ``{0}``, ``{1}``, ... for the names of ``names``.
+    """
+
+    def __init__(self, template, *names):
+        self.template, self.names = template, tuple(names)
+        super().__init__(template.format(*names))
+
+    def spelt(self, spell):
+        """The message with each name spelt by ``spell(name)`` (e.g. as a flag)."""
+        return self.template.format(*(spell(n) for n in self.names))
+
+
+def bad_option(name, problem):
+    """An :class:`OptionError` about one option: ``"<name> <problem>"``."""
+    return OptionError("{0} " + problem.replace("{", "{{").replace("}", "}}"), name)
+
+
 class TrainingInterrupted(RuntimeError):
     """Training stopped by a signal; carries the exit code to use."""
 
@@ -24,6 +46,19 @@ class TrainingInterrupted(RuntimeError):
 
 class DomainTuneWarning(UserWarning):
     """Input accepted with a caveat the user should see (duplicates, long texts)."""
+
+
+class OptionWarning(DomainTuneWarning):
+    """Options given that another option makes ineffective: the message names them by their
+    Python names; :attr:`cli` holds the command line's wording, with ``{0}``, ``{1}``, ... for
+    the names of :attr:`names`, spelt as flags in one place (:mod:`domain_tune.cli.main`)."""
+
+    def __init__(self, message, cli, names):
+        super().__init__(message)
+        self.cli, self.names = cli, tuple(names)
+
+    def spelt(self, spell):
+        return self.cli.format(*(spell(n) for n in self.names))
 
 
 def caller_stacklevel():

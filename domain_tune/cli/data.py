@@ -1,14 +1,13 @@
 """Commands that build data: pairs esco / taxonomy, mine-negatives, parallel-sentences."""
 
-import os
 
 import click
 
+from domain_tune import api
 from domain_tune.cli.main import (
-    _column_pair, _command_line, _count, json_option, _load, main, model_option,
-    needs_tensorflow, overwrite_option, _print_json, _refuse_existing, _warn_unused,
+    _column_pair, _command_line, _count, json_option, main, model_option,
+    needs_tensorflow, overwrite_option, _print_json, _warn_unused,
 )
-from domain_tune.errors import BadInputError
 
 
 # --- taxonomy pairs and retrieval ---
@@ -123,45 +122,20 @@ def _make_pairs(path, out, overwrite, as_json, attribution, columns, separator, 
                 negatives, synonyms, related, positive_cosine, related_cosine, unrelated_cosine,
                 descriptions, only_groups, max_pairs, hard_negatives, mining_model, mining_depth,
                 corpus_aware, language, label_files, per_pair=1):
-    from domain_tune.datasets import taxonomy as tx
-    from domain_tune.datasets.pairs_folder import write_pairs
-    from domain_tune.datasets.taxonomy_pairs import build_pairs
-
     if not hard_negatives:
         _warn_unused(["mining_model", "mining_depth", "per_pair"],
                      "needs --hard-negatives; ignored")
-    _refuse_existing(out, overwrite, "dir",
-                     inputs=[path, *(f.partition("=")[2] for f in label_files)])
-    if not (descriptions or corpus_aware):
-        columns = dict(columns, description_column=None)
-    label_files = tx.parse_label_files(label_files, language)
-    taxonomy = tx.read_taxonomy(path, **columns, separator=tx.unescape_separator(separator),
-                                language=language)
-    for lang, label_path in label_files:
-        taxonomy = tx.read_translation(
-            taxonomy, lang, label_path, columns["id_column"], columns["label_column"],
-            columns["synonyms_column"], separator=tx.unescape_separator(separator))
-    if only_groups is not None:
-        taxonomy = tx.only_groups(taxonomy, only_groups.split(","))
-    pairset = build_pairs(
-        taxonomy, holdout=holdout, seed=seed, negatives=negatives, related=related,
-        cosines={"positive": positive_cosine, "related": related_cosine,
-                 "unrelated": unrelated_cosine},
-        descriptions=descriptions, max_pairs=max_pairs, synonyms=synonyms, corpus_aware=corpus_aware,
-    )
-    if hard_negatives:
-        from domain_tune._env import import_tensorflow
-
-        import_tensorflow()  # quietly, before the mining module imports it
-        from domain_tune.datasets.mining import add_hard_negatives
-
-        add_hard_negatives(pairset, mining_model, mining_depth, seed, progress=not as_json,
-                           per_pair=per_pair)
-    write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
-                command=_command_line())
-    s = pairset.stats
+    s = api.make_pairs(
+        path, out, columns=columns, separator=separator, language=language, labels=label_files,
+        holdout=holdout, seed=seed, negatives=negatives, synonym_pairs=synonyms, related=related,
+        positive_cosine=positive_cosine, related_cosine=related_cosine,
+        unrelated_cosine=unrelated_cosine, descriptions=descriptions, corpus_aware=corpus_aware,
+        only_groups=only_groups, max_pairs=max_pairs, hard_negatives=hard_negatives,
+        mining_model=mining_model, mining_depth=mining_depth, hard_negatives_per_pair=per_pair,
+        attribution=attribution, overwrite=overwrite, command=_command_line(),
+        progress=not as_json)
     if as_json:
-        _print_json({"out": out, **s, "params": pairset.params})
+        _print_json(s)
     else:
         k = s["pairs"]
         click.echo(
@@ -281,19 +255,10 @@ def mine_negatives_cmd(pairs, out, model, depth, per_pair, seed, text_columns, s
       domain-tune mine-negatives pairs.csv --out pairs_hn.csv
       domain-tune train pairs_hn.csv --loss in-batch-symmetric
     """
-    from domain_tune.datasets.mining import mine_pairs_file
-    from domain_tune.outputs import check_table_out
-
-    check_table_out(out, "pairs")
-    _refuse_existing(out, overwrite, inputs=[pairs])
-    if depth < 1:
-        raise BadInputError(f"--depth must be at least 1 (got {depth})")
-    if seed < 0:
-        raise BadInputError(f"--seed must be 0 or more (got {seed})")
-    if per_pair > depth:
-        raise BadInputError(f"--per-pair {per_pair} exceeds the --depth {depth} it draws from")
-    info = mine_pairs_file(pairs, out, _load(model), depth, seed, text_columns, score_column,
-                           score_range, progress=not as_json, per_pair=per_pair)
+    info = api.mine_negatives(model, pairs, out, depth=depth, per_pair=per_pair, seed=seed,
+                              text_columns=text_columns, score_column=score_column,
+                              score_range=score_range, overwrite=overwrite,
+                              progress=not as_json)
     if as_json:
         _print_json({"out": out, "model": model, **info})
     else:
@@ -301,14 +266,6 @@ def mine_negatives_cmd(pairs, out, model, depth, per_pair, seed, text_columns, s
                    f"{_count(info['hard_negatives'], 'hard negative')} "
                    f"(of {_count(info['positive'], 'positive pair')}) to {out}.")
 
-
-
-def _stsb_files(data_dir):
-    """The stsb-LANG-SPLIT.csv files of ``data_dir`` (inputs that --out must not replace)."""
-    if not data_dir or not os.path.isdir(data_dir):
-        return []
-    return [os.path.join(data_dir, n) for n in os.listdir(data_dir)
-            if n.startswith("stsb-") and n.endswith(".csv")]
 
 
 @main.command("parallel-sentences")
@@ -335,18 +292,11 @@ def parallel_sentences_cmd(data_dir, out, languages, source, split, overwrite, a
       domain-tune parallel-sentences ../shared/data/stsb-multi-mt --out parallel.csv
       domain-tune train pairs.csv --parallel parallel.csv
     """
-    from domain_tune.datasets.parallel import stsb_parallel, write_parallel
-    from domain_tune.outputs import check_table_out
-
-    check_table_out(out, "parallel sentences", (".csv",))
-    _refuse_existing(out, overwrite, inputs=_stsb_files(data_dir))
-    frame = stsb_parallel(data_dir, languages, split, source)
-    write_parallel(frame, out)
-    counts = frame["language"].value_counts(sort=False).to_dict()
+    info = api.parallel_sentences(data_dir, out, languages=languages, source=source, split=split,
+                                  overwrite=overwrite)
     if as_json:
-        _print_json({"out": out, "rows": len(frame), "sources": int(frame["source"].nunique()),
-                     "languages": {k: int(v) for k, v in counts.items()}})
+        _print_json(info)
     else:
-        click.echo(f"Wrote {_count(len(frame), 'parallel sentence')} "
-                   f"({_count(int(frame['source'].nunique()), 'distinct source')}, "
-                   f"{source} -> {', '.join(counts)}) to {out}.")
+        click.echo(f"Wrote {_count(info['rows'], 'parallel sentence')} "
+                   f"({_count(info['sources'], 'distinct source')}, "
+                   f"{source} -> {', '.join(info['languages'])}) to {out}.")

@@ -4,8 +4,9 @@ import time
 
 import click
 
+from domain_tune import api
 from domain_tune.cli.main import (
-    batch_size_option, _column_pair, _count, json_option, _load, main, model_option,
+    batch_size_option, _column_pair, _count, json_option, main, model_option,
     multilingual_dir_option, needs_tensorflow, _print_json, _warn_unused,
 )
 
@@ -53,92 +54,36 @@ def eval_sts_cmd(model, split, sts_dir, similarity, limit, language, panel, lang
       domain-tune eval-sts --panel --languages de,ja --multilingual-dir ../shared/data/stsb-multi-mt
       domain-tune eval-sts --file my-sts.csv
     """
-    from domain_tune.api import evaluate_sts
-
-    modes = [name for name, on in (("--language", language), ("--panel", panel),
-                                   ("--file", stsb_file)) if on]
-    if len(modes) > 1:
-        raise click.UsageError(f"{' and '.join(modes)} exclude each other; give one")
-    if languages is not None and not panel:
-        raise click.UsageError("--languages chooses the languages of --panel; add --panel")
     if stsb_file:
         _warn_unused(["split", "sts_dir", "multilingual_dir"], "has no effect with --file; ignored")
-    elif modes:
+    elif language or panel:
         _warn_unused(["sts_dir"], "is the English benchmark's; --language and --panel read "
                      "--multilingual-dir; ignored")
     else:
         _warn_unused(["multilingual_dir"], "is read by --language or --panel only; ignored")
-    if modes:
-        return _eval_multilingual(model, split, similarity, limit, language, panel, languages,
-                                  stsb_file, multilingual_dir, batch_size, as_json)
     start = time.perf_counter()
-    result = evaluate_sts(model, split=split, sts_dir=sts_dir, limit=limit, similarity=similarity,
-                          batch_size=batch_size, progress=not as_json)
+    result = api.evaluate_sts(model, split=split, sts_dir=sts_dir, limit=limit,
+                              similarity=similarity, language=language, panel=panel,
+                              languages=languages, file=stsb_file,
+                              multilingual_dir=multilingual_dir, batch_size=batch_size,
+                              progress=not as_json)
     seconds = time.perf_counter() - start
     result = {**result, "model": model}
     if as_json:
         _print_json(result)
-    else:
-        click.echo(
-            f"STS benchmark {split} ({result['n']} pairs, {similarity}): "
-            f"Pearson {result['pearson']:.4f}  Spearman {result['spearman']:.4f}  "
-            f"[{model}, {seconds:.1f} s]"
-        )
+    elif panel:
+        from domain_tune.evaluation.multilingual import panel_lines
 
-
-def _eval_multilingual(model, split, similarity, limit, language, panel, languages, stsb_file,
-                       multilingual_dir, batch_size, as_json):
-    from domain_tune.evaluation import multilingual as ml
-
-    if panel:
-        if similarity != "cosine":
-            raise click.UsageError("--panel correlates cosine similarity; drop --similarity")
-        from domain_tune.datasets.stsb_multi import load_multilingual
-
-        data = load_multilingual(multilingual_dir, split, languages, limit)
-        encoder = _load(model)
-        result = ml.evaluate_panel(encoder, data, batch_size=batch_size, progress=not as_json)
-        result["model"] = model
-        if as_json:
-            _print_json(result)
-            return
         click.echo(f"Multilingual STS {split} ({result['n']:,} pairs per language, cosine; "
                    f"{_count(result['sentences'], 'distinct sentence')}) [{model}, "
                    f"{result['seconds']:.1f} s]")
-        for line in ml.panel_lines(result):
+        for line in panel_lines(result):
             click.echo(line)
-        return
-    from domain_tune.evaluation.sts import evaluate_sts
-
-    if stsb_file:
-        from domain_tune.datasets.stsb_multi import read_stsb_file
-
-        data = read_stsb_file(stsb_file)
-        data = data.head(limit) if limit else data
-        encoder = _load(model)
-        start = time.perf_counter()
-        result = evaluate_sts(encoder, data.sentences1, data.sentences2, data.scores, similarity,
-                              batch_size=batch_size, progress=not as_json)
-        result = {"file": stsb_file, **result}
-        what = stsb_file
     else:
-        from domain_tune.datasets.stsb_multi import load_language
-
-        data = load_language(language, multilingual_dir, split, limit)
-        encoder = _load(model)
-        start = time.perf_counter()
-        result = evaluate_sts(encoder, data.sentences1, data.sentences2, data.scores, similarity,
-                              batch_size=batch_size, progress=not as_json)
-        result = {"language": language, "split": split, **result}
-        what = f"STS {split} {language}"
-    seconds = time.perf_counter() - start
-    result["model"] = model
-    if as_json:
-        _print_json(result)
-    else:
+        what = (stsb_file if stsb_file else f"STS {split} {language}" if language
+                else f"STS benchmark {split}")
         click.echo(f"{what} ({result['n']} pairs, {similarity}): Pearson {result['pearson']:.4f}  "
                    f"Spearman {result['spearman']:.4f}  [{model}, {seconds:.1f} s]")
-
 
 
 @main.command("eval-translation")
@@ -172,31 +117,14 @@ def eval_translation_cmd(model, languages, split, parallel_file, columns, limit,
       domain-tune eval-translation --languages de,ja --multilingual-dir ../shared/data/stsb-multi-mt
       domain-tune eval-translation --parallel en-it.csv --parallel-columns en,it --json
     """
-    from domain_tune.evaluation import multilingual as ml
-
-    if columns is not None and parallel_file is None:
-        raise click.UsageError("--parallel-columns names the columns of --parallel; add --parallel FILE")
-    if parallel_file is not None and languages is not None:
-        raise click.UsageError("--parallel and --languages exclude each other; give one")
     if parallel_file is not None:
         _warn_unused(["split", "multilingual_dir"], "has no effect with --parallel; ignored")
-        from domain_tune.datasets.parallel import read_parallel
-
-        par = read_parallel(parallel_file, columns)
-        par = par.take(range(min(limit, len(par)))) if limit else par
-        encoder = _load(model)
-        result = ml.evaluate_translation(encoder, par.source, par.translation, par.columns,
-                                         batch_size=batch_size, progress=not as_json)
-        pairs = {"-".join(par.columns): result}
-    else:
-        from domain_tune.datasets.stsb_multi import load_multilingual
-
-        data = load_multilingual(multilingual_dir, split, languages, limit)
-        encoder = _load(model)
-        pairs = ml.evaluate_translation_split(encoder, data, batch_size=batch_size,
-                                              progress=not as_json)
-    accs = [v for r in pairs.values() for k, v in r.items() if k != "n"]
-    out = {"pairs": pairs, "mean": float(sum(accs) / len(accs)), "model": model}
+    out = api.evaluate_translation(model, languages=languages, split=split,
+                                   parallel=parallel_file, parallel_columns=columns, limit=limit,
+                                   multilingual_dir=multilingual_dir, batch_size=batch_size,
+                                   progress=not as_json)
+    out["model"] = model
+    pairs = out["pairs"]
     if as_json:
         _print_json(out)
         return
@@ -249,10 +177,8 @@ def eval_retrieval_cmd(model, queries_path, corpus_path, query_column, label_col
       domain-tune eval-retrieval --queries esco_pairs/heldout_queries.csv \\
           --corpus esco_pairs/corpus.csv --json
     """
-    from domain_tune.api import evaluate_retrieval
-
     start = time.perf_counter()
-    result = evaluate_retrieval(model, queries_path, corpus_path, query_column=query_column,
+    result = api.evaluate_retrieval(model, queries_path, corpus_path, query_column=query_column,
                                 label_column=label_column, id_column=id_column, limit=limit,
                                 lexical_weight=lexical_weight,
                                 description_column=description_column,

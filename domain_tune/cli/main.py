@@ -20,10 +20,20 @@ import warnings
 import click
 
 from domain_tune import __version__
-from domain_tune.errors import BadInputError, DomainTuneWarning, TrainingInterrupted
+from domain_tune.errors import (
+    BadInputError, DomainTuneWarning, OptionError, OptionWarning, TrainingInterrupted,
+)
 
 DEFAULT_MODEL = "use-m3"  # keep in sync with domain_tune.models.presets.DEFAULT_MODEL
 DEBUG_VAR = "DOMAIN_TUNE_DEBUG"
+
+
+def flag(name):
+    """The command line's spelling of an option the library names by its Python name: the one
+    place where field names become flags (the train recipe's own, else ``--`` + dashes)."""
+    from domain_tune.training.recipe import flag as recipe_flag
+
+    return recipe_flag(name)
 
 
 def _one_line(message):
@@ -37,7 +47,9 @@ def _fail(message, code):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """domain-tune's own warnings as one line; other libraries' only when debugging."""
-    if issubclass(category, DomainTuneWarning):
+    if isinstance(message, OptionWarning):
+        click.echo(f"Warning: {_one_line(message.spelt(flag))}", err=True)
+    elif issubclass(category, DomainTuneWarning):
         click.echo(f"Warning: {_one_line(message)}", err=True)
     elif os.environ.get(DEBUG_VAR):
         click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True)
@@ -175,7 +187,7 @@ class DomainTuneGroup(click.Group):
         except click.UsageError as e:
             _fail(e.format_message(), 2)
         except BadInputError as e:
-            _fail(str(e), 2)
+            _fail(e.spelt(flag) if isinstance(e, OptionError) else str(e), 2)
         except TrainingInterrupted as e:
             _fail(str(e), e.exit_code)
         except (click.Abort, KeyboardInterrupt) as e:  # (click turns the latter into Abort)

@@ -4,12 +4,11 @@ import time
 
 import click
 
+from domain_tune import api
 from domain_tune.cli.main import (
-    batch_size_option, _count, DEFAULT_MODEL, json_option, _load, main, model_option,
-    needs_tensorflow, overwrite_option, _print_json, _read_texts_file, _refuse_existing,
-    _warn_unused,
+    batch_size_option, _count, DEFAULT_MODEL, json_option, main, model_option,
+    needs_tensorflow, overwrite_option, _print_json, _read_texts_file, _warn_unused,
 )
-from domain_tune.errors import BadInputError
 
 
 @main.command("embed")
@@ -34,18 +33,9 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
     Example:
       domain-tune embed titles.csv --column title --out titles.npy
     """
-    from domain_tune.datasets.texts import count_texts, is_csv, text_chunks
-    from domain_tune.embedding import embed_to_file, output_format
-
-    output_format(out)
-    _refuse_existing(out, overwrite, inputs=[input_path])
-    n = count_texts(input_path, column)
-    encoder = _load(model)
     start = time.perf_counter()
-    numbering = ("row", 2) if is_csv(input_path, column) else ("line", 1)
-    info = embed_to_file(encoder, text_chunks(input_path, column), n, out, batch_size=batch_size,
-                         numbering=numbering,
-                         record={"model": model, "source": input_path, "column": column})
+    info = api.embed_file(model, input_path, out, column=column, batch_size=batch_size,
+                          overwrite=overwrite, progress=True)
     info.update({"model": model, "seconds": round(time.perf_counter() - start, 3)})
     if as_json:
         _print_json(info)
@@ -100,17 +90,14 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
       domain-tune match titles.txt --corpus ../shared/data/esco/occupations_en.csv \\
           --corpus-column preferredLabel --id-column conceptUri --out matches.csv
     """
-    from domain_tune.matching import lexical_scorer, match_files
-
     if not description_column:
         _warn_unused(["description_weight"], "needs --description-column; ignored")
-    info = match_files(None, queries, corpus, out, top_k=top_k, query_column=query_column,
-                       corpus_column=corpus_column, id_column=id_column, min_score=min_score,
-                       corpus_embeddings=corpus_embeddings, model_spec=model,
-                       batch_size=batch_size, progress=not as_json, overwrite=overwrite,
-                       scorer=lexical_scorer(lexical_weight), loader=lambda: _load(model),
-                       description_column=description_column or None,
-                       description_weight=description_weight)
+    info = api.match_file(model, queries, corpus, out, top_k=top_k, min_score=min_score,
+                          query_column=query_column, corpus_column=corpus_column,
+                          id_column=id_column, corpus_embeddings=corpus_embeddings,
+                          lexical_weight=lexical_weight, description_column=description_column,
+                          description_weight=description_weight, batch_size=batch_size,
+                          overwrite=overwrite, progress=not as_json)
     info["model"] = model
     if as_json:
         _print_json(info)
@@ -138,9 +125,7 @@ def export_cmd(model, out, overwrite, as_json):
       import tensorflow_hub as hub, tensorflow_text
       embed = hub.load("DIR"); embed(["a text", "un testo"])
     """
-    from domain_tune.api import export
-
-    export(model, out, overwrite=overwrite)
+    api.export(model, out, overwrite=overwrite)
     if as_json:
         _print_json({"out": out, "model": model, "signature": "serving_default",
                      "inputs": "inputs", "outputs": "outputs"})
@@ -176,9 +161,7 @@ def interpolate_cmd(model, base, alpha, out, overwrite, sts_dir, as_json):
       domain-tune interpolate -m runs/esco --alpha 0.8 --out runs/esco-wise
       domain-tune eval-retrieval -m runs/esco-wise --queries Q.csv --corpus C.csv
     """
-    from domain_tune.api import interpolate
-
-    result = interpolate(model, out, base=base, alpha=alpha, overwrite=overwrite, sts_dir=sts_dir)
+    result = api.interpolate(model, out, base=base, alpha=alpha, overwrite=overwrite, sts_dir=sts_dir)
     if as_json:
         _print_json(result)
         return
@@ -213,19 +196,13 @@ def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite, as_j
     Example:
       domain-tune plot-similarity --compare runs/esco --out base_vs_tuned.png
     """
-    from domain_tune.plotting import plot_similarity
-
-    if not out.lower().endswith(".png"):
-        raise BadInputError(f"--out {out}: the plot is a PNG; name it *.png")
-    _refuse_existing(out, overwrite)
     texts = _read_texts_file(texts_file) if texts_file else None
-    models = [(model, _load(model))]
-    if compare:
-        models.append((compare, _load(compare, "--compare")))
-    drawn = plot_similarity(models, texts, out, metric)
+    figure = api.plot_similarity(model, compare, texts, out=out, metric=metric,
+                                 overwrite=overwrite)
+    drawn = figure.similarity
     if as_json:
         _print_json({"out": out, "metric": metric, "texts": drawn["texts"],
                      "similarity": [{"model": name, "matrix": m.round(6).tolist()}
-                                    for (name, _), m in zip(models, drawn["matrices"])]})
+                                    for name, m in zip(drawn["models"], drawn["matrices"])]})
     else:
         click.echo(f"Wrote {out}")

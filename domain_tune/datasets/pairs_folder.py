@@ -13,6 +13,46 @@ from domain_tune.datasets.taxonomy import ESCO_COLUMNS
 from domain_tune.outputs import atomic_directory
 
 
+def make_pairs_folder(path, out, columns, separator="\\n", language="en", label_files=(),
+                      holdout=0.2, seed=0, negatives=1, synonyms=0, related=3, cosines=None,
+                      descriptions=False, corpus_aware=False, only_groups=None, max_pairs=None,
+                      hard_negatives=None, attribution=None, overwrite=False, command=None,
+                      progress=False):
+    """Read a taxonomy (with labels in more languages, ``label_files`` of ``LANG=FILE``), build
+    its pairs and write the pairs folder ``out``; ``hard_negatives`` is ``{"model", "depth",
+    "per_pair"}`` to mine them.  Returns the counts with ``out`` and ``params``."""
+    from domain_tune.datasets import taxonomy as tx
+    from domain_tune.datasets.taxonomy_pairs import build_pairs
+    from domain_tune.outputs import check_out
+
+    check_out(out, overwrite, "dir", inputs=[path, *(f.partition("=")[2] for f in label_files)])
+    if not (descriptions or corpus_aware):
+        columns = dict(columns, description_column=None)
+    separator = tx.unescape_separator(separator)
+    label_files = tx.parse_label_files(label_files, language)
+    taxonomy = tx.read_taxonomy(path, **columns, separator=separator, language=language)
+    for lang, label_path in label_files:
+        taxonomy = tx.read_translation(taxonomy, lang, label_path, columns["id_column"],
+                                       columns["label_column"], columns["synonyms_column"],
+                                       separator=separator)
+    if only_groups is not None:
+        taxonomy = tx.only_groups(taxonomy, only_groups.split(","))
+    pairset = build_pairs(taxonomy, holdout=holdout, seed=seed, negatives=negatives,
+                          related=related, cosines=cosines, descriptions=descriptions,
+                          max_pairs=max_pairs, synonyms=synonyms, corpus_aware=corpus_aware)
+    if hard_negatives:
+        from domain_tune._env import import_tensorflow
+
+        import_tensorflow()  # quietly, before the mining module imports it
+        from domain_tune.datasets.mining import add_hard_negatives
+
+        add_hard_negatives(pairset, hard_negatives["model"], hard_negatives["depth"], seed,
+                           progress=progress, per_pair=hard_negatives["per_pair"])
+    write_pairs(pairset, out, overwrite=overwrite, source=path, attribution=attribution,
+                command=command)
+    return {"out": out, **pairset.stats, "params": pairset.params}
+
+
 def write_pairs(pairset, out, overwrite=False, source=None, attribution=None, command=None):
     """Write ``train.csv``, ``heldout_queries.csv``, ``corpus.csv`` and ``README.md`` to ``out``.
 

@@ -48,21 +48,21 @@ batches an uninterrupted run would.
 """
 
 import dataclasses
-import math
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from domain_tune.errors import BadInputError
+from domain_tune.errors import BadInputError, OptionError
+from domain_tune.training import recipe
 
-TEACHERS = ("base", "self")
-LOSSES = ("embedding", "similarity", "contrastive")
+TEACHERS = recipe.ALIGN_TEACHERS
+LOSSES = recipe.ALIGN_LOSSES
 SCALE = 20.0  # of the cosines in the contrastive objective (sentence-transformers' default)
-DEFAULT_WEIGHT = 1.0
-DEFAULT_TEACHER = "base"
-DEFAULT_LOSS = "embedding"
-DEFAULT_BATCH_SIZE = 16
+DEFAULT_WEIGHT = recipe.default("align_weight")
+DEFAULT_TEACHER = recipe.default("align_teacher")
+DEFAULT_LOSS = recipe.default("align_loss")
+DEFAULT_BATCH_SIZE = recipe.default("parallel_batch_size")
 METRIC = "align_loss"  # the history column: the unweighted distillation term, mean over the epoch
 
 
@@ -78,41 +78,35 @@ class AlignOptions:
     loss: str = DEFAULT_LOSS  # what is distilled: the embeddings or their similarities
 
     def validate(self):
+        """Each option against its field of :mod:`~domain_tune.training.recipe` (the errors name
+        the fields: ``align_weight``, ``parallel_batch_size``, ...)."""
         if not self.parallel:
-            raise BadInputError("alignment-preserving training needs --parallel FILE")
-        if not (self.weight > 0 and math.isfinite(self.weight)):
-            raise BadInputError("--align-weight must be a positive number")
-        if self.teacher not in TEACHERS:
-            raise BadInputError(f"--align-teacher must be one of {', '.join(TEACHERS)}")
-        if self.batch_size < 1:
-            raise BadInputError("--parallel-batch-size must be at least 1")
-        if self.loss not in LOSSES:
-            raise BadInputError(f"--align-loss must be one of {', '.join(LOSSES)}")
+            raise OptionError("alignment-preserving training needs {0} FILE", "parallel")
+        recipe.check_group("align", self)
         if self.loss != "embedding" and self.batch_size < 2:
-            raise BadInputError(f"--align-loss {self.loss} compares sentences within a batch: "
-                                "--parallel-batch-size must be at least 2")
+            raise OptionError("{0} " + self.loss + " compares sentences within a batch: {1} must "
+                              "be at least 2", "align_loss", "parallel_batch_size")
 
 
-def align_options(parallel, given, names, needs):
-    """The :class:`AlignOptions` of a ``train`` call (None without ``parallel``).
-
-    ``given`` maps option fields (``columns``, ``weight``, ``teacher``,
-    ``batch_size``, ``loss``) to values, None for the default; ``names`` maps
-    them to the caller's spelling (``--align-weight`` or ``align_weight``) for
-    the error that an option was given without ``parallel`` (spelt ``needs``).
-    """
+def align_options(options):
+    """The :class:`AlignOptions` of a ``train`` call's options (by their recipe names), None
+    without ``parallel``; an alignment option given without ``parallel`` is refused."""
+    fields = [f for f in recipe.FIELDS if f.target and f.target.startswith("align.")]
+    parallel = options.get("parallel")
     if parallel is None:
-        named = [names[f] for f, v in given.items() if v is not None]
+        named = [f.name for f in fields if f.needs and options.get(f.name) is not None]
         if named:
-            raise BadInputError(f"{', '.join(named)} {'needs' if len(named) == 1 else 'need'} "
-                                f"{needs}")
+            names = ", ".join("{%d}" % i for i in range(len(named)))
+            raise OptionError(f"{names} {'needs' if len(named) == 1 else 'need'} "
+                              "{%d} FILE" % len(named), *named, "parallel")
         return None
-    values = {f: v for f, v in given.items() if v is not None}
+    values = {f.key: options[f.name] for f in fields
+              if f.name != "parallel" and options.get(f.name) is not None}
     if "columns" in values:
         values["columns"] = tuple(values["columns"])
-    options = AlignOptions(parallel=os.fspath(parallel), **values)
-    options.validate()
-    return options
+    align = AlignOptions(parallel=os.fspath(parallel), **values)
+    align.validate()
+    return align
 
 
 # --- the loss ---------------------------------------------------------------------------

@@ -18,34 +18,30 @@ import dataclasses
 import numpy as np
 
 from domain_tune.datasets.texts import count_texts, text_chunks
-from domain_tune.errors import BadInputError
+from domain_tune.errors import BadInputError, OptionError
 from domain_tune.models import semi_frozen, vocabulary
+from domain_tune.training import recipe
 
-EMBEDDING_STRATEGIES = ("trainable", "frozen", "semi-frozen", "random")
+EMBEDDING_STRATEGIES = recipe.EMBEDDING_STRATEGIES
 
 
 @dataclasses.dataclass
 class EmbeddingOptions:
-    strategy: str = "trainable"
-    add_vocab: str = None  # a file of terms, "auto", or None
-    max_new_pieces: int = vocabulary.DEFAULT_MAX_NEW_PIECES
-    new_rows: str = "pieces"
-    freeze_encoder: bool = False
+    strategy: str = recipe.default("embeddings")
+    add_vocab: str = recipe.default("add_vocab")  # a file of terms, "auto", or None
+    max_new_pieces: int = recipe.default("max_new_pieces")
+    new_rows: str = recipe.default("new_rows")
+    freeze_encoder: bool = recipe.default("freeze_encoder")
 
     def validate(self):
-        if self.strategy not in EMBEDDING_STRATEGIES:
-            raise BadInputError(f"--embeddings must be one of {', '.join(EMBEDDING_STRATEGIES)}")
-        if self.new_rows not in vocabulary.INIT_METHODS:
-            raise BadInputError(f"--new-rows must be one of {', '.join(vocabulary.INIT_METHODS)}")
-        if self.max_new_pieces < 1:
-            raise BadInputError("--max-new-pieces must be at least 1")
+        recipe.check_group("embeddings", self)
         if self.freeze_encoder and (self.strategy == "frozen"
                                     or (self.strategy == "semi-frozen" and not self.add_vocab)):
-            raise BadInputError(
-                f"--freeze-encoder with --embeddings {self.strategy}"
-                f"{'' if self.strategy == 'frozen' else ' and no --add-vocab'} leaves nothing "
-                "to train; drop --freeze-encoder, or train the table (trainable or random)"
-                f"{'' if self.strategy == 'frozen' else ' or new rows (--add-vocab)'}")
+            frozen = self.strategy == "frozen"
+            template = ("{0} with {1} " + self.strategy + ("" if frozen else " and no {2}")
+                        + " leaves nothing to train; drop {0}, or train the table (trainable or "
+                        "random)" + ("" if frozen else " or new rows ({2})"))
+            raise OptionError(template, "freeze_encoder", "embeddings", "add_vocab")
         if self.add_vocab and self.add_vocab != "auto":
             count_texts(self.add_vocab, what="--add-vocab")  # exists, UTF-8, not empty
 

@@ -30,76 +30,51 @@ import tensorflow as tf
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.siamese import SiameseModel
+from domain_tune.training import recipe
 from domain_tune.training.distribute import shard_data
-from domain_tune.training.losses import LOSSES
 from domain_tune.training.optimizers import (
-    OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer, sparse_table_access,
+    learning_rate, make_optimizer, sparse_table_access,
 )
 from domain_tune.training.state_io import (VariableSnapshot, all_finite, load_variables,
                                            save_variables)
 
-MONITORS = ("val_loss", "loss")
+MONITORS = recipe.MONITORS
 # The resumable state of a trainable USE-m3 table is about 0.8 GB (the table and both Adam
 # moments): written after every epoch it dominated short epochs (results/speed.md).  Ten
 # minutes bounds the training lost to a crash; an epoch longer than that still ends in one.
-DEFAULT_CHECKPOINT_EVERY = 600.0
+DEFAULT_CHECKPOINT_EVERY = recipe.default("checkpoint_every")
 
 
 @dataclasses.dataclass
 class FitOptions:
-    """The recipe; defaults reproduce the article's."""
+    """The optimisation part of the recipe; defaults (the article's) from :mod:`~domain_tune.training.recipe`."""
 
-    epochs: int = 20
-    batch_size: int = 8
-    learning_rate: float = 1e-5
-    beta_1: float = 0.9
-    beta_2: float = 0.9999
-    epsilon: float = 1e-7
-    clipnorm: float = 1.0
-    optimizer: str = "adam"
-    patience: int = 3
-    min_delta: float = 0.001
-    monitor: str = "val_loss"
-    seed: int = 42
-    loss: str = "mse"
-    lr_schedule: str = "constant"  # after warm-up: constant, linear or cosine decay to 0
-    warmup: float = 0.0  # fraction of all training steps spent warming up from 0
-    bucket_by_length: bool = True
+    epochs: int = recipe.default("epochs")
+    batch_size: int = recipe.default("batch_size")
+    learning_rate: float = recipe.default("learning_rate")
+    beta_1: float = recipe.default("beta_1")
+    beta_2: float = recipe.default("beta_2")
+    epsilon: float = recipe.default("epsilon")
+    clipnorm: float = recipe.default("clipnorm")
+    optimizer: str = recipe.default("optimizer")
+    patience: int = recipe.default("patience")
+    min_delta: float = recipe.default("min_delta")
+    monitor: str = recipe.default("monitor")
+    seed: int = recipe.default("seed")
+    loss: str = recipe.default("loss")
+    lr_schedule: str = recipe.default("lr_schedule")  # after warm-up: constant, linear or cosine decay to 0
+    warmup: float = recipe.default("warmup")  # fraction of all training steps spent warming up from 0
+    bucket_by_length: bool = recipe.default("bucket")
     jit_compile: bool = False
-    scale: float = None  # of the cosent and in-batch losses (None: their default, 20)
-    mini_batch_size: int = None  # GradCache: texts the encoder sees at once (None: the whole batch)
+    scale: float = recipe.default("scale")  # of the cosent and in-batch losses (None: their default, 20)
+    mini_batch_size: int = recipe.default("mini_batch_size")  # GradCache: texts the encoder sees at once
     # Seconds of training between two checkpoints of the resumable state (written at the end
     # of an epoch, and always after the last); 0: after every epoch.
-    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
+    checkpoint_every: float = recipe.default("checkpoint_every")
 
     def validate(self):
-        checks = [
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.learning_rate > 0 and math.isfinite(self.learning_rate),
-             "--learning-rate must be a positive number"),
-            (0 <= self.beta_1 < 1 and 0 <= self.beta_2 < 1, "--beta-1 and --beta-2 must be in [0, 1)"),
-            (self.epsilon > 0, "--epsilon must be positive"),
-            (self.clipnorm >= 0, "--clipnorm must be >= 0 (0 disables clipping)"),
-            (self.patience >= 0, "--patience must be >= 0"),
-            (self.min_delta >= 0, "--min-delta must be >= 0"),
-            (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
-            (self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}"),
-            (self.lr_schedule in SCHEDULES,
-             f"--lr-schedule must be one of {', '.join(SCHEDULES)}"),
-            (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the steps in [0, 1)"),
-            (self.scale is None or (self.scale > 0 and math.isfinite(self.scale)),
-             "--scale must be a positive number"),
-            (self.mini_batch_size is None or self.mini_batch_size >= 1,
-             "--mini-batch-size must be at least 1"),
-            (self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),
-             "--checkpoint-every must be a number of seconds >= 0"),
-            (self.seed >= 0, f"--seed must be 0 or more (got {self.seed})"),  # numpy's rule
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise BadInputError(message)
+        """Each option against its field of :mod:`~domain_tune.training.recipe` (the error names it)."""
+        recipe.check_group("fit", self)
 
 
 class NonFiniteLoss(RuntimeError):

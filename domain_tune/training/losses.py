@@ -38,7 +38,9 @@ number of replicas for ``tf.distribute``.
 import tensorflow as tf
 from keras import ops
 
-LOSSES = ("mse", "cosent", "in-batch", "in-batch-symmetric")
+from domain_tune.training import recipe
+
+LOSSES = recipe.LOSSES
 READS_NEGATIVES = ("in-batch", "in-batch-symmetric")  # the others ignore a 'negative' column
 SCALED = ("cosent", "in-batch", "in-batch-symmetric")  # the losses that take a scale
 COSENT_SCALE = 20.0

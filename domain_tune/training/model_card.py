@@ -21,9 +21,8 @@ BASE_MODELS = {
 }
 STS_ATTRIBUTION = "STS benchmark (Cer et al. 2017; scores CC BY-SA 4.0)"
 VERSIONED = ("domain-tune", "tensorflow", "tensorflow-text", "keras", "numpy", "pandas")
-# train options whose command-line spelling differs from their name
-FLAGS = {"strategy": "--embeddings", "plot_texts": "--texts", "pairs_path": None, "out": "--out",
-         "model": "--model", "bucket_by_length": "--bucket", "sts": "--no-sts"}
+# what a run's metrics.json names but the recipe does not (the job's own fields)
+FLAGS = {"pairs_path": None, "out": "--out", "sts": "--no-sts"}
 HIDDEN = {"pairs_path", "jit_compile", "overwrite", "resume", "out", "model", "data_attribution"}
 # the recipe, always shown; other options only when they differ from the default
 KEY_OPTIONS = ("epochs", "batch_size", "learning_rate", "optimizer", "loss", "strategy",
@@ -149,7 +148,28 @@ def _evaluation(m):
                      f"in {p.get('pivot', 'en')} (cross); translation retrieval accuracy, both "
                      "directions averaged.")
         notes.append(_per_language(panel))
+    notes.append(_heldout_panel(m))
     return "\n".join(lines) + "\n\n" + "\n\n".join(n for n in notes if n) + "\n"
+
+
+def _heldout_panel(m):
+    """The held-out panel (stsb-multi-mt train rows no parallel file holds): how far each language
+    moved, and for a run without alignment the option that keeps them."""
+    panel = m.get("multilingual_heldout") or {}
+    before, after = panel.get("before"), panel.get("after")
+    if not (before and after):
+        return ""
+    try:
+        from domain_tune.evaluation.multilingual import heldout_markdown
+
+        table = heldout_markdown(before, after, aligned=bool(m.get("alignment")))
+    except (ImportError, KeyError, TypeError):
+        return ""
+    return (f"### Multilingual STS on held-out sentences ({after.get('n', '?')} pairs per language)"
+            "\n\nstsb-multi-mt *train* rows that no parallel file holds (`parallel-sentences` "
+            "leaves them out and `train --parallel` drops them from any file): what a user's own "
+            "sentences see, unlike the dev split, whose sources the parallel sentences share.\n\n"
+            + table)
 
 
 def _per_language(panel):
@@ -212,24 +232,33 @@ def _plain(value):
     return list(_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _defaults():
-    try:
-        from domain_tune.training.run import TrainJob
+def _recipe(m):
+    """``{job field: {"default", "flag"}}`` as the run recorded it (``metrics.json``'s ``recipe``),
+    so that a card renders the same after a default changes.  A run written before runs recorded
+    it falls back to the recipe of today."""
+    if m.get("recipe"):
+        return m["recipe"]
+    from domain_tune.training import recipe
 
-        return {k: _plain(v) for k, v in _flat_options(TrainJob(pairs_path="", out="").options()).items()}
-    except Exception:  # rendering must not depend on the training stack
-        return {}
+    return recipe.record()
+
+
+def _defaults(m):
+    return {k: _plain(v["default"]) for k, v in _recipe(m).items()}
 
 
 def _is_default(defaults, name, value):
     return name in defaults and defaults[name] == _plain(value)
 
 
-def _flag(name):
-    return FLAGS.get(name, "--" + name.replace("_", "-"))
+def _flag(name, m=None):
+    if name in FLAGS:
+        return FLAGS[name]
+    spec = _recipe(m or {}).get(name)
+    return spec["flag"] if spec else "--" + name.replace("_", "-")
 
 
-def _command_args(name, value):
+def _command_args(name, value, m):
     """The command-line words that set option ``name`` to ``value``."""
     if name == "sts":
         return [] if value else ["--no-sts"]
@@ -238,21 +267,21 @@ def _command_args(name, value):
     if name == "plot_texts":
         return ["--texts", "TEXTS.txt"]
     if isinstance(value, bool):
-        return [_flag(name)] if value else []
+        return [_flag(name, m)] if value else []
     if isinstance(value, (list, tuple)):
         if name == "score_range":
-            return [_flag(name), *(_value(v) for v in value)]
-        return [_flag(name), ",".join(_value(v) for v in value)]
-    return [_flag(name), _value(value)]
+            return [_flag(name, m), *(_value(v) for v in value)]
+        return [_flag(name, m), ",".join(_value(v) for v in value)]
+    return [_flag(name, m), _value(value)]
 
 
 def _options_table(m):
     o = _flat_options(m["options"])
-    defaults = _defaults()
+    defaults = _defaults(m)
     rows = ["| option | value |", "| --- | --- |"]
     others = 0
     for name, value in o.items():
-        if name in HIDDEN or _flag(name) is None:
+        if name in HIDDEN or _flag(name, m) is None:
             continue
         default = _is_default(defaults, name, value)
         if default and name not in KEY_OPTIONS:
@@ -266,7 +295,7 @@ def _options_table(m):
             shown = " to ".join(_value(v) for v in value)
         else:
             shown = _value(value)
-        label = "STS-B check" if name == "sts" else f"`{_flag(name)}`"
+        label = "STS-B check" if name == "sts" else f"`{_flag(name, m)}`"
         rows.append(f"| {label} | {shown}{' (default)' if default else ''} |")
     if others:
         rows.append(f"| {others} other options | their defaults (`domain-tune train --help`) |")
@@ -275,18 +304,18 @@ def _options_table(m):
 
 def _reproduce(m):
     o = _flat_options(m["options"])
-    defaults = _defaults()
+    defaults = _defaults(m)
     words = ["domain-tune", "train", o["pairs_path"], "--out", o["out"]]
     if o.get("model") != "use-m3":
         words += ["--model", o["model"]]
     for name, value in o.items():
-        if name in HIDDEN or name in ("out", "model", "overwrite", "resume") or _flag(name) is None:
+        if name in HIDDEN or name in ("out", "model", "overwrite", "resume") or _flag(name, m) is None:
             continue
         if _is_default(defaults, name, value):
             continue
         if value is None:
             continue
-        words += _command_args(name, value)
+        words += _command_args(name, value, m)
     return " ".join(str(w) if " " not in str(w) else f"'{w}'" for w in words)
 
 

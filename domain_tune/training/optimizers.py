@@ -19,8 +19,9 @@ from keras import ops
 
 from domain_tune.models.buffers import zeros_tensor
 from domain_tune.models.layers import tf_variable
+from domain_tune.training import recipe
 
-OPTIMIZERS = ("adam", "lazy-adam")
+OPTIMIZERS = recipe.OPTIMIZERS
 
 
 def _multi_replica():
@@ -431,7 +432,7 @@ def make_optimizer(name, learning_rate, beta_1, beta_2, epsilon, clipnorm):
                clipnorm=clipnorm or None)
 
 
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES = recipe.SCHEDULES
 
 
 @keras.saving.register_keras_serializable(package="domain_tune")

@@ -15,10 +15,8 @@ the same way.  The run directory it writes holds:
 
 import dataclasses
 import gc
-import datetime
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -28,12 +26,13 @@ import numpy as np
 import pandas as pd
 
 from domain_tune.datasets.pairs import (
-    DEFAULT_SCORE_COLUMN, DEFAULT_TEXT_COLUMNS, PairsWarning, read_pairs, sha256, split_pairs,
+    PairsWarning, read_pairs, sha256, split_pairs,
 )
 from domain_tune.datasets.sts import load_split
-from domain_tune.datasets.stsb_multi import load_for_training
+from domain_tune.datasets.stsb_multi import HELDOUT, heldout_sentences, load_for_training, \
+    load_multilingual
 from domain_tune.errors import BadInputError, TrainingInterrupted
-from domain_tune.evaluation.multilingual import evaluate_panel, summary_lines
+from domain_tune.evaluation.multilingual import evaluate_panel, heldout_lines, summary_lines
 from domain_tune.evaluation.sts import evaluate_sts
 from domain_tune.export import save_model_dir
 from domain_tune.outputs import finite_json
@@ -41,7 +40,7 @@ from domain_tune.models.layers import use_sparse_reads
 from domain_tune.models.loading import load_model
 from domain_tune.plotting import DEFAULT_TEXTS, BackgroundPlot, similarity_matrix
 from domain_tune.seeding import seed_everything
-from domain_tune.training import distillation, model_card, run_dir
+from domain_tune.training import distillation, model_card, recipe, run_dir
 from domain_tune.training.distillation import AlignOptions
 from domain_tune.training.embeddings import EmbeddingOptions, prepare_encoder
 from domain_tune.training.fit import (
@@ -52,36 +51,68 @@ from domain_tune.training.optimizers import sparse_table_access
 from domain_tune.training.state_io import row_fingerprints
 
 
-MIXED_PRECISION = (None, "bfloat16", "float16")  # --mixed-precision: Keras' mixed_<this> policy
 
 
 @dataclasses.dataclass
 class TrainJob:
+    """What one run does: the options of :mod:`~domain_tune.training.recipe`, grouped as the run
+    uses them (build it with :meth:`from_options`)."""
+
     pairs_path: str
     out: str
-    model: str = "use-m3"
-    text_columns: tuple = DEFAULT_TEXT_COLUMNS
-    score_column: str = DEFAULT_SCORE_COLUMN
-    score_range: tuple = (0.0, 1.0)
-    validation_split: float = 0.2
-    validation_file: str = None
+    model: str = recipe.default("model")
+    text_columns: tuple = recipe.default("text_columns")
+    score_column: str = recipe.default("score_column")
+    score_range: tuple = recipe.default("score_range")
+    validation_split: float = recipe.default("validation_split")
+    validation_file: str = recipe.default("validation_file")
     fit: FitOptions = dataclasses.field(default_factory=FitOptions)
     embeddings: EmbeddingOptions = dataclasses.field(default_factory=EmbeddingOptions)
     align: AlignOptions = None  # alignment-preserving training on parallel sentences
-    sts: bool = True
-    sts_dir: str = None
-    sts_limit: int = None
-    multilingual: str = None  # panel languages: None (default, if data is found), "all", "none", a list
-    multilingual_dir: str = None
-    plot_texts: list = None
-    data_attribution: str = None  # licence line of the pairs (default: from a README.md beside them)
-    overwrite: bool = False
-    resume: bool = False
-    distribute: str = "none"
-    cpu_replicas: int = None
-    mixed_precision: str = None
+    sts: bool = not recipe.default("no_sts")
+    sts_dir: str = recipe.default("sts_dir")
+    sts_limit: int = recipe.default("sts_limit")
+    multilingual: str = recipe.default("multilingual")  # panel languages: None (if data is found), "all", "none", a list
+    multilingual_dir: str = recipe.default("multilingual_dir")
+    plot_texts: list = recipe.default("texts")
+    data_attribution: str = recipe.default("data_attribution")  # licence line (default: from a README.md beside the pairs)
+    overwrite: bool = recipe.default("overwrite")
+    resume: bool = recipe.default("resume")
+    distribute: str = recipe.default("distribute")
+    cpu_replicas: int = recipe.default("cpu_replicas")
+    mixed_precision: str = recipe.default("mixed_precision")
     verbose: int = 1
     callbacks: list = dataclasses.field(default_factory=list)  # extra Keras callbacks
+
+    @classmethod
+    def from_options(cls, pairs_path, out, **options):
+        """The job of ``train PAIRS --out OUT`` with ``options`` by their recipe names (``lr`` for
+        ``learning_rate`` too); each is checked against its field and a bad one is an
+        :class:`~domain_tune.errors.OptionError` naming it.  ``texts`` is a list of strings,
+        ``quiet`` sets ``verbose`` 0."""
+        values = {}
+        for name, value in options.items():
+            canonical = recipe.ALIASES.get(name, name)
+            if canonical not in recipe.BY_NAME:
+                raise recipe.unknown(name)
+            value = recipe.normalise(canonical, value)
+            recipe.BY_NAME[canonical].validate(value, name)
+            values[canonical] = value
+        job = cls(pairs_path=os.fspath(pairs_path), out=os.fspath(out))
+        parts = {"job": job, "fit": job.fit, "embeddings": job.embeddings}
+        for name, value in values.items():
+            f = recipe.BY_NAME[name]
+            if f.target is None or f.target.startswith("align.") or name == "texts":
+                continue
+            part, key = f.target.split(".", 1)
+            setattr(parts[part], key, os.fspath(value) if isinstance(value, os.PathLike) else value)
+        job.sts = not values.get("no_sts", False)
+        if values.get("texts") is not None:
+            job.plot_texts = list(values["texts"])
+        if values.get("quiet"):
+            job.verbose = 0
+        job.align = distillation.align_options(values)
+        return job
 
     def options(self):
         d = dataclasses.asdict(dataclasses.replace(self, callbacks=[]))
@@ -96,18 +127,22 @@ class TrainingFailed(RuntimeError):
 
 
 def resume_settings(job):
-    """What must be the same when a run is resumed: the model, the data (by content), and
-    every option that shapes training.  ``--epochs`` may change (to train longer) when the
-    learning rate is constant; with a schedule it is part of the schedule, so it may not."""
-    d = json.loads(json.dumps(job.options(), default=str))
-    settings = {k: d[k] for k in ("model", "text_columns", "score_column", "score_range",
-                                  "validation_split", "mixed_precision")}
-    for group in ("fit", "embeddings", "align"):
-        for k, v in (d[group] or {}).items():
-            settings[f"{group}.{k}"] = v
+    """What must be the same when a run is resumed: the model, the data (by content), and every
+    option the recipe marks as shaping training (``shapes_training``).  ``epochs`` may change
+    (to train longer) when the learning rate is constant; with a schedule it is part of the
+    schedule, so it may not."""
+    parts = {"job": job, "fit": job.fit, "embeddings": job.embeddings, "align": job.align}
+    settings = {}
+    for f in recipe.FIELDS:
+        if not f.shapes_training or f.target is None:
+            continue
+        part, key = f.target.split(".", 1)
+        if parts[part] is None:  # no alignment
+            continue
+        settings[key if part == "job" else f.target] = getattr(parts[part], key)
     if job.fit.lr_schedule == "constant":
         settings.pop("fit.epochs")
-    settings.pop("fit.checkpoint_every")  # how often the state is written, not what it holds
+    settings = json.loads(json.dumps(settings, default=str))
     settings["pairs_sha256"] = sha256(job.pairs_path)
     if job.validation_file:
         settings["validation_sha256"] = sha256(job.validation_file)
@@ -195,9 +230,7 @@ def train_run(job, echo=print):
 
     job.fit.validate()
     job.embeddings.validate()
-    if job.mixed_precision not in MIXED_PRECISION:
-        raise BadInputError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION[1:])} "
-                            f"(got {job.mixed_precision!r})")
+    recipe.check("mixed_precision", job.mixed_precision)
     out = run_dir.check_out(job.out, job.overwrite, job.resume, inputs=_input_paths(job))
     train_pairs, val_pairs = _read_data(job)
     check_plan(len(train_pairs), job.fit.epochs)
@@ -235,11 +268,18 @@ def _panel_data(job, echo):
     data, notice = load_for_training(job.multilingual_dir, job.multilingual, "dev", job.sts_limit)
     if notice:
         echo(notice)
-    return data
+    if data is None:
+        return None
+    heldout = None  # the same languages on the train rows no parallel file holds
+    if os.path.isfile(os.path.join(data.folder, f"stsb-{data.pivot}-train.csv")):
+        heldout = load_multilingual(data.folder, HELDOUT, data.languages, job.sts_limit)
+    return {"dev": data, HELDOUT: heldout}
 
 
 def _panel(model, data):
-    return None if data is None else evaluate_panel(model, data)
+    if data is None:
+        return None
+    return {split: evaluate_panel(model, d) for split, d in data.items() if d is not None}
 
 
 def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data=None,
@@ -276,8 +316,8 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         val_before = evaluate(siamese, val_pairs)
         if sts_before or val_before:
             echo(_table_row("before", sts_before, val_before))
-        if panel_before:
-            echo(summary_lines(panel_before)[0])
+        for split_panel in (panel_before or {}).values():
+            echo(summary_lines(split_panel)[0])
         tensorboard = keras.callbacks.TensorBoard(os.path.join(work, "logs"), profile_batch=0)
         fit_started = time.perf_counter(), time.process_time()
         state = fit(siamese, train_pairs, val_pairs, job.fit, os.path.join(work, "state"),
@@ -303,15 +343,22 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
         gc.collect()
         if sts_after or val_after:
             echo(_table_row("after", sts_after, val_after))
-        if panel_after:
-            for line in summary_lines(panel_before, panel_after):
+        for split in (panel_after or {}):
+            for line in summary_lines(panel_before[split], panel_after[split]):
+                echo(line)
+        if panel_after and HELDOUT in panel_after:
+            for line in heldout_lines(panel_before[HELDOUT], panel_after[HELDOUT],
+                                      aligned=parallel is not None):
                 echo(line)
         metrics = {
             "dimensions": int(_vector_size(encoder)),
             "sts": {"split": "dev", "before": sts_before, "after": sts_after}
             if sts_data is not None else None,
-            "multilingual": {"before": panel_before, "after": panel_after}
+            "multilingual": {"before": panel_before["dev"], "after": panel_after["dev"]}
             if panel_data is not None else None,
+            # the same languages on stsb-multi-mt train rows that no parallel file holds
+            "multilingual_heldout": {"before": panel_before[HELDOUT], "after": panel_after[HELDOUT]}
+            if panel_data is not None and HELDOUT in panel_before else None,
             "validation": {"before": val_before, "after": val_after},
             "epochs_run": len(state.history),
             "best_epoch": state.best_epoch + 1 if state.best_epoch >= 0 else None,
@@ -326,6 +373,7 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
             "data_sha256": sha256(job.pairs_path),
             "validation_sha256": sha256(job.validation_file) if job.validation_file else None,
             "options": job.options(),
+            "recipe": recipe.record(),  # each option's default and flag: the card needs nothing else
             "seconds": round(time.perf_counter() - started, 1),
             "data_attribution": job.data_attribution or model_card.data_attribution(job.pairs_path),
             "environment": model_card.environment(),
@@ -359,6 +407,23 @@ def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_
     return metrics
 
 
+def _without_heldout(parallel, multilingual_dir):
+    """``parallel`` without the pairs that hold a sentence of the held-out panel (when the
+    stsb-multi-mt data is at hand), so the panel never measures sentences trained on."""
+    from domain_tune.datasets.parallel import drop_heldout
+
+    keys = heldout_sentences(multilingual_dir)
+    kept, dropped = drop_heldout(parallel, keys)
+    if dropped:
+        warnings.warn(f"--parallel {parallel.path}: {dropped:,} of {len(parallel):,} pairs left out: "
+                      "they hold a sentence of the held-out multilingual panel (build the file "
+                      "with parallel-sentences to leave them out)", PairsWarning, stacklevel=2)
+    if not len(kept):
+        raise BadInputError(f"--parallel {parallel.path}: every pair holds a sentence of the "
+                            "held-out multilingual panel; use sentences from elsewhere")
+    return kept
+
+
 def _read_parallel(job):
     """The parallel sentences of an alignment-preserving run (``None`` without)."""
     if job.align is None:
@@ -367,6 +432,7 @@ def _read_parallel(job):
 
     job.align.validate()
     parallel = read_parallel(job.align.parallel, job.align.columns)
+    parallel = _without_heldout(parallel, job.multilingual_dir)
     distinct = len(set(zip(parallel.source, parallel.translation)))
     if job.align.loss != "embedding" and distinct < 2:
         raise BadInputError(

@@ -301,16 +301,16 @@ def test_semi_frozen_rows_stay_frozen(sp_model_path, tmp_path):
 
 
 def test_bad_align_options():
-    with pytest.raises(BadInputError, match="--align-weight"):
+    with pytest.raises(BadInputError, match="align_weight must be a positive number"):
         AlignOptions(parallel="p.csv", weight=0.0).validate()
-    with pytest.raises(BadInputError, match="--align-teacher"):
+    with pytest.raises(BadInputError, match="align_teacher must be one of"):
         AlignOptions(parallel="p.csv", teacher="student").validate()
-    with pytest.raises(BadInputError, match="--parallel-batch-size"):
+    with pytest.raises(BadInputError, match="parallel_batch_size must be at least 1"):
         AlignOptions(parallel="p.csv", batch_size=0).validate()
-    with pytest.raises(BadInputError, match="--align-loss must be one of embedding, similarity, "
+    with pytest.raises(BadInputError, match="align_loss must be one of embedding, similarity, "
                                             "contrastive"):
         AlignOptions(parallel="p.csv", loss="cosine").validate()
-    with pytest.raises(BadInputError, match="--parallel-batch-size must be at least 2"):
+    with pytest.raises(BadInputError, match="align_loss similarity compares sentences within a batch: parallel_batch_size must be at least 2"):
         AlignOptions(parallel="p.csv", loss="similarity", batch_size=1).validate()
 
 

@@ -64,9 +64,9 @@ def test_semi_frozen_with_frozen_encoder_keeps_pretrained_texts_bit_identical(
 
 
 @pytest.mark.parametrize("strategy, add_vocab, named", [
-    ("frozen", None, "--embeddings frozen leaves nothing"),
-    ("frozen", "terms", "--embeddings frozen leaves nothing"),
-    ("semi-frozen", None, "--embeddings semi-frozen and no --add-vocab leaves nothing"),
+    ("frozen", None, "embeddings frozen leaves nothing"),
+    ("frozen", "terms", "embeddings frozen leaves nothing"),
+    ("semi-frozen", None, "embeddings semi-frozen and no add_vocab leaves nothing"),
 ])
 def test_nothing_left_to_train_is_refused_before_the_model_loads(tmp_path, strategy, add_vocab,
                                                                  named):

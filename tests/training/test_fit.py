@@ -443,9 +443,9 @@ def test_schedule_follows_the_optimizer_steps(sp_model_path, tmp_path):
 def test_bad_schedule_options():
     from domain_tune.errors import BadInputError
 
-    with pytest.raises(BadInputError, match="--warmup"):
+    with pytest.raises(BadInputError, match="warmup"):
         FitOptions(warmup=1.0).validate()
-    with pytest.raises(BadInputError, match="--lr-schedule"):
+    with pytest.raises(BadInputError, match="lr_schedule"):
         FitOptions(lr_schedule="step").validate()
 
 
@@ -535,7 +535,7 @@ def test_checkpoint_every_must_be_a_duration():
     from domain_tune.errors import BadInputError
 
     for bad in (-1.0, float("inf"), float("nan")):
-        with pytest.raises(BadInputError, match="--checkpoint-every"):
+        with pytest.raises(BadInputError, match="checkpoint_every"):
             FitOptions(checkpoint_every=bad).validate()
 
 
@@ -585,7 +585,7 @@ def test_scale_reaches_the_loss_of_the_compiled_model(sp_model_path):
 
 @pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
 def test_scale_must_be_positive(scale):
-    with pytest.raises(BadInputError, match="--scale must be a positive number"):
+    with pytest.raises(BadInputError, match="scale must be a positive number"):
         FitOptions(scale=scale).validate()
 
 

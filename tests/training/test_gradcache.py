@@ -93,7 +93,7 @@ def test_training_with_mini_batches_matches_full_batches(sp_model_path, tmp_path
 def test_mini_batch_size_is_validated():
     from domain_tune.errors import BadInputError
 
-    with pytest.raises(BadInputError, match="--mini-batch-size"):
+    with pytest.raises(BadInputError, match="mini_batch_size"):
         FitOptions(mini_batch_size=0).validate()
 
 
