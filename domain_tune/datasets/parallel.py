@@ -9,7 +9,12 @@ source sentence and its translation; the first two columns unless
 :func:`stsb_parallel` builds such a file from the machine-translated STS
 benchmark (stsb-multi-mt: ``stsb-LANG-{train,dev}.csv``, row *i* of every
 language the translation of row *i* of the English file): each English
-sentence paired with its translation in every other language.
+sentence paired with its translation in every other language.  From the
+*train* files it leaves out the rows of the held-out panel
+(:func:`~domain_tune.datasets.stsb_multi.heldout_rows`) and every pair that
+shares a sentence with them, in any language; :func:`drop_heldout` does the
+same for any parallel file, so no alignment objective sees a sentence of the
+panel that measures it.
 """
 
 import dataclasses
@@ -109,18 +114,40 @@ def stsb_parallel(data_dir=None, languages=None, split="train", source="en"):
     :func:`~domain_tune.datasets.stsb_multi.load_multilingual` (``data_dir``,
     else ``$DOMAIN_TUNE_MULTILINGUAL_DIR``, else the cached download).  Pairs
     repeated within a language (STS-B repeats some sentences) are written once.
+    From ``split="train"``, the held-out panel's rows are left out, and so is
+    every other pair with a sentence (in any language of the folder) that a
+    held-out row holds.
     """
-    from domain_tune.datasets.stsb_multi import load_multilingual
+    from domain_tune.datasets.stsb_multi import (
+        HELDOUT, find_languages, heldout_rows, load_multilingual, sentence_key)
 
     if data_dir is not None and not os.path.isdir(data_dir):
         raise BadInputError(f"{data_dir}: not a directory (the multilingual STS benchmark's folder)")
+    if split == HELDOUT:
+        raise BadInputError(f"split {HELDOUT!r} is the held-out panel, never parallel data; "
+                            "use train")
     data = load_multilingual(data_dir, split, languages, pivot=source)
     src = data.data[source]
+    keep = np.ones(len(src), dtype=bool)
+    if split == "train":
+        keep[heldout_rows(len(src))] = False
+        every = [lang for lang in find_languages(data.folder, split) if lang != source]
+        held = load_multilingual(data.folder, HELDOUT, every, pivot=source)
+        keys = {sentence_key(t) for d in held.data.values() for t in d.sentences1 + d.sentences2}
+        for d in data.data.values():  # the sentences this file would hold
+            keep &= np.array([sentence_key(a) not in keys and sentence_key(b) not in keys
+                              for a, b in zip(d.sentences1, d.sentences2)], dtype=bool)
+    rows = np.flatnonzero(keep)
+
+    def column(split_data, which):
+        texts = split_data.sentences1 if which == 1 else split_data.sentences2
+        return [texts[i] for i in rows]
+
     frames = []
     for lang in data.languages:
         tgt = data.data[lang]
-        frame = pd.DataFrame({SOURCE_COLUMN: src.sentences1 + src.sentences2,
-                              TRANSLATION_COLUMN: tgt.sentences1 + tgt.sentences2,
+        frame = pd.DataFrame({SOURCE_COLUMN: column(src, 1) + column(src, 2),
+                              TRANSLATION_COLUMN: column(tgt, 1) + column(tgt, 2),
                               LANGUAGE_COLUMN: lang})
         blank = (frame[SOURCE_COLUMN].str.strip() == "") | (frame[TRANSLATION_COLUMN].str.strip() == "")
         if blank.any():
@@ -128,6 +155,19 @@ def stsb_parallel(data_dir=None, languages=None, split="train", source="en"):
                           DomainTuneWarning, stacklevel=2)
         frames.append(frame[~blank].drop_duplicates([SOURCE_COLUMN, TRANSLATION_COLUMN]))
     return pd.concat(frames, ignore_index=True)
+
+
+def drop_heldout(parallel, keys):
+    """``parallel`` without the pairs whose source or translation is a sentence of ``keys``
+    (:func:`~domain_tune.datasets.stsb_multi.heldout_sentences`); returns ``(kept, dropped)``."""
+    from domain_tune.datasets.stsb_multi import sentence_key
+
+    if not keys:
+        return parallel, 0
+    idx = [i for i, (a, b) in enumerate(zip(parallel.source, parallel.translation))
+           if sentence_key(a) not in keys and sentence_key(b) not in keys]
+    dropped = len(parallel) - len(idx)
+    return (parallel.take(idx) if dropped else parallel), dropped
 
 
 def write_parallel(frame, out):

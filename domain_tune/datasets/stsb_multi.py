@@ -8,6 +8,15 @@ monolingual STS per language, cross-lingual STS (sentence 1 from the pivot,
 sentence 2 from another language) and parallel sentences.  Any folder of such
 files works, with any language codes (letters, digits and ``_``).
 
+The **held-out panel** (split ``heldout``): a fixed fifth of the rows of the
+*train* files (:func:`heldout_rows`, the same rows in every language), never
+used as parallel sentences.  :func:`~domain_tune.datasets.parallel.stsb_parallel`
+leaves out those rows and every other pair that shares a sentence with them, and
+``train --parallel`` drops such pairs from any parallel file
+(:func:`heldout_sentences`), so the panel measures general quality on sentences
+that no alignment objective saw.  The dev split comes from the same sources as the
+train sentences; the held-out panel is what a user's own sentences look like.
+
 Where the data comes from, in order: ``--multilingual-dir``,
 ``$DOMAIN_TUNE_MULTILINGUAL_DIR``, or a cached download of the data set's
 public CSVs (PhilipMay/stsb-multi-mt on GitHub, May 2021; the STS benchmark's
@@ -22,6 +31,8 @@ import re
 import tempfile
 import urllib.request
 
+import numpy as np
+
 from domain_tune.datasets.files import check_text_file, utf8_error
 from domain_tune.datasets.sts import SPLITS, STSSplit, check_scores, parse_score
 from domain_tune.errors import BadInputError
@@ -35,8 +46,33 @@ LANGUAGE_CODE = re.compile(r"^[A-Za-z0-9_]+$")
 FILE_NAME = re.compile(r"^stsb-([A-Za-z0-9_]+)-(train|dev|test)\.csv$")
 
 
+# the panel carved from the train files: rows never used as parallel sentences
+HELDOUT = "heldout"
+HELDOUT_FRACTION = 0.2
+HELDOUT_SEED = 39
+PANEL_SPLITS = (*SPLITS, HELDOUT)
+
+
 def file_name(language, split="dev"):
-    return f"stsb-{language}-{split}.csv"
+    return f"stsb-{language}-{'train' if split == HELDOUT else split}.csv"
+
+
+def heldout_rows(n_rows, fraction=HELDOUT_FRACTION, seed=HELDOUT_SEED):
+    """The rows of a train split that form the held-out panel (sorted).
+
+    ``round(fraction * n_rows)`` rows (at least one when there are two or more),
+    drawn by a fixed seed from the row count alone: the same rows in every
+    language and for every caller.
+    """
+    if n_rows < 2:
+        return np.array([], dtype=np.int64)
+    size = min(n_rows - 1, max(1, int(round(fraction * n_rows))))
+    return np.sort(np.random.default_rng([seed, n_rows]).permutation(n_rows)[:size])
+
+
+def sentence_key(text):
+    """Sentences compared for the held-out panel: white space collapsed, case-folded."""
+    return " ".join(str(text).split()).casefold()
 
 
 def read_stsb_file(path):
@@ -92,6 +128,7 @@ def _is_number(text):
 
 def find_languages(folder, split="dev"):
     """Language codes of the ``stsb-LANG-SPLIT.csv`` files in ``folder`` (sorted, pivot first)."""
+    split = "train" if split == HELDOUT else split
     codes = set()
     for name in os.listdir(folder):
         m = FILE_NAME.match(name)
@@ -232,8 +269,8 @@ def load_multilingual(data_dir=None, split="dev", languages=None, limit=None, pi
     different lengths and rows whose scores differ from the pivot's (files
     that are not row-aligned).  ``limit`` keeps the first N rows.
     """
-    if split not in SPLITS:
-        raise BadInputError(f"unknown STS split {split!r}; use {', '.join(SPLITS)}")
+    if split not in PANEL_SPLITS:
+        raise BadInputError(f"unknown STS split {split!r}; use {', '.join(PANEL_SPLITS)}")
     languages = given = parse_languages(languages)
     if not LANGUAGE_CODE.match(pivot):
         raise BadInputError(f"pivot language {pivot!r}: use letters, digits or _")
@@ -271,9 +308,41 @@ def load_multilingual(data_dir=None, split="dev", languages=None, limit=None, pi
                 f"{file_name(pivot, split)} has {ref.scores[bad]:g}: the files are not row-aligned "
                 "translations"
             )
+    if split == HELDOUT:
+        rows = heldout_rows(len(ref))
+        data = {lang: _take(d, rows) for lang, d in data.items()}
     if limit:
         data = {lang: d.head(limit) for lang, d in data.items()}
     return MultilingualSplit(split, pivot, languages, data, folder)
+
+
+def _take(data, rows):
+    return STSSplit([data.sentences1[i] for i in rows], [data.sentences2[i] for i in rows],
+                    [data.scores[i] for i in rows], data.path)
+
+
+def heldout_sentences(data_dir=None, fetch=False):
+    """Every sentence of the held-out panel, in every language of the folder, as
+    :func:`sentence_key` keys; ``None`` when no stsb-multi-mt train data is found.
+
+    The folder is ``data_dir``, ``$DOMAIN_TUNE_MULTILINGUAL_DIR`` or the cache;
+    nothing is downloaded unless ``fetch``.
+    """
+    folder = locate(data_dir)
+    if folder is None:
+        cached = cache_dir()
+        if os.path.isfile(os.path.join(cached, file_name(PIVOT, HELDOUT))):
+            folder = cached
+        elif fetch:
+            folder = resolve_multilingual_dir(None, None, "train")
+        else:
+            return None
+    found = find_languages(folder, "train")
+    if PIVOT not in found or len(found) < 2:
+        return None
+    data = load_multilingual(folder, HELDOUT, [lang for lang in found if lang != PIVOT])
+    return frozenset(sentence_key(t) for d in data.data.values()
+                     for t in d.sentences1 + d.sentences2)
 
 
 def load_language(language, data_dir=None, split="dev", limit=None):
@@ -284,8 +353,8 @@ def load_language(language, data_dir=None, split="dev", limit=None):
         raise BadInputError(f"language {language!r}: give one language (de) or a pair (en-de)")
     first, second = parts[0], parts[-1]
     if first == second:
-        if split not in SPLITS:
-            raise BadInputError(f"unknown STS split {split!r}; use {', '.join(SPLITS)}")
+        if split not in PANEL_SPLITS:
+            raise BadInputError(f"unknown STS split {split!r}; use {', '.join(PANEL_SPLITS)}")
         folder = resolve_multilingual_dir(data_dir, [first], split, pivot=first)
         path = os.path.join(folder, file_name(first, split))
         if not os.path.isfile(path):
@@ -293,6 +362,8 @@ def load_language(language, data_dir=None, split="dev", limit=None):
             raise BadInputError(f"no {file_name(first, split)} in {folder} (languages there for "
                                 f"{split}: {there})")
         data = read_stsb_file(path)
+        if split == HELDOUT:
+            data = _take(data, heldout_rows(len(data)))
         return data.head(limit) if limit else data
     both = load_multilingual(data_dir, split, [second], limit, pivot=first)
     a, b = both.data[first], both.data[second]

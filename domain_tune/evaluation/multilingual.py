@@ -313,3 +313,61 @@ def panel_markdown(before, after=None):
     lines.append(f"| mean (without {pivot}) | {cells(lambda p: p['mean']['mono'])} | "
                  f"{cells(lambda p: p['mean']['cross'])} | {cells(lambda p: p['mean']['translation'])} |")
     return "\n".join(lines)
+
+
+# --- the held-out panel: how far each language moved, and the option that keeps them --------
+
+# the measured multilingual recipe (results/multilingual.md), printed to a user who tuned without it
+KEEP_LANGUAGES = ("--parallel PARALLEL.csv --align-loss contrastive --align-weight 5 "
+                  "--parallel-batch-size 32")
+PARALLEL_HINT = ("domain-tune parallel-sentences DIR --out PARALLEL.csv (the stsb-multi-mt train "
+                 "rows outside the held-out panel)")
+# a change smaller than this is noise on a panel of about a thousand pairs
+MOVE_TOLERANCE = 0.005
+
+
+def language_moves(before, after):
+    """Per language the change of mono Pearson and of cross-lingual Pearson (pivot-language):
+    ``{lang: {"mono": d, "cross": d}}`` (the pivot has mono only)."""
+    pivot = before["pivot"]
+    moves = {pivot: {"mono": after["mono"][pivot]["pearson"] - before["mono"][pivot]["pearson"]}}
+    for lang in before["languages"]:
+        if lang not in after["mono"]:
+            continue
+        pair = f"{pivot}-{lang}"
+        moves[lang] = {"mono": after["mono"][lang]["pearson"] - before["mono"][lang]["pearson"],
+                       "cross": after["cross"][pair]["pearson"] - before["cross"][pair]["pearson"]}
+    return moves
+
+
+def heldout_lines(before, after, aligned):
+    """Printed lines on the held-out panel: each language's change, and for a run without
+    alignment (``aligned`` false) whose languages moved, the option that keeps them."""
+    moves = language_moves(before, after)
+    pivot = before["pivot"]
+    parts = []
+    for lang, m in moves.items():
+        text = f"{lang} {m['mono']:+.4f}"
+        if "cross" in m:
+            text += f" (cross {pivot}-{lang} {m['cross']:+.4f})"
+        parts.append(text)
+    lines = [f"Languages on the held-out panel ({before['n']} pairs of stsb-multi-mt train never "
+             "used as parallel sentences), change of Pearson: " + ", ".join(parts)]
+    worst = min(min(m.values()) for m in moves.values())
+    if not aligned and worst < -MOVE_TOLERANCE:
+        lines.append(f"  the languages lost up to {-worst:.4f}; to keep them, train with "
+                     f"{KEEP_LANGUAGES} ({PARALLEL_HINT})")
+    return lines
+
+
+def heldout_markdown(before, after, aligned):
+    """The model card's account of the held-out panel: the per-language table and, for a run
+    without alignment whose languages moved, the option that keeps them."""
+    text = panel_markdown(before, after)
+    moves = language_moves(before, after)
+    worst = min(min(m.values()) for m in moves.values())
+    if not aligned and worst < -MOVE_TOLERANCE:
+        text += (f"\n\nTrained without alignment preservation: the languages lost up to "
+                 f"{-worst:.4f} Pearson on sentences no training saw. To keep them, train with "
+                 f"`{KEEP_LANGUAGES}` (`{PARALLEL_HINT.split(' (')[0]}`).")
+    return text

@@ -362,4 +362,5 @@ def test_real_distillation_keeps_languages_aligned(tmp_path):
         # distillation keeps (or improves) the alignment of translations the plain run erodes
         assert results["base"][lang + "_cos"] > results["plain"][lang + "_cos"]
         assert results["base"][lang + "_cos"] >= before[lang + "_cos"] - 0.005
-        assert results["base"][lang] >= results["plain"][lang] - 0.005
+        # (retrieval accuracy over 200 sentences moves in steps of 0.005: allow two)
+        assert results["base"][lang] >= results["plain"][lang] - 0.01
