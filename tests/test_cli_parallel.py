@@ -124,8 +124,15 @@ def test_parallel_sentences_command(tmp_path):
     assert 7_500 < info["sources"] < 8_500 and info["languages"]["de"] > 7_500
     en = pd.read_csv(folder / "stsb-en-train.csv", header=None, keep_default_na=False)
     de = pd.read_csv(folder / "stsb-de-train.csv", header=None, keep_default_na=False)
-    row = frame[(frame.language == "de") & (frame.source == en[0][7])]
-    assert de[0][7] in set(row.translation)
+    from domain_tune.datasets.stsb_multi import heldout_rows
+
+    held = set(heldout_rows(len(en)))
+    kept = [i for i in range(len(en)) if i not in held and en[0][i] in set(frame.source)]
+    assert kept and not any(i in held for i in kept[:50])
+    i = kept[0]  # a source the file keeps is paired with its own row's translation
+    row = frame[(frame.language == "de") & (frame.source == en[0][i])]
+    assert de[0][i] in set(row.translation)
+    assert not set(en[0][sorted(held)]) & set(frame.source)  # no held-out sentence is parallel data
     again = run("parallel-sentences", folder, "--out", out, "--languages", "de")
     assert again.exit_code == 2 and "already exists" in error_line(again)
     bad = run("parallel-sentences", folder, "--out", tmp_path / "x.csv", "--languages", "xx")

@@ -51,6 +51,7 @@ HELDOUT = "heldout"
 HELDOUT_FRACTION = 0.2
 HELDOUT_SEED = 39
 PANEL_SPLITS = (*SPLITS, HELDOUT)
+MIN_HELDOUT_ROWS = 10
 
 
 def file_name(language, split="dev"):
@@ -62,9 +63,10 @@ def heldout_rows(n_rows, fraction=HELDOUT_FRACTION, seed=HELDOUT_SEED):
 
     ``round(fraction * n_rows)`` rows (at least one when there are two or more),
     drawn by a fixed seed from the row count alone: the same rows in every
-    language and for every caller.
+    language and for every caller.  A file of fewer than :data:`MIN_HELDOUT_ROWS`
+    rows has no held-out panel (none is carved from it).
     """
-    if n_rows < 2:
+    if n_rows < MIN_HELDOUT_ROWS:
         return np.array([], dtype=np.int64)
     size = min(n_rows - 1, max(1, int(round(fraction * n_rows))))
     return np.sort(np.random.default_rng([seed, n_rows]).permutation(n_rows)[:size])

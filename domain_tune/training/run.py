@@ -279,7 +279,7 @@ def _panel_data(job, echo):
 def _panel(model, data):
     if data is None:
         return None
-    return {split: evaluate_panel(model, d) for split, d in data.items() if d is not None}
+    return {split: evaluate_panel(model, d) for split, d in data.items() if d is not None and len(d)}
 
 
 def _train_in(job, out, strategy, train_pairs, val_pairs, sts_data, echo, panel_data=None,
