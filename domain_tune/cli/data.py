@@ -1,5 +1,6 @@
 """Commands that build data: pairs esco / taxonomy, mine-negatives, parallel-sentences."""
 
+import inspect
 
 import click
 
@@ -31,25 +32,34 @@ _ESCO_COLUMNS = {
 }
 
 
+# the pair recipe's defaults, where they are written: the keywords of api.make_pairs
+_PAIRS = {name: p.default for name, p in inspect.signature(api.make_pairs).parameters.items()}
+
+
 def _pairs_options(f):
-    """Options shared by `pairs esco` and `pairs taxonomy` (the recipe and the output)."""
+    """Options shared by `pairs esco` and `pairs taxonomy` (the recipe and the output); their
+    defaults are those of :func:`domain_tune.api.make_pairs`."""
     options = [
         click.option("--out", "-o", required=True, type=click.Path(), help="Directory to create."),
-        click.option("--holdout", type=float, default=0.2, show_default=True,
+        click.option("--holdout", type=float, default=_PAIRS["holdout"], show_default=True,
                      help="Fraction of concepts held out (by id) for evaluation, 0 to 1."),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=int, default=_PAIRS["seed"], show_default=True,
                      help="Seed of the hold-out split and of the sampled pairs."),
-        click.option("--negatives", type=int, default=1, show_default=True,
+        click.option("--negatives", type=int, default=_PAIRS["negatives"], show_default=True,
                      help="Unrelated pairs per positive pair."),
-        click.option("--synonym-pairs", "synonyms", type=int, default=0, show_default=True,
+        click.option("--synonym-pairs", "synonyms", type=int, default=_PAIRS["synonym_pairs"],
+                     show_default=True,
                      help="Positive pairs of two alternative labels of one concept, per concept."),
-        click.option("--related", type=int, default=3, show_default=True,
+        click.option("--related", type=int, default=_PAIRS["related"], show_default=True,
                      help="Related pairs (same group) drawn per concept."),
-        click.option("--positive-cosine", type=float, default=1.0, show_default=True,
+        click.option("--positive-cosine", type=float, default=_PAIRS["positive_cosine"],
+                     show_default=True,
                      help="Cosine target of a preferred label and its alternative label."),
-        click.option("--related-cosine", type=float, default=0.7, show_default=True,
+        click.option("--related-cosine", type=float, default=_PAIRS["related_cosine"],
+                     show_default=True,
                      help="Cosine target of two concepts of one group."),
-        click.option("--unrelated-cosine", type=float, default=0.0, show_default=True,
+        click.option("--unrelated-cosine", type=float, default=_PAIRS["unrelated_cosine"],
+                     show_default=True,
                      help="Cosine target of concepts of different groups."),
         click.option("--descriptions", is_flag=True,
                      help="Also pair each preferred label with its own description (positive) "
@@ -65,12 +75,13 @@ def _pairs_options(f):
         click.option("--hard-negatives", is_flag=True,
                      help="Mine a hard negative for each positive pair with --mining-model (a "
                      "'negative' column, read by the in-batch losses)."),
-        click.option("--mining-model", default="use-m3", show_default=True, metavar="MODEL",
+        click.option("--mining-model", default=_PAIRS["mining_model"],
+                     show_default=True, metavar="MODEL",
                      help="Model that ranks the candidates for --hard-negatives."),
-        click.option("--mining-depth", type=int, default=10, show_default=True,
+        click.option("--mining-depth", type=int, default=_PAIRS["mining_depth"], show_default=True,
                      help="Draw each hard negative from this many best-ranked candidates."),
         click.option("--hard-negatives-per-pair", "per_pair", type=click.IntRange(min=1),
-                     default=1, show_default=True,
+                     default=_PAIRS["hard_negatives_per_pair"], show_default=True,
                      help="Hard negatives mined per positive pair (columns negative, "
                      "negative_2, ...)."),
         overwrite_option,

@@ -281,23 +281,13 @@ FIELDS = (
     Field("quiet", False, "bool", short="-q", help="No per-epoch progress."),
 )
 BY_NAME = {f.name: f for f in FIELDS}
-BY_TARGET = {f.target: f for f in FIELDS if f.target}
 # other spellings the API takes, from the flags' aliases (``lr`` for ``learning_rate``)
 ALIASES = {a.lstrip("-").replace("-", "_"): f.name for f in FIELDS for a in f.aliases}
-
-
-def field(name):
-    return BY_NAME[name]
 
 
 def default(name):
     """The default of the option ``name``: the one place it is written."""
     return BY_NAME[name].default
-
-
-def defaults(group):
-    """``{job field: default}`` of one part of the job (``fit``, ``embeddings``, ``align``, ``job``)."""
-    return {f.key: f.default for f in FIELDS if f.target and f.target.split(".")[0] == group}
 
 
 def flag(name):
