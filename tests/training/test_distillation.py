@@ -317,7 +317,7 @@ def test_bad_align_options():
 @pytest.mark.real
 @pytest.mark.shared_data
 def test_real_distillation_keeps_languages_aligned(tmp_path):
-    """A few steps of the ESCO sample with and without a base teacher on 300 de/ja sentences."""
+    """A few steps of the ESCO sample with and without a base teacher on 400 de/ja sentences."""
     import pathlib
 
     from domain_tune.datasets.pairs import read_pairs
@@ -329,7 +329,7 @@ def test_real_distillation_keeps_languages_aligned(tmp_path):
 
     folder = shared_path("stsb-multi-mt")
     frame = stsb_parallel(str(folder), "de,ja")
-    frame = frame.groupby("language").head(150)  # 300 parallel sentences
+    frame = frame.groupby("language").head(200)  # 400 parallel sentences
     sentences = read_parallel(write_parallel(frame, tmp_path / "parallel.csv"))
     pairs = read_pairs(pathlib.Path(__file__).resolve().parents[2] / "data" / "esco_pairs_sample.csv")
     dev = load_multilingual(str(folder), "dev", "de,ja", limit=200)
@@ -362,5 +362,4 @@ def test_real_distillation_keeps_languages_aligned(tmp_path):
         # distillation keeps (or improves) the alignment of translations the plain run erodes
         assert results["base"][lang + "_cos"] > results["plain"][lang + "_cos"]
         assert results["base"][lang + "_cos"] >= before[lang + "_cos"] - 0.005
-        # (retrieval accuracy over 200 sentences moves in steps of 0.005: allow two)
-        assert results["base"][lang] >= results["plain"][lang] - 0.01
+        assert results["base"][lang] >= results["plain"][lang] - 0.005
