@@ -339,6 +339,7 @@ def record():
         key = f.target if f.target.startswith("align.") else f.key
         out[key] = {"default": value, "flag": f.cli_flag, "option": f.name}
     out["sts"] = {"default": not default("no_sts"), "flag": "--no-sts", "option": "no_sts"}
+    out["align"] = {"default": None, "flag": "--align", "option": "parallel"}  # no alignment
     return out
 
 

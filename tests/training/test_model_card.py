@@ -50,6 +50,7 @@ def test_options_table_and_the_command_that_reproduces_the_run():
     card = render(m)
     assert "| `--epochs` | 5 |" in card and "| `--batch-size` | 8 (default) |" in card
     assert "| `--loss` | in-batch |" in card and "other options | their defaults" in card
+    assert "`--align`" not in card  # trained without alignment: nothing to show
     assert ("domain-tune train ../shared/data/seed-sample/training_data.csv --out runs/article "
             "--score-range 0 5 --epochs 5 --learning-rate 0.0001 --loss in-batch "
             "--sts-dir ../shared/data/stsbenchmark") in card
