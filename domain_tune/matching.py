@@ -2,16 +2,17 @@
 
 The end use of a tuned model: map job titles (or any texts) to the concepts
 of a taxonomy.  The search is exact: every query is scored against every
-corpus entry, in blocks of at most :data:`MAX_CELLS` similarities, so memory
-is the corpus embeddings (float32, 2 KB an entry) plus one block, however many
-queries stream through.  The ``top_k`` of a block are found with
-``argpartition`` (linear in the corpus) and then sorted; ties go to the
-earlier corpus entry.
+corpus entry, blocks of 512 queries against tiles of 32,768 entries with a
+running top-k (:mod:`domain_tune.similarity`), so memory is the corpus
+embeddings (float32, 2 KB an entry) plus one tile of scores, however many
+queries stream through and however large the corpus.  Ties go to the earlier
+corpus entry.  For approximate search and compact codes see
+:mod:`domain_tune.indexing`.
 
 Scoring is a hook: a *scorer* is built once from the corpus (its texts and
 unit-length embeddings), then called on each block of queries (their texts
-and unit-length embeddings) and returns the block's scores against the whole
-corpus, higher is better.  :class:`CosineScorer` is the default; another scorer (a
+and unit-length embeddings) and returns the block's scores against the
+corpus (or a tile of it), higher is better.  :class:`CosineScorer` is the default; another scorer (a
 lexical + dense fusion, say) ranks with its own score, and the rows still
 report cosine and angular similarity of the pair (and the scorer's ``score``).
 """
@@ -25,6 +26,15 @@ from typing import Iterable, Iterator, List, Optional, Protocol, Sequence
 import numpy as np
 
 from domain_tune.errors import BadInputError, DomainTuneWarning, caller_stacklevel
+from domain_tune.similarity import (
+    CORPUS_TILE,
+    QUERY_BLOCK,
+    Columns,
+    RowProducts,
+    angular,
+    exact_top_k,
+    normalize_in_place,
+)
 
 MAX_CELLS = 1 << 24  # query x corpus scores held at once (64 MB of float32)
 QUERY_CHUNK = 8192  # queries read and embedded at once
@@ -32,7 +42,6 @@ COLUMNS = ("query", "rank", "corpus_id", "corpus_text", "cosine", "angular")
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 # label + 0.5 x description: within what validation chose on ESCO (0.5-0.7, results/quality.md)
 DEFAULT_DESCRIPTION_WEIGHT = 0.5
-CLIP = 0.99999  # as the angular similarity of training and evaluation
 
 
 class MatchWarning(DomainTuneWarning):
@@ -42,7 +51,13 @@ class MatchWarning(DomainTuneWarning):
 class Scorer(Protocol):
     """Scores of a block of queries against the whole corpus (the ranking hook).
 
-    ``name`` labels the score column when it is not plain cosine.
+    ``name`` labels the score column when it is not plain cosine.  A scorer
+    may also offer ``block(queries, query_embeddings)`` returning a function of
+    corpus rows (a slice or an index array) to their scores, with ``rows`` (the
+    matrix it multiplies) and ``keys`` (``None``, or one more value per entry that
+    must be equal for two entries to score equal): the search then scores one
+    corpus tile at a time, and equal entries once.  Without it the search asks
+    for whole rows of scores, in blocks of at most ``max_cells``.
     """
 
     name: str
@@ -51,43 +66,20 @@ class Scorer(Protocol):
         """A ``(len(queries), corpus size)`` float32 array; higher ranks first."""
 
 
-class RowProducts:
-    """``q @ rows.T`` for many query blocks ``q``, equal rows getting bit-equal products.
-
-    A BLAS may round the products of two equal rows differently (by their place in
-    the matrix, or by the number of query rows: OpenBLAS on an AVX2-only host does),
-    which breaks their tie by a last bit and makes the order of equal corpus entries
-    depend on how the queries were blocked.  Each distinct row is multiplied once and
-    its column copied to every place the row occurs; rows without repeats are
-    multiplied as they are.
-    """
-
-    def __init__(self, rows):
-        first = {}
-        where = np.fromiter((first.setdefault(r.tobytes(), i) for i, r in enumerate(rows)),
-                            np.int64, len(rows))
-        if len(first) == len(rows):
-            self.distinct, self.columns = rows, None
-        else:
-            kept = np.unique(where)  # the first place of each distinct row, in order
-            self.distinct, self.columns = rows[kept], np.searchsorted(kept, where)
-
-    def __call__(self, q):
-        products = q @ self.distinct.T
-        return products if self.columns is None else products[:, self.columns]
-
-
 class CosineScorer:
     """Cosine similarity of unit-length embeddings (the default)."""
 
     name = "cosine"
+    keys = None
 
     def __init__(self, corpus_embeddings: np.ndarray):
-        self.corpus = corpus_embeddings
-        self._products = RowProducts(corpus_embeddings)  # equal entries score bit-equal
+        self.rows = corpus_embeddings
+
+    def block(self, queries, query_embeddings):
+        return lambda columns: query_embeddings @ self.rows[columns].T
 
     def __call__(self, queries, query_embeddings):
-        return self._products(query_embeddings)
+        return RowProducts(self.rows)(query_embeddings)  # equal entries score bit-equal
 
 
 def is_cosine(scorer):
@@ -95,46 +87,32 @@ def is_cosine(scorer):
     return scorer is None or getattr(scorer, "name", None) == "cosine"
 
 
-def normalize_in_place(x: np.ndarray) -> np.ndarray:
-    """Scale the rows of a float32 array to unit length without a copy (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.maximum(norms, 1e-12, out=norms)
-    x /= norms
-    return x
-
-
-def angular(cos):
-    return 1.0 - np.arccos(np.clip(cos, -CLIP, CLIP)) / np.pi
-
-
-def top_k(scores: np.ndarray, k: int):
-    """Indices and values of the ``k`` best scores of each row, best first.
-
-    Exact: ties are settled in favour of the lower index, so the result does
-    not depend on how the rows were blocked.
-    """
-    n = scores.shape[1]
-    k = min(k, n)
-    if k == n:
-        idx = np.broadcast_to(np.arange(n), scores.shape).copy()
-    else:
-        idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(scores, idx, axis=1).min(axis=1)
-        ties = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k)
-        for r in ties:  # more candidates than places: keep the lowest indices among equals
-            cand = np.flatnonzero(scores[r] >= kth[r])
-            idx[r] = cand[np.lexsort((cand, -scores[r, cand]))[:k]]
-    vals = np.take_along_axis(scores, idx, axis=1)
-    order = np.lexsort((idx, -vals), axis=-1)
-    idx = np.take_along_axis(idx, order, axis=1)
-    return idx, np.take_along_axis(vals, order, axis=1)
-
-
 class Block:
     """The matches of a block of queries: ``index``/``score``/``cosine`` are ``(n, k)``."""
 
     def __init__(self, queries, index, score, cosine):
         self.queries, self.index, self.score, self.cosine = queries, index, score, cosine
+
+
+def _owner(cls, name):
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+
+def _tiled(scorer):
+    """True when ``scorer.block`` scores as its ``__call__`` does: defined by the same
+    class or a subclass (a subclass that overrides only ``__call__`` is asked for whole rows)."""
+    block, call = _owner(type(scorer), "block"), _owner(type(scorer), "__call__")
+    return block is not None and (call is None or issubclass(block, call))
+
+
+def _whole_rows(scorer):
+    """The block function of a scorer without ``block``: its whole rows of scores, sliced."""
+
+    def block(queries, q):
+        scores = np.asarray(scorer(queries, q), dtype=np.float32)
+        return lambda columns: scores[:, columns]
+
+    return block
 
 
 def search(query_chunks: Iterable[Sequence[str]], encode_fn, corpus_embeddings: np.ndarray,
@@ -145,13 +123,24 @@ def search(query_chunks: Iterable[Sequence[str]], encode_fn, corpus_embeddings: 
     ``encode_fn(texts)`` embeds a chunk of queries; ``corpus_embeddings`` must
     be unit-length float32 rows; ``exclude`` marks corpus rows never to
     return (blank texts).  Blank queries come back with no matches (``k``
-    columns of index -1).
+    columns of index -1).  Blocks of at most :data:`~domain_tune.similarity.QUERY_BLOCK`
+    queries are scored against corpus tiles, at most ``max_cells`` similarities at once
+    (:func:`~domain_tune.similarity.exact_top_k`).
     """
     c = corpus_embeddings
     scorer = scorer or CosineScorer(c)
-    allowed = len(c) - (int(exclude.sum()) if exclude is not None else 0)
-    k = min(k, allowed)
-    rows = max(1, max_cells // max(1, len(c)))
+    tiled = _tiled(scorer)
+    columns = Columns(scorer.rows if tiled else c, exclude,
+                      getattr(scorer, "keys", None) if tiled else None)
+    k = min(k, columns.allowed)
+    n = max(1, len(c))
+    if tiled:
+        tile = max(1, min(CORPUS_TILE, n, max_cells))
+        rows = max(1, min(QUERY_BLOCK, max_cells // tile))
+        block_fn = scorer.block
+    else:  # whole rows of scores: as many queries as max_cells allows
+        tile, rows = n, max(1, max_cells // n)
+        block_fn = _whole_rows(scorer)
     for chunk in query_chunks:
         chunk = [str(t) for t in chunk]
         keep = np.array([bool(t.strip()) for t in chunk], dtype=bool)
@@ -165,15 +154,11 @@ def search(query_chunks: Iterable[Sequence[str]], encode_fn, corpus_embeddings: 
             score = np.full((len(texts), k), np.nan, dtype=np.float32)
             cosine = np.full((len(texts), k), np.nan, dtype=np.float32)
             if ok.any() and k > 0:
-                live = [t for t, o in zip(texts, ok) if o]
-                scores = np.asarray(scorer(live, q[ok]), dtype=np.float32)
-                if exclude is not None:
-                    scores[:, exclude] = -np.inf
-                idx, vals = top_k(scores, k)
-                del scores
+                live, q_live = [t for t, o in zip(texts, ok) if o], q[ok]
+                idx, vals = exact_top_k(block_fn(live, q_live), columns, len(live), k, tile)
                 index[ok], score[ok] = idx, vals
                 cosine[ok] = vals if is_cosine(scorer) else np.einsum(
-                    "ij,ikj->ik", q[ok], c[idx])
+                    "ij,ikj->ik", q_live, c[idx])
             yield Block(texts, index, score, cosine)
 
 

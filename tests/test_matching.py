@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from domain_tune.errors import BadInputError
-from domain_tune.matching import CosineScorer, RowProducts, normalize_in_place, search, top_k
+from domain_tune.matching import CosineScorer, search
+from domain_tune.similarity import RowProducts, normalize_in_place, top_k
 from tests.cli_helpers import error_line, run
 
 # Hand-made embeddings: compass directions in the plane, so every cosine is known.
@@ -155,17 +156,25 @@ def test_equal_corpus_entries_score_bit_equal_whatever_the_block():
 def test_scorer_hook_ranks_and_rows_keep_cosine():
     corpus = normalize_in_place(np.array([[1, 0], [0, 1], [1, 1]], np.float32))
 
-    class Reverse(CosineScorer):  # ranks the least similar first
+    class Reverse:  # ranks the least similar first; whole rows of scores (no block method)
         name = "reverse"
 
         def __call__(self, queries, q):
-            return -super().__call__(queries, q)
+            return -CosineScorer(corpus)(queries, q)
 
-    blocks = list(search([["q"]], lambda t: np.array([[1.0, 0.0]], np.float32), corpus, 3,
-                         Reverse(corpus)))
-    assert blocks[0].index.tolist() == [[1, 2, 0]]
-    np.testing.assert_allclose(blocks[0].cosine, [[0.0, 0.707107, 1.0]], atol=1e-6)
-    np.testing.assert_allclose(blocks[0].score, [[-0.0, -0.707107, -1.0]], atol=1e-6)
+    class TiledReverse(CosineScorer):  # the same, one corpus tile at a time
+        name = "reverse"
+
+        def block(self, queries, q):
+            tile = super().block(queries, q)
+            return lambda columns: -tile(columns)
+
+    for scorer in (Reverse(), TiledReverse(corpus)):
+        blocks = list(search([["q"]], lambda t: np.array([[1.0, 0.0]], np.float32), corpus, 3,
+                             scorer, max_cells=2))
+        assert blocks[0].index.tolist() == [[1, 2, 0]]
+        np.testing.assert_allclose(blocks[0].cosine, [[0.0, 0.707107, 1.0]], atol=1e-6)
+        np.testing.assert_allclose(blocks[0].score, [[-0.0, -0.707107, -1.0]], atol=1e-6)
 
 
 def test_corpus_embeddings_cache_is_reused_and_refused_for_another_model(

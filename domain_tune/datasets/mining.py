@@ -27,7 +27,7 @@ import numpy as np
 from domain_tune.datasets.pairs import negative_column_name
 from domain_tune.datasets.taxonomy import label_key
 from domain_tune.errors import BadInputError
-from domain_tune.evaluation.retrieval import normalize_rows
+from domain_tune.similarity import normalize_rows
 
 DEFAULT_DEPTH = 10
 POSITIVE = 0.99

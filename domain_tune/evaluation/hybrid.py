@@ -26,8 +26,7 @@ import itertools
 
 import numpy as np
 
-from domain_tune.evaluation.retrieval import normalize_rows
-from domain_tune.matching import RowProducts
+from domain_tune.similarity import RowProducts, normalize_rows
 
 DEFAULT_NGRAMS = (2, 4)
 LEXICAL_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)
@@ -221,10 +220,26 @@ class HybridScorer:
         self.entries = entry_embeddings(corpus_embeddings, description_embeddings,
                                         weights.description, has_description)
         self.lexical = LexicalScorer(self.corpus_texts) if weights.lexical else None
-        self._products = RowProducts(self.entries)  # equal entries score bit-equal
+        self.rows = self.entries  # the search scores equal (entry, text) pairs once
+        self.keys = self.corpus_texts if self.lexical is not None else None
+
+    def block(self, queries, query_embeddings):
+        """A function of corpus rows (a slice or index array) to the fused scores of
+        ``queries`` against them."""
+        q = normalize_rows(query_embeddings)
+        if self.lexical is None:
+            return lambda rows: q @ self.entries[rows].T
+        lexical = self.lexical.vectorizer.transform(list(queries))
+        weight = np.float32(self.weights.lexical)
+
+        def tile(rows):
+            lex = np.asarray((lexical @ self.lexical.corpus[rows].T).todense(), dtype=np.float32)
+            return q @ self.entries[rows].T + weight * lex
+
+        return tile
 
     def __call__(self, queries, query_embeddings):
-        dense = self._products(normalize_rows(query_embeddings))
+        dense = RowProducts(self.entries)(normalize_rows(query_embeddings))
         return fuse_scores(dense, list(queries), self.corpus_texts, self.weights.lexical,
                            self.lexical)
 

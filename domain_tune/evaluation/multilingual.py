@@ -22,8 +22,9 @@ import numpy as np
 
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
 from domain_tune.errors import BadInputError
-from domain_tune.evaluation.retrieval import MAX_CELLS, normalize_rows
+from domain_tune.evaluation.retrieval import MAX_CELLS
 from domain_tune.evaluation.sts import correlations, pair_similarity
+from domain_tune.similarity import normalize_rows
 
 
 def _nearest(queries, candidates, chunk=1024):

@@ -18,16 +18,11 @@ import numpy as np
 
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
 from domain_tune.errors import BadInputError
+from domain_tune.similarity import normalize_rows
 
 KS = (1, 5, 10)
 CHUNK = 1024  # queries scored at once (fewer for a large corpus)
 MAX_CELLS = 1 << 24  # query x corpus similarities held at once (64 MB of float32)
-
-
-def normalize_rows(x):
-    """Rows scaled to unit length (float32); zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
 def group_queries(queries, query_ids):

@@ -4,20 +4,16 @@ import numpy as np
 
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
 from domain_tune.errors import BadInputError
+from domain_tune.similarity import CLIP, angular  # noqa: F401 - re-exported
 
 SIMILARITIES = ("cosine", "angular")
-CLIP = 0.99999
 
 
 def cosine(a, b):
+    """Row-wise cosine, in the inputs' precision."""
     a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
     b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
     return np.einsum("ij,ij->i", a, b)
-
-
-def angular(cos):
-    """``1 - arccos(clip(cos, -0.99999, 0.99999)) / pi``: 1 for identical, 0.5 for orthogonal."""
-    return 1.0 - np.arccos(np.clip(cos, -CLIP, CLIP)) / np.pi
 
 
 def pair_similarity(a, b, similarity="cosine"):
