@@ -24,15 +24,15 @@ import types
 from domain_tune import _env  # noqa: F401  (quieten TensorFlow before it loads)
 from domain_tune import _keras_hook
 from domain_tune.api import (
-    TrainResult, encode, evaluate_retrieval, evaluate_sts, export, interpolate, load_model, match,
-    plot_similarity, read_metrics, train, train_options,
+    TrainResult, encode, evaluate_retrieval, evaluate_sts, export, index, interpolate, load_model,
+    match, match_file, plot_similarity, read_metrics, train, train_options,
 )
 from domain_tune.errors import BadInputError, DomainTuneWarning
 
 __version__ = "0.1.0"
 __all__ = [
     "load_model", "encode", "train", "train_options", "TrainResult", "evaluate_sts",
-    "evaluate_retrieval", "match", "plot_similarity", "export", "interpolate", "read_metrics",
+    "evaluate_retrieval", "match", "match_file", "index", "plot_similarity", "export", "interpolate", "read_metrics",
     "BadInputError", "DomainTuneWarning", "__version__",
 ]
 

@@ -22,7 +22,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from domain_tune.errors import BadInputError, caller_stacklevel
+from domain_tune.errors import BadInputError, OptionError, caller_stacklevel
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -650,23 +650,39 @@ def embed_file(model: PathLike, input: PathLike, out: PathLike, *, column: Optio
 
 
 @_checked
-def match_file(model: PathLike, queries: PathLike, corpus: PathLike, out: PathLike, *,
+def match_file(model: PathLike, queries: PathLike, corpus: Optional[PathLike], out: PathLike, *,
                top_k: int = 5, min_score: Optional[float] = None,
                query_column: Optional[str] = None, corpus_column: Optional[str] = None,
                id_column: Optional[str] = None, corpus_embeddings: Optional[PathLike] = None,
                lexical_weight: float = 0.0, description_column: Optional[str] = None,
-               description_weight: float = 0.5, batch_size: int = 256, overwrite: bool = False,
-               progress: bool = False) -> dict:
-    """For each query of the file ``queries``, its ``top_k`` entries of the file ``corpus``,
-    written to ``out`` (``.csv`` or ``.jsonl``; ``domain-tune match``).
+               description_weight: float = 0.5, index: Optional[PathLike] = None,
+               batch_size: int = 256, overwrite: bool = False, progress: bool = False) -> dict:
+    """For each query of the file ``queries``, its ``top_k`` entries of the file ``corpus``
+    (or of the built ``index``, :func:`index`), written to ``out`` (``.csv`` or ``.jsonl``;
+    ``domain-tune match``).
 
     :func:`match` on files: queries stream through in chunks, ``corpus_embeddings``
     (``.npy``) is reused when it matches the model and the texts and written when
-    absent.  Returns ``{"out", "queries", "corpus", "rows", ...}``.
+    absent.  An ``index`` built with another model is refused.  Returns ``{"out",
+    "queries", "corpus", "rows", ...}``.
     """
-    from domain_tune.matching import lexical_scorer, match_files
+    from domain_tune.matching import lexical_scorer, match_files, match_index_file
 
     model = os.fspath(model)
+    if (corpus is None) == (index is None):
+        raise OptionError("give {0} or {1} to match against (one of them)", "corpus", "index")
+    if index is not None:
+        given = [name for name, value in (
+            ("corpus_column", corpus_column), ("id_column", id_column),
+            ("corpus_embeddings", corpus_embeddings), ("lexical_weight", lexical_weight),
+            ("description_column", description_column)) if value]
+        if given:
+            raise OptionError("{0} applies to a corpus file, not to an index (the index holds "
+                              "its embeddings and ids)", given[0])
+        return match_index_file(os.fspath(queries), os.fspath(index), os.fspath(out),
+                                loader=lambda: load_model(model), model_spec=model, top_k=top_k,
+                                query_column=query_column, min_score=min_score,
+                                batch_size=batch_size, progress=progress, overwrite=overwrite)
     return match_files(None, os.fspath(queries), os.fspath(corpus), os.fspath(out), top_k=top_k,
                        query_column=query_column, corpus_column=corpus_column,
                        id_column=id_column, min_score=min_score,
@@ -675,6 +691,38 @@ def match_file(model: PathLike, queries: PathLike, corpus: PathLike, out: PathLi
                        scorer=lexical_scorer(lexical_weight), loader=lambda: load_model(model),
                        description_column=description_column or None,
                        description_weight=description_weight)
+
+
+@_checked
+def index(corpus: PathLike, out: PathLike, *, model: PathLike = DEFAULT_MODEL,
+          column: Optional[str] = None, id_column: Optional[str] = None, kind: str = "flat",
+          precision: str = "float32", target_recall: float = 0.95,
+          recall_queries: Optional[PathLike] = None, recall_column: Optional[str] = None,
+          corpus_embeddings: Optional[PathLike] = None, add: bool = False,
+          batch_size: int = 256, overwrite: bool = False, progress: bool = False,
+          seed: int = 0) -> dict:
+    """Embed the corpus file ``corpus`` (read as :func:`match_file` reads it) into a
+    persistent index directory ``out`` (``domain-tune index``), searched by
+    ``match_file(..., index=out)`` and ``domain-tune serve --index``.
+
+    ``kind``: ``"flat"`` (exact, numpy; the default), ``"ivf"``, ``"ivf-pq"``,
+    ``"ivf-sq8"``, ``"hnsw"`` or a faiss ``index_factory`` string (the ``[index]``
+    extra), whose search parameter is chosen to reach ``target_recall``
+    recall@10 against exact search on ``recall_queries`` (a file of texts) or a
+    sample of the corpus.  ``precision`` (kind flat): ``float32``, ``float16``,
+    ``int8`` or ``binary`` codes, rescored with the float32 embeddings.
+    ``add`` appends the corpus to the existing index ``out`` (same model).
+    Returns the index record (kind, count, bytes per entry, search parameter, recall).
+    """
+    from domain_tune.indexing import index_file
+
+    model = os.fspath(model)
+    return index_file(os.fspath(corpus), os.fspath(out), loader=lambda: load_model(model),
+                      model_spec=model, column=column, id_column=id_column, kind=kind,
+                      precision=precision, target_recall=target_recall,
+                      recall_queries=_optional_path(recall_queries), recall_column=recall_column,
+                      corpus_embeddings=_optional_path(corpus_embeddings), add_to=add,
+                      batch_size=batch_size, overwrite=overwrite, progress=progress, seed=seed)
 
 
 @_checked(own=("columns",))

@@ -25,7 +25,8 @@ from typing import Iterable, Iterator, List, Optional, Protocol, Sequence
 
 import numpy as np
 
-from domain_tune.errors import BadInputError, DomainTuneWarning, caller_stacklevel
+from domain_tune.corpus import MatchWarning, blank_mask, read_corpus, read_descriptions, text_column
+from domain_tune.errors import BadInputError, caller_stacklevel
 from domain_tune.similarity import (
     CORPUS_TILE,
     QUERY_BLOCK,
@@ -42,10 +43,6 @@ COLUMNS = ("query", "rank", "corpus_id", "corpus_text", "cosine", "angular")
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 # label + 0.5 x description: within what validation chose on ESCO (0.5-0.7, results/quality.md)
 DEFAULT_DESCRIPTION_WEIGHT = 0.5
-
-
-class MatchWarning(DomainTuneWarning):
-    """Input matched, but not all of it as given (blank texts)."""
 
 
 class Scorer(Protocol):
@@ -188,17 +185,6 @@ def _warn_blank_queries(n):
                       MatchWarning, stacklevel=caller_stacklevel())
 
 
-def _blank_mask(corpus_texts):
-    blank = np.array([not str(t).strip() for t in corpus_texts], dtype=bool)
-    if blank.all():
-        raise BadInputError("the corpus holds no non-blank texts")
-    if blank.any():
-        n = int(blank.sum())
-        warnings.warn(f"{n} blank corpus text{'' if n == 1 else 's'} left out of the matches",
-                      MatchWarning, stacklevel=3)
-    return blank if blank.any() else None
-
-
 def _check_k(top_k, min_score, cosine=True):
     """``cosine``: matches are ranked by cosine similarity (no other scorer)."""
     if int(top_k) < 1:
@@ -295,7 +281,7 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
     ids = list(range(1, len(corpus) + 1)) if corpus_ids is None else _ids(corpus_ids)
     if len(ids) != len(corpus):
         raise BadInputError(f"corpus_ids has {len(ids)} entries for {len(corpus)} corpus texts")
-    exclude = _blank_mask(corpus)
+    exclude = blank_mask(corpus)
     _warn_blank_queries(sum(1 for q in queries if not q.strip()))
     c = corpus_matrix(model, corpus, corpus_embeddings, batch_size, progress)
     if descriptions is not None:
@@ -320,76 +306,6 @@ def output_format(path):
         raise BadInputError(f"--out {path}: unknown output format {ext or '(no extension)'}; "
                             "use .csv or .jsonl")
     return OUTPUT_FORMATS[ext]
-
-
-def _text_column(path, column, option, what):
-    """The column of ``path`` to read (None for a plain text file); checks it exists."""
-    from domain_tune.datasets.files import check_text_file, read_csv
-    from domain_tune.datasets.texts import is_csv, only_column
-
-    check_text_file(path, what)
-    if not is_csv(path, column):
-        return None
-    header = [str(h) for h in read_csv(path, what, nrows=0).columns]
-    if column is None:
-        if only_column(header) is None:
-            raise BadInputError(f"{what} {path} has {len(header)} columns; choose one with {option}")
-        return only_column(header)
-    if column not in header:
-        raise BadInputError(f"{what} {path} has no column {column!r} (columns: {', '.join(header)})")
-    return column
-
-
-def read_corpus(path, column=None, id_column=None):
-    """Texts and ids of a corpus: a text file (ids: line numbers) or a CSV column.
-
-    In a CSV the ids come from ``id_column``, else the row number (the header
-    is row 1).
-    """
-    from domain_tune.datasets.files import read_csv
-    from domain_tune.datasets.texts import text_chunks
-
-    path = os.fspath(path)
-    if id_column is not None and column is None and not path.lower().endswith((".csv", ".tsv")):
-        raise BadInputError(f"--id-column {id_column}: corpus {path} is not a CSV")
-    column = _text_column(path, column, "--corpus-column", "corpus")
-    texts = [t for chunk in text_chunks(path, column, what="corpus") for t in chunk]
-    if not texts:
-        raise BadInputError(f"corpus {path} holds no texts")
-    if column is None:
-        return texts, list(range(1, len(texts) + 1))
-    if id_column is None:
-        return texts, list(range(2, len(texts) + 2))
-    frame = read_csv(path, "corpus", usecols=lambda c: c.strip() == id_column)
-    if id_column not in frame.columns:
-        header = ", ".join(map(str, read_csv(path, "corpus", nrows=0).columns))
-        raise BadInputError(f"corpus {path} has no column {id_column!r} (columns: {header})")
-    ids = frame[id_column].str.strip().tolist()
-    empty = [i for i, value in enumerate(ids) if not value]
-    if empty:  # a match without an id could not be told apart from another
-        raise BadInputError(f"corpus {path}: row {empty[0] + 2} has an empty {id_column}"
-                            + (f" ({len(empty):,} rows do)" if len(empty) > 1 else ""))
-    if len(ids) != len(texts):  # pragma: no cover - both read the same rows
-        raise RuntimeError(f"corpus {path}: {len(ids)} ids for {len(texts)} texts")
-    return texts, ids
-
-
-def read_descriptions(path, column, n):
-    """The ``column`` of corpus CSV ``path`` (one cell per corpus text, ``""`` where empty),
-    checked to hold ``n`` rows like the corpus texts read by :func:`read_corpus`."""
-    from domain_tune.datasets.files import read_csv
-
-    path = os.fspath(path)
-    if not path.lower().endswith((".csv", ".tsv")):
-        raise BadInputError(f"--description-column {column}: corpus {path} is not a CSV")
-    frame = read_csv(path, "corpus", usecols=lambda c: c.strip() == column)
-    if column not in frame.columns:
-        header = ", ".join(map(str, read_csv(path, "corpus", nrows=0).columns))
-        raise BadInputError(f"corpus {path} has no column {column!r} (columns: {header})")
-    descriptions = frame[column].tolist()
-    if len(descriptions) != n:  # pragma: no cover - both read the same rows
-        raise RuntimeError(f"corpus {path}: {len(descriptions)} descriptions for {n} texts")
-    return descriptions
 
 
 def with_descriptions(model, corpus_embeddings, descriptions, weight, batch_size=256,
@@ -458,19 +374,18 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
     from domain_tune.datasets.texts import count_texts, text_chunks
     from domain_tune.embedding import encode
     from domain_tune.outputs import check_out
-    from domain_tune.progress import progress_bar
 
     started = time.perf_counter()
     fmt = output_format(out)
     check_out(out, overwrite, inputs=(queries_path, corpus_path))
     _check_k(top_k, min_score, cosine=scorer is None)
     queries_path, corpus_path = os.fspath(queries_path), os.fspath(corpus_path)
-    q_column = _text_column(queries_path, query_column, "--query-column", "queries")
+    q_column = text_column(queries_path, query_column, "--query-column", "queries")
     n_queries = count_texts(queries_path, q_column, what="queries")
     texts, ids = read_corpus(corpus_path, corpus_column, id_column)
     descriptions = (None if description_column is None
                     else read_descriptions(corpus_path, description_column, len(texts)))
-    exclude = _blank_mask(texts)
+    exclude = blank_mask(texts)
     if corpus_embeddings is not None:
         corpus_embeddings = os.fspath(corpus_embeddings)
         if not os.path.exists(corpus_embeddings):
@@ -495,6 +410,23 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
         c = with_descriptions(model, c, descriptions, description_weight, batch_size, progress)
     made = scorer(texts, c) if scorer is not None else None
     columns = list(COLUMNS) + ([] if is_cosine(made) else ["score"])
+    chunks = text_chunks(queries_path, q_column, chunk=QUERY_CHUNK, what="queries")
+    blocks = search(chunks, lambda t: encode(model, t, batch_size=batch_size), c, top_k, made,
+                    exclude, max_cells)
+    written = _write_matches(out, fmt, columns, blocks, texts, ids, min_score, n_queries,
+                             not is_cosine(made), progress)
+    return {"out": os.fspath(out), "format": fmt, "queries": n_queries, **written,
+            "corpus": len(texts), "top_k": int(top_k), "min_score": min_score,
+            "corpus_embeddings": ({"path": os.fspath(corpus_embeddings), "reused": reused}
+                                  if corpus_embeddings is not None else None),
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _write_matches(out, fmt, columns, blocks, texts, ids, min_score, n_queries, extra_score,
+                   progress):
+    """Write the rows of ``blocks`` to ``out`` (complete or not at all); counts."""
+    from domain_tune.progress import progress_bar
+
     out = os.fspath(out)
     tmp = f"{out}.tmp-{os.getpid()}"
     written = blank = matched = 0
@@ -502,11 +434,9 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
         with open(tmp, "w", encoding="utf-8", newline="") as f, \
                 progress_bar(n_queries, "Matching", enabled=progress) as bar:
             writer = (_CsvWriter if fmt == "csv" else _JsonlWriter)(f, columns)
-            chunks = text_chunks(queries_path, q_column, chunk=QUERY_CHUNK, what="queries")
-            for block in search(chunks, lambda t: encode(model, t, batch_size=batch_size), c,
-                                top_k, made, exclude, max_cells):
+            for block in blocks:
                 blank += sum(1 for q in block.queries if not q.strip())
-                for row in _rows(block, texts, ids, min_score, not is_cosine(made)):
+                for row in _rows(block, texts, ids, min_score, extra_score):
                     writer.write(row)
                     written += 1
                     matched += row["rank"] == 1
@@ -516,9 +446,56 @@ def match_files(model, queries_path, corpus_path, out, top_k=5, query_column=Non
         if os.path.exists(tmp):
             os.remove(tmp)
     _warn_blank_queries(blank)
-    return {"out": out, "format": fmt, "queries": n_queries, "blank_queries": blank,
-            "matched_queries": int(matched), "corpus": len(texts), "top_k": int(top_k),
-            "min_score": min_score, "rows": written,
-            "corpus_embeddings": ({"path": os.fspath(corpus_embeddings), "reused": reused}
-                                  if corpus_embeddings is not None else None),
+    return {"blank_queries": blank, "matched_queries": int(matched), "rows": written}
+
+
+def index_search(query_chunks, encode_fn, index, k):
+    """:func:`search` against a :class:`~domain_tune.indexing.Index`: blocks of matches."""
+    k = min(int(k), len(index))
+    for chunk in query_chunks:
+        chunk = [str(t) for t in chunk]
+        keep = np.array([bool(t.strip()) for t in chunk], dtype=bool)
+        idx = np.full((len(chunk), k), -1, dtype=np.int64)
+        cos = np.full((len(chunk), k), np.nan, dtype=np.float32)
+        if keep.any():
+            q = normalize_in_place(np.asarray(encode_fn([t for t, ok in zip(chunk, keep) if ok]),
+                                              dtype=np.float32))
+            for s in range(0, len(q), QUERY_CHUNK):
+                found, scores = index.search(q[s : s + QUERY_CHUNK], k)
+                rows = np.flatnonzero(keep)[s : s + QUERY_CHUNK]
+                idx[rows], cos[rows] = found, scores
+        yield Block(chunk, idx, cos, cos)
+
+
+def match_index_file(queries_path, index_path, out, *, loader, model_spec, top_k=5,
+                     query_column=None, min_score=None, batch_size=256, progress=True,
+                     overwrite=False):
+    """``match QUERIES --index INDEX_DIR``: :func:`match_files` against a built index
+    (``domain-tune index``), whose model fingerprint must be the model's."""
+    import time
+
+    from domain_tune.datasets.texts import count_texts, text_chunks
+    from domain_tune.embedding import encode
+    from domain_tune.indexing import Index
+    from domain_tune.outputs import check_out
+
+    started = time.perf_counter()
+    fmt = output_format(out)
+    check_out(out, overwrite, inputs=(queries_path,))
+    _check_k(top_k, min_score)
+    queries_path = os.fspath(queries_path)
+    q_column = text_column(queries_path, query_column, "--query-column", "queries")
+    n_queries = count_texts(queries_path, q_column, what="queries")
+    index = Index.load(index_path)
+    model = loader()
+    index.check_model(model, model_spec)
+    chunks = text_chunks(queries_path, q_column, chunk=QUERY_CHUNK, what="queries")
+    blocks = index_search(chunks, lambda t: encode(model, t, batch_size=batch_size), index, top_k)
+    written = _write_matches(out, fmt, list(COLUMNS), blocks, index.texts, index.ids, min_score,
+                             n_queries, False, progress)
+    return {"out": os.fspath(out), "format": fmt, "queries": n_queries, **written,
+            "corpus": len(index), "top_k": int(top_k), "min_score": min_score,
+            "index": {"path": os.fspath(index_path), "kind": index.kind,
+                      "precision": index.record["precision"],
+                      "search": index.record.get("search")},
             "seconds": round(time.perf_counter() - started, 3)}

@@ -1,14 +1,18 @@
-"""Commands that put a model to use: embed, match, export, interpolate, plot-similarity."""
+"""Commands that put a model to use: embed, match, index, export, interpolate, plot-similarity."""
 
+import inspect
 import time
 
 import click
 
 from domain_tune import api
+from domain_tune.quantization import PRECISIONS
 from domain_tune.cli.main import (
     batch_size_option, _count, DEFAULT_MODEL, json_option, main, model_option,
     needs_tensorflow, overwrite_option, _print_json, _read_texts_file, _warn_unused,
 )
+
+_INDEX = {name: p.default for name, p in inspect.signature(api.index).parameters.items()}
 
 
 @main.command("embed")
@@ -46,8 +50,10 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
 
 @main.command("match")
 @click.argument("queries", type=click.Path())
-@click.option("--corpus", "-c", "corpus", required=True, type=click.Path(),
+@click.option("--corpus", "-c", "corpus", type=click.Path(),
               help="Texts to match against: a text file (one per line) or a CSV.")
+@click.option("--index", "index_dir", type=click.Path(), metavar="INDEX_DIR",
+              help="Match against an index built by `domain-tune index` (in place of --corpus).")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output .csv or .jsonl.")
 @model_option
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
@@ -75,20 +81,23 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
 @overwrite_option
 @json_option
 @needs_tensorflow
-def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpus_column,
+def match_cmd(queries, corpus, index_dir, out, model, top_k, min_score, query_column, corpus_column,
               id_column, corpus_embeddings, lexical_weight, description_column,
               description_weight, batch_size, overwrite, as_json):
     """For each query, the --top-k most similar corpus entries, with scores.
 
     One row per match: query, rank (1 = best), corpus_id, corpus_text, cosine
     and angular similarity; CSV or JSONL by the extension of --out.  The
-    search is exact and runs in memory-bounded blocks (the corpus embeddings
-    plus 64 MB), so millions of queries stream through.
+    search against --corpus is exact and runs in memory-bounded blocks (the
+    corpus embeddings plus 64 MB), so millions of queries stream through;
+    --index searches an index built by `domain-tune index` (exact, quantised
+    or approximate).
 
     \b
-    Example:
-      domain-tune match titles.txt --corpus ../shared/data/esco/occupations_en.csv \\
+    Examples:
+      domain-tune match titles.txt --corpus occupations.csv \\
           --corpus-column preferredLabel --id-column conceptUri --out matches.csv
+      domain-tune match titles.txt --index occupations.index --out matches.csv
     """
     if not description_column:
         _warn_unused(["description_weight"], "needs --description-column; ignored")
@@ -96,13 +105,13 @@ def match_cmd(queries, corpus, out, model, top_k, min_score, query_column, corpu
                           query_column=query_column, corpus_column=corpus_column,
                           id_column=id_column, corpus_embeddings=corpus_embeddings,
                           lexical_weight=lexical_weight, description_column=description_column,
-                          description_weight=description_weight, batch_size=batch_size,
-                          overwrite=overwrite, progress=not as_json)
+                          description_weight=description_weight, index=index_dir,
+                          batch_size=batch_size, overwrite=overwrite, progress=not as_json)
     info["model"] = model
     if as_json:
         _print_json(info)
     else:
-        reused = " (corpus embeddings reused)" if (info["corpus_embeddings"] or {}).get("reused") else ""
+        reused = " (corpus embeddings reused)" if (info.get("corpus_embeddings") or {}).get("reused") else ""
         queries_n = f"{info['queries']:,} quer{'y' if info['queries'] == 1 else 'ies'}"
         corpus_n = f"{info['corpus']:,} corpus entr{'y' if info['corpus'] == 1 else 'ies'}"
         click.echo(f"Wrote {_count(info['rows'], 'match', 'matches')} for {queries_n} against {corpus_n} "
@@ -206,3 +215,75 @@ def plot_similarity_cmd(model, compare, texts_file, metric, out, overwrite, as_j
                                     for name, m in zip(drawn["models"], drawn["matrices"])]})
     else:
         click.echo(f"Wrote {out}")
+
+
+@main.command("index")
+@click.argument("corpus", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(), metavar="INDEX_DIR",
+              help="The index directory to write (or, with --add, to extend).")
+@click.option("--column", "-c", metavar="COLUMN",
+              help="Text column of CORPUS when it is a CSV [default: its only column].")
+@click.option("--id-column", metavar="COLUMN",
+              help="Id column of the CORPUS CSV [default: the row number; line number for a text "
+              "file; with --add, numbers after the index's last].")
+@model_option
+@click.option("--kind", default=_INDEX["kind"], show_default=True,
+              help="flat (exact), ivf, ivf-pq, ivf-sq8, hnsw (approximate, faiss: the [index] "
+              "extra), or a faiss index_factory string such as 'IVF1024,PQ64'.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_INDEX["precision"],
+              show_default=True, help="Codes of a flat index (scanned, then rescored in float32).")
+@click.option("--target-recall", type=click.FloatRange(0, 1, min_open=True),
+              default=_INDEX["target_recall"], show_default=True,
+              help="Recall@10 against exact search that the search parameter (nprobe, efSearch, "
+              "rescoring depth) must reach.")
+@click.option("--recall-queries", type=click.Path(), metavar="FILE",
+              help="Queries (text file or CSV) to measure recall on [default: a sample of the "
+              "corpus itself].")
+@click.option("--recall-column", metavar="COLUMN", help="Column of --recall-queries (a CSV).")
+@click.option("--corpus-embeddings", type=click.Path(), metavar="FILE.npy",
+              help="Reuse the corpus embeddings written by `embed` (checked), or write them.")
+@click.option("--add", is_flag=True, help="Append CORPUS to the existing index --out.")
+@click.option("--seed", type=int, default=_INDEX["seed"], show_default=True,
+              help="Seed of the training sample and the recall sample.")
+@batch_size_option()
+@overwrite_option
+@json_option
+@needs_tensorflow
+def index_cmd(corpus, out, column, id_column, model, kind, precision, target_recall,
+              recall_queries, recall_column, corpus_embeddings, add, seed, batch_size, overwrite,
+              as_json):
+    """Embed CORPUS into a persistent index for `match --index` and `serve --index`.
+
+    The index directory holds the embeddings (or compact codes), the ids and
+    texts, and the model's fingerprint: an index is searched only with the
+    model that built it.  Approximate kinds choose their search parameter to
+    reach --target-recall, and record the recall measured.
+
+    \b
+    Examples:
+      domain-tune index occupations.csv --column preferredLabel --id-column conceptUri \\
+          --out occupations.index
+      domain-tune index catalogue.txt --kind ivf-pq --out catalogue.index
+      domain-tune index more.txt --out catalogue.index --add
+    """
+    info = api.index(corpus, out, model=model, column=column, id_column=id_column, kind=kind,
+                     precision=precision, target_recall=target_recall,
+                     recall_queries=recall_queries, recall_column=recall_column,
+                     corpus_embeddings=corpus_embeddings, add=add, batch_size=batch_size,
+                     overwrite=overwrite, progress=not as_json, seed=seed)
+    if as_json:
+        _print_json(info)
+        return
+    recall = info.get("recall") or {}
+    search = info.get("search") or {}
+    tuned = (f", {search['parameter']} {search['value']}" if search.get("parameter") else "")
+    measured = next((v for k, v in recall.items() if k.startswith("recall_at_")), None)
+    shown = f", recall@{recall.get('k')} {measured:.3f}" if measured is not None else ""
+    verb = f"Added {_count(info['added'], 'entry', 'entries')} to" if add else "Wrote"
+    click.echo(f"{verb} {info['out']}: {_count(info['count'], 'entry', 'entries')}, kind "
+               f"{info['kind']}, {info['precision']}{tuned}{shown}, "
+               f"{info['bytes_per_entry']:,} bytes an entry.")
+    if recall and not recall.get("reached", True):
+        click.echo(f"Warning: recall {measured:.3f} is under --target-recall {recall['target']}; "
+                   "try another --kind", err=True)
+
