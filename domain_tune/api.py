@@ -725,6 +725,92 @@ def index(corpus: PathLike, out: PathLike, *, model: PathLike = DEFAULT_MODEL,
                       batch_size=batch_size, overwrite=overwrite, progress=progress, seed=seed)
 
 
+@_checked
+def service(model: PathLike = DEFAULT_MODEL, *, corpus: Optional[PathLike] = None,
+            column: Optional[str] = None, id_column: Optional[str] = None,
+            index: Optional[PathLike] = None, max_batch: int = 256, max_texts: int = 1024,
+            max_body_bytes: int = 4 * 1024 * 1024, batch_size: int = 256,
+            progress: bool = False):
+    """The ASGI app of ``domain-tune serve`` (Starlette; the ``[serve]`` extra): ``GET
+    /health``, ``POST /embed`` and, with a ``corpus`` file or a built ``index``, ``POST
+    /match``.  Mount it in another ASGI app, or run it with :func:`serve`."""
+    from domain_tune import serving
+
+    serving._modules()
+    model = os.fspath(model)
+    if corpus is not None and index is not None:
+        raise OptionError("give {0} or {1} to match against, not both", "corpus", "index")
+    for name, value in (("column", column), ("id_column", id_column)):
+        if value is not None and corpus is None:
+            raise OptionError("{0} applies to {1}", name, "corpus")
+    for name, value in (("max_batch", max_batch), ("max_texts", max_texts),
+                        ("max_body_bytes", max_body_bytes)):
+        if value < 1:
+            raise OptionError("{0} must be at least 1", name)
+    loaded = None
+    if index is not None:
+        from domain_tune.indexing import Index
+
+        loaded = Index.load(os.fspath(index))
+    elif corpus is not None:
+        from domain_tune.indexing import _read_entries
+
+        texts, ids = _read_entries(os.fspath(corpus), column, id_column)
+    encoder = load_model(model)
+    if index is not None:
+        loaded.check_model(encoder, model)
+    elif corpus is not None:
+        loaded = serving.corpus_index(encoder, texts, ids, batch_size, progress)
+    return serving.create_app(encoder, model, loaded, max_body_bytes=max_body_bytes,
+                              max_texts=max_texts, max_batch=max_batch)
+
+
+@_checked
+def serve(model: PathLike = DEFAULT_MODEL, *, corpus: Optional[PathLike] = None,
+          column: Optional[str] = None, id_column: Optional[str] = None,
+          index: Optional[PathLike] = None, host: str = "127.0.0.1", port: int = 8080,
+          max_batch: int = 256, max_texts: int = 1024, max_body_bytes: int = 4 * 1024 * 1024,
+          batch_size: int = 256, progress: bool = False) -> None:
+    """Serve :func:`service` over HTTP on ``host:port`` until SIGTERM or SIGINT
+    (``domain-tune serve``)."""
+    import socket
+
+    from domain_tune import serving
+
+    serving._modules()
+    if not 0 <= port <= 65535:
+        raise OptionError("{0} must be from 0 to 65535", "port")
+    try:  # a port in use is refused before the model loads
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as e:
+        raise BadInputError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    app = service(model, corpus=corpus, column=column, id_column=id_column, index=index,
+                  max_batch=max_batch, max_texts=max_texts, max_body_bytes=max_body_bytes,
+                  batch_size=batch_size, progress=progress)
+    serving.run(app, host, port)
+
+
+@_checked
+def beam_embed(input_glob: str, out: str, *, model: PathLike = DEFAULT_MODEL,
+               column: Optional[str] = None, id_column: Optional[str] = None,
+               output_format: str = "npz", shards: int = 1,
+               min_batch_size: Optional[int] = None, max_batch_size: int = 256,
+               large_model: bool = False, pipeline_args: Sequence[str] = ()) -> dict:
+    """Embed every text of the files matching ``input_glob`` on Apache Beam (``domain-tune
+    beam embed``; the ``[beam]`` extra) into ``out``-prefixed ``.npz`` or ``.tfrecord``
+    shards with their ids.  ``pipeline_args`` are Beam's options (the runner and its
+    settings; the DirectRunner by default).  Returns ``{"files", "outputs", "texts", ...}``.
+    """
+    from domain_tune.beam import embed_pipeline
+
+    return embed_pipeline(input_glob, out, os.fspath(model), column=column,
+                          id_column=id_column, output_format=output_format, shards=shards,
+                          min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+                          large_model=large_model, pipeline_args=list(pipeline_args))
+
+
 @_checked(own=("columns",))
 def make_pairs(taxonomy: PathLike, out: PathLike, *, columns: Optional[dict] = None,
                separator: str = "\\n", language: str = "en",

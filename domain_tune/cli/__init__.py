@@ -8,6 +8,6 @@ this package is imported.
 """
 
 from domain_tune.cli.main import _count, main  # noqa: F401
-from domain_tune.cli import data, evaluate, train, use  # noqa: F401,E402  (register the commands)
+from domain_tune.cli import data, deploy, evaluate, train, use  # noqa: F401,E402  (register the commands)
 
 __all__ = ["main"]
