@@ -625,27 +625,34 @@ def read_metrics(run: PathLike) -> dict:
 
 @_checked
 def embed_file(model: PathLike, input: PathLike, out: PathLike, *, column: Optional[str] = None,
-               batch_size: int = 256, overwrite: bool = False, progress: bool = False) -> dict:
+               precision: str = "float32", batch_size: int = 256, overwrite: bool = False,
+               progress: bool = False) -> dict:
     """Embed every text of ``input`` (one per line, or the CSV ``column``) into ``out``
     (``domain-tune embed``).
 
     The format follows the extension of ``out``: ``.npy`` (float32 rows, with
     ``OUT.npy.json`` beside it naming the model, for ``match(corpus_embeddings=)``),
-    ``.csv`` or ``.jsonl``.  Large inputs stream in chunks.  Returns ``{"out",
-    "texts", "dim", ...}``.
+    ``.csv`` or ``.jsonl``.  ``precision`` (``.npy``): ``float32``, ``float16``,
+    ``int8`` (calibrated scalar quantisation) or ``binary`` codes.  Large inputs
+    stream in chunks.  Returns ``{"out", "texts", "dim", ...}``.
     """
     from domain_tune.datasets.texts import count_texts, is_csv, text_chunks
     from domain_tune.embedding import embed_to_file, output_format
     from domain_tune.outputs import check_out
 
+    from domain_tune.quantization import check_precision
+
     model, input, out = os.fspath(model), os.fspath(input), os.fspath(out)
+    check_precision(precision)
+    if precision != "float32" and output_format(out) != "npy":
+        raise OptionError("{0} " + precision + " needs a .npy output", "precision")
     output_format(out)
     check_out(out, overwrite, inputs=[input])
     n = count_texts(input, column)
     encoder = load_model(model)
     numbering = ("row", 2) if is_csv(input, column) else ("line", 1)
     return embed_to_file(encoder, text_chunks(input, column), n, out, batch_size=batch_size,
-                         numbering=numbering, progress=progress,
+                         numbering=numbering, progress=progress, precision=precision,
                          record={"model": model, "source": input, "column": column})
 
 

@@ -214,7 +214,7 @@ def output_format(path):
 
 
 def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZE, progress=True,
-                  numbering=("line", 1), record=None):
+                  numbering=("line", 1), record=None, precision="float32"):
     """Embed an iterable of text chunks into ``out_path`` (.npy, .csv or .jsonl).
 
     Memory stays bounded by one chunk.  The file appears only when complete:
@@ -225,12 +225,19 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
     "column": ...}``), a ``.npy`` gets its record beside it (``OUT.npy.json``:
     the model's fingerprint and a hash of the texts; see
     :mod:`domain_tune.embedding_cache`), so that ``match --corpus-embeddings``
-    can reuse it safely.
+    can reuse it safely.  ``precision`` (``.npy`` only): ``float16``, ``int8``
+    (calibrated per dimension on every row; the calibration goes in the record) or
+    ``binary`` (signs packed 8 to a byte) codes of the rows instead of float32
+    (:mod:`domain_tune.quantization`).
     """
     from domain_tune import embedding_cache
+    from domain_tune.quantization import check_precision, quantize_npy
 
     unit, first = numbering
     fmt = output_format(out_path)
+    check_precision(precision)
+    if precision != "float32" and fmt != "npy":
+        raise BadInputError(f"precision {precision} needs a .npy output (got {out_path})")
     tmp = f"{out_path}.tmp-{os.getpid()}"
     dim = None
     row = 0
@@ -254,10 +261,12 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
             sink.close()
         if row != n_texts:  # pragma: no cover - the counting pass and the read disagree
             raise RuntimeError(f"read {row} texts, expected {n_texts}")
+        calibration = quantize_npy(tmp, precision) if fmt == "npy" else None
         if fmt == "npy" and record is not None:
             meta = embedding_cache.metadata(model, record.get("model"), row, dim,
                                             hashed.hexdigest(), record.get("source"),
                                             record.get("column"))
+            meta.update({"precision": precision, "calibration": calibration})
             embedding_cache.write_sidecar(embedding_cache.sidecar_path(out_path), meta)
         os.replace(tmp, out_path)
     except BaseException:
@@ -269,7 +278,8 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
         what = f"1 blank text ({unit}" if len(blank) == 1 else f"{len(blank)} blank texts ({unit}s"
         warnings.warn(f"{what} {shown}) embedded as the empty string, one row each, so that rows "
                       "stay aligned with the input", EmbedWarning, stacklevel=2)
-    return {"texts": row, "dim": dim, "out": out_path, "format": fmt, "blank": len(blank)}
+    return {"texts": row, "dim": dim, "out": out_path, "format": fmt, "blank": len(blank),
+            "precision": precision}
 
 
 class EmbedWarning(DomainTuneWarning):

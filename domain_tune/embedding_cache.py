@@ -118,6 +118,12 @@ def load_cache(npy_path, model, model_spec, texts, option="--corpus-embeddings")
     if os.path.isdir(npy_path):
         raise BadInputError(f"{option} {npy_path} is a directory; name a .npy file")
     meta = read_sidecar(npy_path, option)
+    if meta.get("precision", "float32") != "float32":
+        raise BadInputError(
+            f"{option} {npy_path} holds {meta['precision']} codes; matching reads float32 "
+            "embeddings (embed without --precision), or build an index with domain-tune index "
+            f"--precision {meta['precision']}"
+        )
     if not same_model(meta, model):
         raise BadInputError(
             f"{option} {npy_path} was made by another model ({meta.get('model')}), not by "

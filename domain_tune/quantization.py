@@ -98,3 +98,38 @@ class CodeScorer:
         if self.precision == "binary":
             return lambda rows: q @ dequantize(self.rows[rows], "binary", self.dim).T
         return lambda rows: q @ self.rows[rows].astype(np.float32).T
+
+
+def quantize_npy(path: str, precision: str, chunk: int = 65536) -> Optional[dict]:
+    """Rewrite the float32 ``.npy`` at ``path`` as ``precision`` codes, in chunks of rows
+    (int8 calibrated on every row); returns the calibration (int8) or ``None``."""
+    import os
+
+    check_precision(precision)
+    if precision == "float32":
+        return None
+    source = np.load(path, mmap_mode="r")
+    calibration = None
+    if precision == "int8":
+        low = np.full(source.shape[1], np.inf, np.float32)
+        high = np.full(source.shape[1], -np.inf, np.float32)
+        for s in range(0, len(source), chunk):
+            part = np.asarray(source[s : s + chunk])
+            np.minimum(low, part.min(axis=0), out=low)
+            np.maximum(high, part.max(axis=0), out=high)
+        calibration = {"low": low.tolist(), "high": high.tolist()}
+    width = bytes_per_entry(precision, source.shape[1]) // np.dtype(STORED[precision]).itemsize
+    tmp = f"{path}.codes-{os.getpid()}.npy"
+    try:
+        codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=STORED[precision],
+                                          shape=(len(source), width))
+        for s in range(0, len(source), chunk):
+            codes[s : s + chunk] = quantize(np.asarray(source[s : s + chunk]), precision,
+                                            calibration)[0]
+        codes.flush()
+        del codes, source
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return calibration

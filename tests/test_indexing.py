@@ -212,3 +212,35 @@ def test_index_kind_without_faiss_names_the_extra(tmp_path, tiny_model_dir, monk
     assert result.exit_code == 2
     assert '.[index]' in error_line(result)
     assert not (tmp_path / "ix").exists()
+
+
+@pytest.mark.parametrize("precision,dtype,width", [("float16", np.float16, 8), ("int8", np.int8, 8),
+                                                   ("binary", np.uint8, 1)])
+def test_embed_writes_quantised_codes_with_their_record(tmp_path, tiny_model_dir, precision,
+                                                        dtype, width):
+    from domain_tune import api
+    from domain_tune.quantization import dequantize
+
+    texts = _write(tmp_path / "t.txt", corpus_lines(40))
+    result = run("embed", texts, "--out", tmp_path / "e.npy", "--precision", precision,
+                 "--model", tiny_model_dir)
+    assert result.exit_code == 0, result.output
+    codes = np.load(tmp_path / "e.npy")
+    assert codes.dtype == dtype and codes.shape == (40, width)
+    meta = json.loads((tmp_path / "e.npy.json").read_text())
+    assert meta["precision"] == precision
+    rows = api.encode(str(tiny_model_dir), corpus_lines(40))
+    back = dequantize(codes, precision, 8, meta["calibration"])
+    if precision == "binary":
+        np.testing.assert_array_equal(back, np.where(rows > 0, 1.0, -1.0))
+    else:
+        step = (np.array(meta["calibration"]["high"]) - meta["calibration"]["low"]) / 255 \
+            if precision == "int8" else 1e-3
+        assert np.all(np.abs(back - rows) <= np.maximum(step, 1e-3) * 0.51 + 1e-6)
+    queries = _write(tmp_path / "q.txt", ["nurse"])
+    result = run("match", queries, "--corpus", texts, "--corpus-embeddings", tmp_path / "e.npy",
+                 "--out", tmp_path / "m.csv", "--model", tiny_model_dir)
+    assert result.exit_code == 2 and f"holds {precision} codes" in error_line(result)
+    result = run("embed", texts, "--out", tmp_path / "e.csv", "--precision", precision,
+                 "--model", tiny_model_dir)
+    assert result.exit_code == 2 and "needs a .npy output" in error_line(result)

@@ -20,11 +20,13 @@ _INDEX = {name: p.default for name, p in inspect.signature(api.index).parameters
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output .npy, .csv or .jsonl.")
 @click.option("--column", "-c", help="Column to embed when INPUT is a CSV.")
 @model_option
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="Rows of a .npy as float16, int8 (calibrated per dimension) or binary codes.")
 @batch_size_option()
 @overwrite_option
 @json_option
 @needs_tensorflow
-def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
+def embed_cmd(input_path, out, column, model, precision, batch_size, overwrite, as_json):
     """Embed every text of INPUT (one per line, or a CSV column).
 
     The format of --out follows its extension: .npy (float32 matrix, one row
@@ -38,8 +40,8 @@ def embed_cmd(input_path, out, column, model, batch_size, overwrite, as_json):
       domain-tune embed titles.csv --column title --out titles.npy
     """
     start = time.perf_counter()
-    info = api.embed_file(model, input_path, out, column=column, batch_size=batch_size,
-                          overwrite=overwrite, progress=True)
+    info = api.embed_file(model, input_path, out, column=column, precision=precision,
+                          batch_size=batch_size, overwrite=overwrite, progress=True)
     info.update({"model": model, "seconds": round(time.perf_counter() - start, 3)})
     if as_json:
         _print_json(info)

@@ -151,7 +151,7 @@ def render_readme(pairset, source=None, attribution=None, command=None):
         lines += [
             f"| corpus-aware: a held-out concept's preferred label, the preferred label of a concept "
             f"of its group | {cos['related']:g} | {sc['related']:.4f} | {k['corpus_related']:,} |",
-            f"| corpus-aware: preferred label, its description (every concept"
+            "| corpus-aware: preferred label, its description (every concept"
             + (" held out" if p["descriptions"] else "") + f") | {cos['positive']:g} "
             f"| {sc['positive']:.4f} | {k['corpus_description']:,} |",
             f"| corpus-aware: preferred label, description of a concept of another group "
