@@ -43,6 +43,10 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from domain_tune._env import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # quietly, as the CLI does (DOMAIN_TUNE_DEBUG=1 shows the start-up lines)
+
 import numpy as np  # noqa: E402
 
 ESCO = ROOT.parent / "shared" / "data" / "esco" / "occupations_en.csv"
@@ -285,9 +289,6 @@ def main():
         return child_exact(args.child)
     started = time.time()
     load_start = os.getloadavg()[0]
-    from domain_tune._env import import_tensorflow
-
-    import_tensorflow()
     from domain_tune.api import encode, load_model
     from domain_tune.similarity import normalize_in_place
 
