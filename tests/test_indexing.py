@@ -92,6 +92,9 @@ def test_approximate_index_reaches_its_recorded_recall(tmp_path, kind):
                          kind=kind, target_recall=0.9)
     assert rec["factory"] and rec["search"]["parameter"] in ("nprobe", "efSearch")
     assert rec["recall"]["reached"], rec
+    # chosen on the lower bound (mean less one standard error), not on the mean itself
+    assert 0.9 <= rec["recall"]["lower_bound"] <= rec["recall"]["recall_at_10"]
+    assert all(t["lower_bound"] < 0.9 for t in rec["search"]["tried"][:-1])
     index = indexing.Index.load(tmp_path / "ix")
     assert index.faiss_index.ntotal == 4000
     held_out = near(e, 300, seed=11)  # queries the tuning never saw
@@ -244,3 +247,11 @@ def test_embed_writes_quantised_codes_with_their_record(tmp_path, tiny_model_dir
     result = run("embed", texts, "--out", tmp_path / "e.csv", "--precision", precision,
                  "--model", tiny_model_dir)
     assert result.exit_code == 2 and "needs a .npy output" in error_line(result)
+
+
+def test_recall_lower_bound_is_one_standard_error_below_the_mean():
+    per_query = np.array([1.0, 0.9, 0.8, 1.0])
+    se = np.std(per_query, ddof=1) / 2
+    assert indexing.recall_lower_bound(per_query) == pytest.approx(per_query.mean() - se)
+    assert indexing.recall_lower_bound(np.ones(50)) == 1.0
+    assert indexing.recall_lower_bound(np.array([0.7])) == pytest.approx(0.7)
