@@ -21,7 +21,6 @@ route, 405 for a wrong method.  uvicorn stops cleanly on SIGTERM or SIGINT.
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 from typing import Optional
 
 import numpy as np
@@ -39,11 +38,27 @@ BATCH_WAIT = 0.005  # seconds the batcher waits for more requests
 
 def _modules():
     try:
+        import orjson  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
-    except ImportError:
-        raise BadInputError(f"serve needs starlette and uvicorn; install the serve extra: {EXTRA}") \
-            from None
+    except ImportError as e:
+        raise BadInputError(f"serve needs starlette, uvicorn and orjson ({e.name} is missing); "
+                            f"install the serve extra: {EXTRA}") from None
+
+
+def _json_response_class():
+    """A Starlette response that writes JSON with orjson: float32 rows as their shortest
+    float32 text, straight from the NumPy array (about 25x faster than ``json.dumps`` of
+    ``tolist()``, whose float64 text is twice as long), which the event loop would otherwise
+    spend most of its time on under concurrent ``/embed`` requests."""
+    import orjson
+    from starlette.responses import JSONResponse
+
+    class ORJSONResponse(JSONResponse):
+        def render(self, content) -> bytes:
+            return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return ORJSONResponse
 
 
 class _RequestError(Exception):
@@ -134,12 +149,14 @@ def create_app(model, model_spec: str, index=None, max_body_bytes: int = MAX_BOD
     """The ASGI app around a loaded ``model`` (and an :class:`~domain_tune.indexing.Index`
     to match against, or ``None``)."""
     _modules()
+    import orjson
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
-    from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     from domain_tune.embedding import encode
+
+    JSONResponse = _json_response_class()
 
     dim = int(encode(model, ["warm up"]).shape[1])
     batcher = Batcher(lambda texts: encode(model, texts, batch_size=max_batch), max_batch,
@@ -159,10 +176,12 @@ def create_app(model, model_spec: str, index=None, max_body_bytes: int = MAX_BOD
             if len(data) > max_body_bytes:
                 raise _RequestError(413, f"the body is over {max_body_bytes:,} bytes")
         try:
-            return json.loads(data.decode("utf-8"))
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise _RequestError(400, "the body is not UTF-8") from None
-        except ValueError as e:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as e:
             raise _RequestError(400, f"malformed JSON ({e})") from None
 
     def handler(fn):
@@ -181,7 +200,7 @@ def create_app(model, model_spec: str, index=None, max_body_bytes: int = MAX_BOD
     async def embed(request):
         texts = _texts(await body_json(request), "texts", max_texts)
         rows = await batcher.embed(texts)
-        return JSONResponse({"embeddings": np.asarray(rows, dtype=np.float32).tolist()})
+        return JSONResponse({"embeddings": np.ascontiguousarray(rows, dtype=np.float32)})
 
     async def match(request):
         if index is None:

@@ -155,10 +155,24 @@ def test_serve_command_stops_cleanly_on_sigterm(tmp_path, tiny_model_dir):
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{taken}" in done.stderr
 
 
-def test_missing_extra_is_named(tiny_model_dir, monkeypatch):
+@pytest.mark.parametrize("module", ["uvicorn", "starlette", "orjson"])
+def test_missing_extra_is_named(tiny_model_dir, monkeypatch, module):
     from domain_tune import api
     from domain_tune.errors import BadInputError
 
-    monkeypatch.setitem(sys.modules, "uvicorn", None)
-    with pytest.raises(BadInputError, match=r'pip install -e "\.\[serve\]"'):
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(BadInputError, match=rf'\({module} is missing\); install the serve extra: '
+                                            r'pip install -e "\.\[serve\]"'):
         api.service(tiny_model_dir)
+
+
+def test_embeddings_travel_as_exact_float32_text():
+    """The reply's numbers are the float32 rows' shortest text: read back as float32 they are
+    the rows themselves, bit for bit."""
+    from domain_tune.serving import _json_response_class
+
+    rows = np.random.default_rng(0).standard_normal((8, 512)).astype(np.float32)
+    body = _json_response_class()({"embeddings": rows}).body
+    back = np.array(json.loads(body)["embeddings"], dtype=np.float32)
+    assert back.dtype == np.float32 and np.array_equal(back, rows)
+    assert len(body) < len(json.dumps({"embeddings": rows.tolist()}))  # float32 text, not float64
