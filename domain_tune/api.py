@@ -495,7 +495,7 @@ def match(model: ModelLike, queries: Sequence[str], corpus: Sequence[str], *,
         descriptions = _texts(descriptions, "descriptions")
     encoder = _model(model)
     from domain_tune import matching
-    from domain_tune.datasets.texts import as_text
+    from domain_tune.text_values import as_text
 
     if corpus_embeddings is not None and isinstance(corpus_embeddings, (str, os.PathLike)):
         corpus_embeddings = matching.load_corpus_embeddings(
@@ -528,7 +528,7 @@ def plot_similarity(model: ModelLike = DEFAULT_MODEL, compare: Optional[ModelLik
     if metric not in METRICS:
         raise BadInputError(f"--metric must be one of {', '.join(METRICS)} (got {metric!r})")
     if texts is not None:
-        from domain_tune.datasets.texts import as_text
+        from domain_tune.text_values import as_text
 
         texts = [t for t in map(as_text, _texts(texts)) if t.strip()]
         if len(texts) < 2:
@@ -637,7 +637,7 @@ def embed_file(model: PathLike, input: PathLike, out: PathLike, *, column: Optio
     stream in chunks.  Returns ``{"out", "texts", "dim", ...}``.
     """
     from domain_tune.datasets.texts import count_texts, is_csv, text_chunks
-    from domain_tune.embedding import embed_to_file, output_format
+    from domain_tune.embedding_files import embed_to_file, output_format
     from domain_tune.outputs import check_out
 
     from domain_tune.quantization import check_precision

@@ -272,7 +272,7 @@ def match(model, queries: Sequence[str], corpus: Sequence[str], top_k: int = 5,
     from domain_tune.embedding import encode
 
     _check_k(top_k, min_score, cosine=scorer is None)
-    from domain_tune.datasets.texts import as_text
+    from domain_tune.text_values import as_text
 
     corpus = [as_text(t) for t in corpus]
     queries = [as_text(t) for t in queries]
@@ -313,7 +313,7 @@ def with_descriptions(model, corpus_embeddings, descriptions, weight, batch_size
     """Unit vectors ``normalize(label + weight * description)`` of the corpus entries (see
     :func:`domain_tune.evaluation.hybrid.entry_embeddings`); an entry without a description
     (an empty cell) keeps its label's vector."""
-    from domain_tune.datasets.texts import as_text
+    from domain_tune.text_values import as_text
     from domain_tune.embedding import encode
     from domain_tune.evaluation.hybrid import entry_embeddings
 

@@ -359,16 +359,16 @@ def test_sigterm_removes_the_partial_output_and_exits_143(tmp_path, tiny_model_d
     unwinds as Ctrl-C does."""
     import signal
 
-    from domain_tune import embedding
+    from domain_tune import embedding_files
 
     (tmp_path / "t.txt").write_text("nurse\nchef\npilot\n", encoding="utf-8")
-    write = embedding._CsvSink.write
+    write = embedding_files._CsvSink.write
 
     def write_then_terminated(self, texts, emb, row):
         write(self, texts, emb, row)
         os.kill(os.getpid(), signal.SIGTERM)  # mid-way: the rows are in the temporary file
 
-    monkeypatch.setattr(embedding._CsvSink, "write", write_then_terminated)
+    monkeypatch.setattr(embedding_files._CsvSink, "write", write_then_terminated)
     before = signal.getsignal(signal.SIGTERM)
     result = run("embed", tmp_path / "t.txt", "--out", tmp_path / "e.csv", "-m", tiny_model_dir)
     assert result.exit_code == 143, result.output
@@ -389,13 +389,13 @@ def _no_space(*args, **kwargs):
 def test_a_full_disk_stops_embed_before_it_writes(tmp_path, tiny_model_dir, monkeypatch):
     """A memory-mapped .npy on a full disk died of SIGBUS with half a file left; its space is
     now reserved first, and a full disk is one line and exit 2."""
-    from domain_tune import embedding
+    from domain_tune import embedding_files
 
     texts = tmp_path / "texts.txt"
     texts.write_text("nurse\nchef\n")
     out = tmp_path / "out" / "e.npy"
     out.parent.mkdir()
-    monkeypatch.setattr(embedding.os, "posix_fallocate", _no_space)
+    monkeypatch.setattr(embedding_files.os, "posix_fallocate", _no_space)
     result = run("embed", texts, "--model", tiny_model_dir, "--out", out)
     assert result.exit_code == 2, result.output
     assert error_line(result) == (f"Error: no space left on the device writing {out}; free some "
@@ -404,7 +404,7 @@ def test_a_full_disk_stops_embed_before_it_writes(tmp_path, tiny_model_dir, monk
 
 
 def test_the_npy_output_is_reserved_in_full(tmp_path):
-    from domain_tune.embedding import reserve
+    from domain_tune.embedding_files import reserve
 
     path = tmp_path / "a.npy"
     with open(path, "wb") as f:

@@ -18,28 +18,6 @@ from domain_tune.errors import BadInputError
 CHUNK = 8192
 
 
-def as_text(value):
-    """A text of an in-memory list: a missing value (None, NaN: an empty cell of a pandas
-    column) is blank, as an empty line or cell of a file is, not the text 'None' or 'nan'."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):  # what TensorFlow gives back for a string tensor
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise BadInputError(f"a text given as bytes is not UTF-8 ({e.reason} at byte "
-                                f"{e.start}): {value[:40]!r}") from None
-    if isinstance(value, (list, tuple, dict, set, frozenset)) or getattr(value, "ndim", 0):
-        # a row or a record where a text belongs: its repr would be embedded
-        raise BadInputError(f"a text must be a string, not a {type(value).__name__} "
-                            f"({str(value)[:40]})")
-    try:
-        missing = bool(pd.isna(value))
-    except (TypeError, ValueError):  # not a scalar
-        missing = False
-    return "" if missing else str(value)  # a number (a code column) as it prints
-
-
 def is_csv(path, column):
     return column is not None or os.path.splitext(path)[1].lower() in (".csv", ".tsv")
 
