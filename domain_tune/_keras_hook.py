@@ -24,7 +24,7 @@ def register():
 
     import_tensorflow()
     import domain_tune.models.loading  # noqa: F401  (encoder, tokenizer, layers, SavedModel layer)
-    import domain_tune.models.siamese  # noqa: F401
+    import domain_tune.training.siamese  # noqa: F401
     import domain_tune.training.optimizers  # noqa: F401
 
 

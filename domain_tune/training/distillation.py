@@ -55,6 +55,7 @@ import tensorflow as tf
 
 from domain_tune.errors import BadInputError, OptionError
 from domain_tune.training import recipe
+from domain_tune.training.batches import epoch_batches
 
 TEACHERS = recipe.ALIGN_TEACHERS
 LOSSES = recipe.ALIGN_LOSSES
@@ -196,7 +197,7 @@ class ParallelBatches:
 
     The rows are drawn in *rounds*: round ``k`` is an order of all rows drawn
     from ``(seed, k)`` and bucketed by length like the pair batches (see
-    :func:`domain_tune.training.fit.epoch_batches`), cut into full batches
+    :func:`domain_tune.training.batches.epoch_batches`), cut into full batches
     (a round has ``len // batch_size`` of them; the few rows left over come
     in other rounds).  Step ``g`` of training (counted over all epochs) takes
     batch ``g mod m`` of round ``g div m``: every sentence is seen before any
@@ -220,8 +221,6 @@ class ParallelBatches:
 
     def _round(self, seed, k):
         if k not in self._rounds:
-            from domain_tune.training.fit import epoch_batches
-
             batches = epoch_batches(self.lengths, self.batch_size, seed, k, self.bucket)
             self._rounds = {k: [b for b in batches if len(b) == self.batch_size]}
         return self._rounds[k]

@@ -29,8 +29,9 @@ import tensorflow as tf
 
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.models.layers import use_sparse_reads
-from domain_tune.models.siamese import SiameseModel
+from domain_tune.training.siamese import SiameseModel
 from domain_tune.training import recipe
+from domain_tune.training.batches import epoch_batches
 from domain_tune.training.distribute import shard_data
 from domain_tune.training.optimizers import (
     learning_rate, make_optimizer, sparse_table_access,
@@ -94,37 +95,6 @@ def _gather(pairs):
         return {k: tf.gather(v, idx) for k, v in texts.items()}, tf.gather(sim, idx)
 
     return fn
-
-
-def epoch_order(n, seed, epoch):
-    """The shuffle of one epoch: a pure function of (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-BUCKET_WINDOW = 32  # batches sorted together when bucketing by length
-
-
-def epoch_batches(lengths, batch_size, seed, epoch, bucket=True):
-    """The batches (arrays of pair indices) of one epoch, a pure function of (seed, epoch).
-
-    Without bucketing: consecutive slices of :func:`epoch_order`.  With it,
-    each window of ``BUCKET_WINDOW`` batches of that order is sorted by pair
-    length before it is cut, and the batches are then shuffled: texts of a
-    batch have similar lengths (little padding, the encoder runs 3-4x faster)
-    while every epoch still sees the pairs in a new random grouping.
-    """
-    lengths = np.asarray(lengths)
-    order = epoch_order(len(lengths), seed, epoch)
-    if not bucket:
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    window = batch_size * BUCKET_WINDOW
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    shuffle = np.random.default_rng([seed, epoch, 1]).permutation(len(batches))
-    return [batches[i] for i in shuffle]
 
 
 def pair_lengths(pairs):

@@ -130,7 +130,7 @@ def backpropagate_cached(encoder, texts, emb_grad, variables, mini_batch_size, c
 
 
 def cached_train_step(model, x, y, mini_batch_size):
-    """One GradCache step of a :class:`~domain_tune.models.siamese.SiameseModel`.
+    """One GradCache step of a :class:`~domain_tune.training.siamese.SiameseModel`.
 
     Returns ``(loss, similarity, grads)`` for the model's trainable weights;
     the caller updates the optimizer and the metrics.

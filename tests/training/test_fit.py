@@ -9,9 +9,9 @@ import pytest
 
 from domain_tune.datasets.pairs import Pairs
 from domain_tune.errors import BadInputError, TrainingInterrupted
+from domain_tune.training.batches import epoch_batches, epoch_order
 from domain_tune.training.fit import (
-    FitOptions, NonFiniteLoss, compile_siamese, epoch_batches, epoch_order, eval_dataset,
-    evaluate, fit, train_dataset,
+    FitOptions, NonFiniteLoss, compile_siamese, eval_dataset, evaluate, fit, train_dataset,
 )
 from tests.conftest import make_tiny_encoder
 
@@ -83,7 +83,7 @@ class _CountingEncoder(keras.layers.Layer):
 def test_repeated_texts_are_encoded_once_with_unchanged_loss_and_gradients(sp_model_path, loss):
     import tensorflow as tf
 
-    from domain_tune.models.siamese import SiameseModel
+    from domain_tune.training.siamese import SiameseModel
 
     inner = make_tiny_encoder(sp_model_path, seed=3)
     encoder = _CountingEncoder(inner)
@@ -170,7 +170,7 @@ def test_compiling_builds_metrics_and_optimizer_without_tracing_the_model(sp_mod
                                                                         monkeypatch):
     """No symbolic pass of the encoder at compile time, and the same training as Keras' build."""
     from domain_tune.models.sentence_encoder import SentenceEncoder
-    from domain_tune.models.siamese import SiameseModel
+    from domain_tune.training.siamese import SiameseModel
 
     pairs, results = toy_pairs(16), []
     original = SentenceEncoder.call
@@ -549,7 +549,7 @@ def test_scale_reaches_the_loss_of_the_compiled_model(sp_model_path):
     import keras
     import tensorflow as tf
 
-    from domain_tune.models.siamese import SiameseModel
+    from domain_tune.training.siamese import SiameseModel
     from domain_tune.training import losses
 
     a = tf.constant([[1.0, 0.0], [0.0, 1.0]])
@@ -599,7 +599,7 @@ def _rewrites_off():
 
 
 def test_without_graph_rewrites_applies_to_its_calls_only():
-    from domain_tune.models.siamese import without_graph_rewrites
+    from domain_tune.training.siamese import without_graph_rewrites
 
     seen = []
 
@@ -621,7 +621,7 @@ def test_without_graph_rewrites_applies_to_its_calls_only():
 
 def test_training_without_graph_rewrites_trains_the_same(sp_model_path, tmp_path, monkeypatch):
     """The training step runs without Grappler's rewrites; the numbers are those with them."""
-    from domain_tune.models import siamese
+    from domain_tune.training import siamese
 
     pairs = toy_pairs(32, 5)
     opts = FitOptions(epochs=2, **FAST)
