@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from domain_tune.errors import BadInputError
+from domain_tune.outputs import atomic_file
 
 FORMAT = "domain-tune embeddings"
 VERSION = 1
@@ -70,14 +71,8 @@ def metadata(model, model_spec, rows, dim, texts_hash, source=None, column=None)
 
 def write_sidecar(path, meta):
     """Write ``meta`` as JSON at ``path`` (complete or not at all)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(meta, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(meta, f)
 
 
 def read_sidecar(npy_path, option="--corpus-embeddings"):
@@ -164,11 +159,6 @@ def check_finite(matrix, what, hint=""):
 def save_cache(npy_path, matrix, meta):
     """Write ``matrix`` and its record (each complete or not at all)."""
     npy_path = os.fspath(npy_path)
-    tmp = f"{npy_path}.tmp-{os.getpid()}.npy"
-    try:
+    with atomic_file(npy_path, ".npy") as tmp:
         np.save(tmp, np.asarray(matrix, dtype=np.float32))
         write_sidecar(sidecar_path(npy_path), meta)
-        os.replace(tmp, npy_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

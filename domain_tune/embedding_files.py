@@ -18,6 +18,7 @@ import numpy as np
 from domain_tune import embedding_cache
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, EmbedWarning, encode
 from domain_tune.errors import BadInputError
+from domain_tune.outputs import atomic_file
 from domain_tune.progress import progress_bar
 
 OUTPUT_FORMATS = {".npy": "npy", ".csv": "csv", ".jsonl": "jsonl"}
@@ -56,12 +57,11 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
     check_precision(precision)
     if precision != "float32" and fmt != "npy":
         raise BadInputError(f"precision {precision} needs a .npy output (got {out_path})")
-    tmp = f"{out_path}.tmp-{os.getpid()}"
     dim = None
     row = 0
     blank = []
     hashed = embedding_cache.TextsHash()
-    try:
+    with atomic_file(out_path) as tmp:
         with progress_bar(n_texts, "Embedding", enabled=progress) as bar:
             sink = None
             for chunk in chunks:
@@ -86,11 +86,6 @@ def embed_to_file(model, chunks, n_texts, out_path, batch_size=DEFAULT_BATCH_SIZ
                                             record.get("column"))
             meta.update({"precision": precision, "calibration": calibration})
             embedding_cache.write_sidecar(embedding_cache.sidecar_path(out_path), meta)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     if blank:
         shown = ", ".join(map(str, blank[:5])) + (f" and {len(blank) - 5} more" if len(blank) > 5 else "")
         what = f"1 blank text ({unit}" if len(blank) == 1 else f"{len(blank)} blank texts ({unit}s"

@@ -427,10 +427,11 @@ def _write_matches(out, fmt, columns, blocks, texts, ids, min_score, n_queries, 
     """Write the rows of ``blocks`` to ``out`` (complete or not at all); counts."""
     from domain_tune.progress import progress_bar
 
+    from domain_tune.outputs import atomic_file
+
     out = os.fspath(out)
-    tmp = f"{out}.tmp-{os.getpid()}"
     written = blank = matched = 0
-    try:
+    with atomic_file(out) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f, \
                 progress_bar(n_queries, "Matching", enabled=progress) as bar:
             writer = (_CsvWriter if fmt == "csv" else _JsonlWriter)(f, columns)
@@ -441,10 +442,6 @@ def _write_matches(out, fmt, columns, blocks, texts, ids, min_score, n_queries, 
                     written += 1
                     matched += row["rank"] == 1
                 bar.update(len(block.queries))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     _warn_blank_queries(blank)
     return {"blank_queries": blank, "matched_queries": int(matched), "rows": written}
 

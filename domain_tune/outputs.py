@@ -1,5 +1,6 @@
 """Writing outputs so that they are either complete or absent."""
 
+import contextlib
 import math
 import os
 import shutil
@@ -108,6 +109,32 @@ def check_table_out(out, what, extensions=(".csv", ".tsv")):
         names = " or ".join(f"*{e}" for e in extensions)
         raise BadInputError(f"--out {path}: {what} are written as a CSV table; name it {names}")
     return path
+
+
+def temporary_name(path, suffix=""):
+    """The name a file is written under before it becomes ``path``: beside it (the same file
+    system, so the rename is atomic), named by the process (``OUT.tmp-PID``); ``suffix`` for
+    writers that insist on an extension (``.npy``, ``.png``)."""
+    return f"{os.fspath(path)}.tmp-{os.getpid()}{suffix}"
+
+
+@contextlib.contextmanager
+def atomic_file(path, suffix=""):
+    """Write a file that appears complete or not at all::
+
+        with atomic_file(out) as tmp:
+            frame.to_csv(tmp)
+
+    yields :func:`temporary_name`; when the block ends, the file there replaces ``path``
+    (an existing one included), and on any error it is removed and ``path`` is left as it was.
+    """
+    tmp = temporary_name(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, os.fspath(path))
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def atomic_directory(out, overwrite, write):

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from domain_tune.errors import DomainTuneWarning
+from domain_tune.outputs import atomic_file
 
 DEFAULT_TEXTS = [
     "Data Scientist", "Data Analyst", "Data Engineer",
@@ -159,8 +160,7 @@ def save_figure(fig, out_path, dpi=130):
     :class:`PlotWarning`.
     """
     out_path = os.fspath(out_path)
-    tmp = f"{out_path}.tmp-{os.getpid()}.png"
-    try:
+    with atomic_file(out_path, ".png") as tmp:
         with _fonts(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fig.savefig(tmp, dpi=dpi)
@@ -174,10 +174,6 @@ def save_figure(fig, out_path, dpi=130):
                 f"boxes in {out_path} ({missing[0]}); install a font that has them, such as "
                 "Noto Sans CJK", PlotWarning, stacklevel=2,
             )
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out_path
 
 

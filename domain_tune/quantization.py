@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from domain_tune.errors import BadInputError
+from domain_tune.outputs import atomic_file
 
 PRECISIONS = ("float32", "float16", "int8", "binary")
 STORED = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "binary": np.uint8}
@@ -103,7 +104,6 @@ class CodeScorer:
 def quantize_npy(path: str, precision: str, chunk: int = 65536) -> Optional[dict]:
     """Rewrite the float32 ``.npy`` at ``path`` as ``precision`` codes, in chunks of rows
     (int8 calibrated on every row); returns the calibration (int8) or ``None``."""
-    import os
 
     check_precision(precision)
     if precision == "float32":
@@ -119,8 +119,7 @@ def quantize_npy(path: str, precision: str, chunk: int = 65536) -> Optional[dict
             np.maximum(high, part.max(axis=0), out=high)
         calibration = {"low": low.tolist(), "high": high.tolist()}
     width = bytes_per_entry(precision, source.shape[1]) // np.dtype(STORED[precision]).itemsize
-    tmp = f"{path}.codes-{os.getpid()}.npy"
-    try:
+    with atomic_file(path, ".npy") as tmp:
         codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=STORED[precision],
                                           shape=(len(source), width))
         for s in range(0, len(source), chunk):
@@ -128,8 +127,4 @@ def quantize_npy(path: str, precision: str, chunk: int = 65536) -> Optional[dict
                                             calibration)[0]
         codes.flush()
         del codes, source
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return calibration

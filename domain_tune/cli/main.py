@@ -203,7 +203,7 @@ class DomainTuneGroup(click.Group):
                 _fail(f"{e.strerror}: {e.filename}", 2)  # a path given that the system refuses
             full = _disk_full(e)
             if full:  # the output, not the temporary file it is written to first
-                full = re.sub(r"\.tmp-\d+$", "", full)
+                full = re.sub(r"\.tmp-\d+(\.[a-z]+)?$", "", full)
             if full is not None:
                 _fail(f"no space left on the device{f' writing {full}' if full else ''}; free "
                       "some space or write the output elsewhere", 2)

@@ -167,7 +167,6 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     ``{"pairs", "positive", "hard_negatives"}``.
     """
     import os
-    import tempfile
 
     from domain_tune.datasets.files import delimiter, read_csv
     from domain_tune.datasets.pairs import filled_rows, negative_columns, read_pairs
@@ -188,16 +187,11 @@ def mine_pairs_file(path, out, model, depth=DEFAULT_DEPTH, seed=0, text_columns=
     frame = frame.drop(columns=negative_columns(list(frame.columns)))
     for k, column in enumerate(columns):
         frame[negative_column_name(k)] = column
+    from domain_tune.outputs import atomic_file
+
     out = os.path.abspath(out)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
-    try:
-        # the input's dialect (a .tsv --out: tabs), scores as they were written
-        sep = "\t" if out.lower().endswith(".tsv") else delimiter(path)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            frame.to_csv(f, index=False, sep=sep)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    sep = "\t" if out.lower().endswith(".tsv") else delimiter(path)  # the input's dialect
+    with atomic_file(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        frame.to_csv(f, index=False, sep=sep)  # scores as they were written
     return {"pairs": len(pairs), "positive": int((pairs.similarity >= POSITIVE).sum()),
             "hard_negatives": sum(1 for c in columns for n in c if n)}

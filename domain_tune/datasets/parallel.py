@@ -172,11 +172,8 @@ def drop_heldout(parallel, keys):
 
 def write_parallel(frame, out):
     """Write ``frame`` to ``out`` (UTF-8 CSV with a header); the file appears only when complete."""
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
+    from domain_tune.outputs import atomic_file
+
+    with atomic_file(out) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from domain_tune.errors import BadInputError, TrainingInterrupted
 from domain_tune.models.layers import use_sparse_reads
+from domain_tune.outputs import atomic_file
 from domain_tune.training.siamese import SiameseModel
 from domain_tune.training import recipe
 from domain_tune.training.batches import epoch_batches
@@ -263,10 +264,8 @@ class TrainingState(keras.callbacks.Callback):
                        self.sparse)
         meta = {"next_epoch": self.next_epoch, "best": self.best, "best_epoch": self.best_epoch,
                 "wait": self.wait, "stopped_early": self.stopped_early, "history": self.history}
-        with open(os.path.join(self.state_dir, self.META + ".tmp"), "w") as f:
+        with atomic_file(os.path.join(self.state_dir, self.META)) as tmp, open(tmp, "w") as f:
             json.dump(meta, f)
-        os.replace(os.path.join(self.state_dir, self.META + ".tmp"),
-                   os.path.join(self.state_dir, self.META))
         self.saved_next_epoch = self.next_epoch
         self.checkpoints.append(self.next_epoch)
         self._last_write = time.monotonic()

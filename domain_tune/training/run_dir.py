@@ -54,9 +54,8 @@ JOB_FILE = "job.json"  # in DIR.partial: the settings an interrupted run was sta
 def record_settings(out, settings):
     """Keep ``settings`` (a flat JSON-able dict) beside the resumable state of ``out``."""
     path = os.path.join(partial_dir(out), JOB_FILE)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with outputs.atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
 
 
 def check_resume(out, settings):

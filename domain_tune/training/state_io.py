@@ -18,7 +18,6 @@ checks count, shapes and dtypes against the variables it fills.
 and writes them in the same format on demand.
 """
 
-import os
 import threading
 
 import h5py
@@ -27,6 +26,7 @@ import tensorflow as tf
 
 from domain_tune.errors import BadInputError
 from domain_tune.models.layers import tf_variable
+from domain_tune.outputs import atomic_file
 
 CHUNK_BYTES = 16 * 2**20
 FORMAT = "domain-tune variables 1"
@@ -106,8 +106,7 @@ def save_variables(path, variables, sparse=False, chunk_bytes=CHUNK_BYTES):
 
 def _write(path, items):
     """The HDF5 file of :func:`save_variables`: ``items`` are ``(dtype, shape, name, fill(ds))``."""
-    tmp = path + ".tmp"
-    try:
+    with atomic_file(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["count"] = len(items)
@@ -115,10 +114,6 @@ def _write(path, items):
                 ds = f.create_dataset(f"{i:05d}", shape=shape, dtype=dtype)
                 ds.attrs["path"] = name
                 fill(ds)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class VariableSnapshot:
