@@ -23,6 +23,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 from domain_tune.errors import BadInputError, OptionError, caller_stacklevel
+from domain_tune.models.presets import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-DEFAULT_MODEL = "use-m3"
 PathLike = Union[str, "os.PathLike[str]"]
 ModelLike = Union[str, "os.PathLike[str]", "keras.Model"]
 

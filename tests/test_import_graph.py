@@ -13,7 +13,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "domain_tune"
 LAYERS = [
     ["domain_tune.errors", "domain_tune._env", "domain_tune.text_values", "domain_tune.progress",
      "domain_tune.outputs", "domain_tune.similarity", "domain_tune.quantization",
-     "domain_tune.seeding", "domain_tune.keras_archive", "domain_tune.training.recipe"],
+     "domain_tune.seeding", "domain_tune.keras_archive", "domain_tune.training.recipe",
+     "domain_tune.models.presets"],
     ["domain_tune.embedding"],
     ["domain_tune.models", "domain_tune.embedding_cache"],
     ["domain_tune.datasets", "domain_tune.corpus"],

@@ -20,11 +20,11 @@ import warnings
 import click
 
 from domain_tune import __version__
+from domain_tune.models.presets import DEFAULT_MODEL
 from domain_tune.errors import (
     BadInputError, DomainTuneWarning, OptionError, OptionWarning, TrainingInterrupted,
 )
 
-DEFAULT_MODEL = "use-m3"  # keep in sync with domain_tune.models.presets.DEFAULT_MODEL
 DEBUG_VAR = "DOMAIN_TUNE_DEBUG"
 
 

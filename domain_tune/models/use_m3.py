@@ -21,16 +21,7 @@ from keras import ops
 
 from domain_tune.models import layers as dt_layers
 from domain_tune.models.layers import L2Normalize, MaskedNGramConv, SqrtNPooling
-
-USE_M3_CONFIG = {
-    "vocabulary_size": 128000,
-    "embedding_dim": 512,
-    "ngram_orders": (2, 3, 5),
-    "ngram_dim": 256,
-    "dnn_dims": (320, 512),
-    "layer_norm_epsilon": 1e-12,
-}
-
+from domain_tune.models.presets import USE_M3_CONFIG
 
 # Masked slots between packed texts: the widest n-gram window (order 5) reaches 2 tokens a side.
 PACK_GAP = 2

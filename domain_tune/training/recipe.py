@@ -20,6 +20,7 @@ import os
 from typing import Any, Callable, Optional, Tuple
 
 from domain_tune.errors import OptionError, OptionWarning, bad_option
+from domain_tune.models.presets import DEFAULT_MODEL
 
 # the choices of the options that take one (the modules that act on them import these)
 LOSSES = ("mse", "cosent", "in-batch", "in-batch-symmetric")
@@ -32,7 +33,6 @@ DISTRIBUTE = ("none", "mirrored", "multi-worker")
 MIXED_PRECISION = ("bfloat16", "float16")
 ALIGN_TEACHERS = ("base", "self")
 ALIGN_LOSSES = ("embedding", "similarity", "contrastive")
-DEFAULT_MODEL = "use-m3"
 
 
 def _positive(v):
