@@ -407,14 +407,16 @@ def evaluate_translation(model: ModelLike = DEFAULT_MODEL, *, languages: Optiona
 @_checked(own=("queries", "corpus", "tune_on"))
 def evaluate_retrieval(model: ModelLike, queries: PathLike, corpus: PathLike, *,
                        query_column: str = "query", label_column: str = "label",
-                       id_column: str = "conceptUri", limit: Optional[int] = None,
+                       id_column: Optional[str] = None, limit: Optional[int] = None,
                        lexical_weight: float = 0.0, description_column: Optional[str] = None,
                        description_weight: float = 0.0, tune_on: Optional[PathLike] = None,
                        batch_size: int = 256, progress: bool = False) -> dict:
     """Top-1/5/10 accuracy and MRR of ranking ``corpus`` for each query (``domain-tune eval-retrieval``).
 
     ``queries`` and ``corpus`` are CSV files (as ``pairs esco`` writes
-    ``heldout_queries.csv`` and ``corpus.csv``).  Returns ``{"n", "corpus",
+    ``heldout_queries.csv`` and ``corpus.csv``); ``id_column`` None: ``conceptUri`` where
+    both have it, else the column beside the query and the label (a pairs folder's files,
+    whatever the taxonomy calls its ids).  Returns ``{"n", "corpus",
     "top1", "top5", "top10", "mrr"}``.
 
     Hybrid scoring (:mod:`domain_tune.evaluation.hybrid`): ``lexical_weight``

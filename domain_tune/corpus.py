@@ -46,15 +46,21 @@ def read_corpus(path, column=None, id_column=None):
     """Texts and ids of a corpus: a text file (ids: line numbers) or a CSV column.
 
     In a CSV the ids come from ``id_column``, else the row number (the header
-    is row 1).
+    is row 1); a pairs folder's ``corpus.csv`` (``label,<id>``) gives its labels and ids
+    without either column named.
     """
     from domain_tune.datasets.files import read_csv
-    from domain_tune.datasets.texts import text_chunks
+    from domain_tune.datasets.texts import folder_columns, text_chunks
 
     path = os.fspath(path)
     if id_column is not None and column is None and not path.lower().endswith((".csv", ".tsv")):
         raise BadInputError(f"--id-column {id_column}: corpus {path} is not a CSV")
+    chosen = column
     column = text_column(path, column, "--corpus-column", "corpus")
+    if chosen is None and id_column is None and column is not None:
+        folder = folder_columns(read_csv(path, "corpus", nrows=0).columns)
+        if folder and folder[0] == column:  # a pairs folder's corpus.csv: label,<id>
+            id_column = folder[1]
     texts = [t for chunk in text_chunks(path, column, what="corpus") for t in chunk]
     if not texts:
         raise BadInputError(f"corpus {path} holds no texts")

@@ -93,6 +93,35 @@ def test_pairs_taxonomy_generic(tmp_path):
     assert "--id-column id" in (out / "README.md").read_text(encoding="utf-8")
 
 
+def test_a_taxonomy_pairs_folder_needs_no_id_option(tmp_path, tiny_model_dir):
+    """`pairs taxonomy` names the id column as the taxonomy does (here `id`); eval-retrieval,
+    match and index read it from the folder's files without --id-column."""
+    src = tmp_path / "skills.csv"
+    src.write_text("id,name,syn,family\n1,python,py|python3,prog\n2,rust,rustlang|rs,prog\n"
+                   "3,baking,bread making|pastry,food\n4,sewing,needlework|stitching,craft\n",
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    assert run("pairs", "taxonomy", src, "--id-column", "id", "--label-column", "name",
+               "--synonyms-column", "syn", "--group-column", "family", "--separator", "|",
+               "--holdout", 0.5, "--out", out).exit_code == 0
+    queries, corpus = out / "heldout_queries.csv", out / "corpus.csv"
+    result = run("eval-retrieval", "--model", tiny_model_dir, "--queries", queries,
+                 "--corpus", corpus, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["corpus"] == 4
+    matches = tmp_path / "m.csv"
+    result = run("match", queries, "--corpus", corpus, "--model", tiny_model_dir, "--out", matches)
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(matches, dtype=str)
+    assert set(got["corpus_id"]) <= {"1", "2", "3", "4"}  # the folder's ids, not row numbers
+    assert set(got["query"]) == set(pd.read_csv(queries)["query"])
+    # two files that share no id column: one line naming the option
+    (tmp_path / "other.csv").write_text("label,code\npython,1\nrust,2\n", encoding="utf-8")
+    result = run("eval-retrieval", "--model", tiny_model_dir, "--queries", queries,
+                 "--corpus", tmp_path / "other.csv")
+    assert result.exit_code == 2 and "share no id column; name it with --id-column" in error_line(result)
+
+
 def test_pairs_with_hard_negatives(toy_path, tmp_path, tiny_model_dir):
     out = tmp_path / "pairs"
     result = run("pairs", "esco", toy_path, "--out", out, "--holdout", 0.25, "--hard-negatives",

@@ -143,8 +143,9 @@ def eval_translation_cmd(model, languages, split, parallel_file, columns, limit,
               help="CSV of labels and their ids to rank (e.g. corpus.csv).")
 @click.option("--query-column", default="query", show_default=True, help="Query text column.")
 @click.option("--label-column", default="label", show_default=True, help="Corpus text column.")
-@click.option("--id-column", default="conceptUri", show_default=True,
-              help="Id column, in both files.")
+@click.option("--id-column", metavar="COLUMN",
+              help="Id column, in both files [default: conceptUri, else the column beside the "
+              "query and the label, as a pairs folder's files have it].")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N distinct queries.")
 @click.option("--lexical-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Add this times the character 2-4-gram TF-IDF cosine to the dense score.")

@@ -26,13 +26,36 @@ class RetrievalSet:
     corpus_ids: list
 
 
+def find_id_column(queries_path, corpus_path, query_column=QUERY_COLUMN, label_column=LABEL_COLUMN,
+                   what="queries"):
+    """The id column of a queries and a corpus file when none is named: ``conceptUri`` (ESCO)
+    where both files have it, else the column beside the text in both (a pairs folder's
+    ``query,<id>`` and ``label,<id>``: ``pairs taxonomy`` names it as the taxonomy does)."""
+    from domain_tune.datasets.files import check_text_file, read_csv
+
+    files = ((queries_path, what), (corpus_path, "corpus"))
+    for path, name in files:
+        check_text_file(path, name)
+    headers = [[str(h).strip() for h in read_csv(p, name, nrows=0).columns] for p, name in files]
+    default = ESCO_COLUMNS["id_column"]
+    if all(default in h for h in headers):
+        return default
+    others = [[c for c in h if c != text] for h, text in zip(headers, (query_column, label_column))]
+    if all(len(o) == 1 for o in others) and others[0] == others[1]:
+        return others[0][0]
+    raise BadInputError(
+        f"{what} {queries_path} (columns: {', '.join(headers[0])}) and corpus {corpus_path} "
+        f"(columns: {', '.join(headers[1])}) share no id column; name it with --id-column")
+
+
 def read_retrieval_set(
-    queries_path, corpus_path, query_column=QUERY_COLUMN, id_column=ESCO_COLUMNS["id_column"],
+    queries_path, corpus_path, query_column=QUERY_COLUMN, id_column=None,
     label_column=LABEL_COLUMN, limit=None, what="queries",
 ):
     """Read a queries CSV (``query,<id>``) and a corpus CSV (``label,<id>``).
 
-    ``what`` names the queries file in errors (``"--tune-on queries"``).
+    ``what`` names the queries file in errors (``"--tune-on queries"``); ``id_column``
+    None finds it (:func:`find_id_column`).
 
     A query may appear on several rows (several correct ids); a corpus id may
     have several labels.  ``limit`` keeps the first ``limit`` distinct queries.
@@ -40,6 +63,8 @@ def read_retrieval_set(
     """
     if limit is not None and limit < 1:
         raise BadInputError(f"--limit must be at least 1 (got {limit})")
+    if id_column is None:
+        id_column = find_id_column(queries_path, corpus_path, query_column, label_column, what)
     q = read_csv_columns(queries_path, [query_column, id_column], what,
                          {query_column: "--query-column", id_column: "--id-column"})
     c = read_csv_columns(corpus_path, [label_column, id_column], "corpus",

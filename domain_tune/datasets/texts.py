@@ -43,13 +43,31 @@ def _nul_error(path, unit, number):
     return BadInputError(f"{path}: {unit} {number:,} holds a NUL byte; a binary file, not UTF-8 text")
 
 
+# The text column of a pairs folder's files (``domain-tune pairs``): ``query,<id>`` and
+# ``label,<id>``, the id column named as in the taxonomy (conceptUri for ESCO, id for
+# ``pairs taxonomy``'s default).
+FOLDER_TEXT_COLUMNS = ("query", "label")
+
+
+def folder_columns(header):
+    """``(text column, id column)`` of a pairs folder's file (``query,<id>`` or
+    ``label,<id>``), or None for any other header."""
+    header = [str(h) for h in header]
+    if len(header) == 2 and header[0] in FOLDER_TEXT_COLUMNS and header[1] not in FOLDER_TEXT_COLUMNS:
+        return header[0], header[1]
+    return None
+
+
 def only_column(header):
     """The text column of a CSV when no column is named: its only column, or the one beside a
     leading unnamed index column (as pandas' ``to_csv`` writes by default); else None."""
     header = [str(h) for h in header]
     if len(header) == 2 and re.fullmatch(r"Unnamed: 0", header[0]):
         return header[1]
-    return header[0] if len(header) == 1 else None
+    if len(header) == 1:
+        return header[0]
+    folder = folder_columns(header)
+    return folder[0] if folder else None
 
 
 def _csv_reader(path, column, chunk, what):

@@ -30,7 +30,7 @@ _LANG_FILE = re.compile(rf"^{QUERIES}_([A-Za-z][A-Za-z0-9-]*)\.csv$")
 PARTS = ("validation", "test")
 
 
-def language_sets(folder, main_language="en", id_column="conceptUri"):
+def language_sets(folder, main_language="en", id_column=None):
     """``{lang: RetrievalSet}`` of a pairs folder: the main language's files and every
     ``heldout_queries_LANG.csv`` with its ``corpus_LANG.csv``."""
     if not os.path.isdir(folder):
