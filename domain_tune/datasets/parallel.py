@@ -138,6 +138,10 @@ def stsb_parallel(data_dir=None, languages=None, split="train", source="en"):
             keep &= np.array([sentence_key(a) not in keys and sentence_key(b) not in keys
                               for a, b in zip(d.sentences1, d.sentences2)], dtype=bool)
     rows = np.flatnonzero(keep)
+    if not len(rows):
+        raise BadInputError(
+            f"{data.folder}: every {split} row shares a sentence with the held-out panel (a fifth "
+            "of the rows, kept out of parallel data); no parallel sentences are left")
 
     def column(split_data, which):
         texts = split_data.sentences1 if which == 1 else split_data.sentences2

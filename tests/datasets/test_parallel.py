@@ -79,3 +79,49 @@ def test_stsb_parallel_pairs_each_source_with_every_language(tmp_path):
         stsb_parallel(str(tmp_path), "ja")
     with pytest.raises(BadInputError, match="no stsb-xx-train.csv"):
         stsb_parallel(str(tmp_path), "xx")
+
+
+@pytest.mark.parametrize("trial", range(12))
+def test_no_sentence_of_the_heldout_panel_is_ever_parallel_data(tmp_path, trial):
+    """Property, over random folders whose sentences repeat across rows and languages (as
+    STS-B's do): no sentence of the held-out panel, in any language, case or spacing, is a
+    source or a translation of the parallel file built from the train split; and the panel
+    is what load_multilingual(..., "heldout") measures."""
+    import numpy as np
+
+    from domain_tune.datasets.parallel import stsb_parallel
+    from domain_tune.datasets.stsb_multi import heldout_sentences, load_multilingual, sentence_key
+
+    rng = np.random.default_rng(trial)
+    n = int(rng.integers(10, 80))
+    languages = ["en", "de", "fr", "ja"][: int(rng.integers(2, 5))]
+    pool = {lang: [f"{lang} sentence {k}" for k in range(int(rng.integers(n // 2, 2 * n)))]
+            for lang in languages}
+    for lang in languages:
+        rows = []
+        for _ in range(n):
+            a, b = rng.choice(len(pool[lang]), 2)
+            first = pool[lang][a]
+            if rng.random() < 0.2:  # the same sentence again, in another case or spacing
+                first = "  " + first.upper()
+            rows.append([first, pool[lang][b], f"{rng.uniform(0, 5):.1f}"])
+        if lang == "en":
+            scores = [r[2] for r in rows]
+        else:
+            for r, s in zip(rows, scores):
+                r[2] = s  # row-aligned: the same score in every language
+        with open(tmp_path / f"stsb-{lang}-train.csv", "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(rows)
+    panel = heldout_sentences(str(tmp_path))
+    assert panel  # a fifth of the rows
+    try:
+        frame = stsb_parallel(str(tmp_path), ",".join(languages[1:]))
+    except BadInputError as e:  # every row shared a sentence with the panel: said in one line
+        assert "no parallel sentences are left" in str(e)
+    else:
+        assert len(frame)
+        used = {sentence_key(t) for t in [*frame["source"], *frame["translation"]]}
+        assert not used & panel
+    held = load_multilingual(str(tmp_path), "heldout", languages[1:])
+    measured = {sentence_key(t) for d in held.data.values() for t in d.sentences1 + d.sentences2}
+    assert measured == panel
