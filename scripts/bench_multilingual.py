@@ -15,7 +15,7 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   sentences: one more epoch from it with its own frozen embeddings as the teacher);
 * ``fr`` / ``fr+contrastive``: with the French labels;
 
-each also interpolated with the base (``--alpha``, WiSE-FT).  Every model is measured on
+each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).  Every model is measured on
 
 * domain retrieval in both languages: queries in one language, concepts in the other or the
   same (``en->en``, ``fr->en``, ``fr->fr``, ``en->fr``;
@@ -87,6 +87,8 @@ def parse_args(argv=None):
     p.add_argument("--keep", help="Keep pairs, parallel file, runs and measurements here (and reuse them).")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
     p.add_argument("--alpha", type=float, default=0.8, help="Interpolation weight of the tuned model (1: skip).")
+    p.add_argument("--more-alphas", default="", metavar="VARIANT=A,...",
+                   help="More interpolation weights for some variants, e.g. en=0.6,0.4;en+contrastive=0.6.")
     p.add_argument("--panel-limit", type=int, help="Only the first N pairs of each panel language.")
     for key, value in RECIPE.items():
         p.add_argument("--" + key.replace("_", "-"), type=type(value), default=value)
@@ -210,6 +212,10 @@ def main(argv=None):
         start = VARIANTS[n].get("start")
         if start and start not in names:
             raise SystemExit(f"{n} starts from {start}: add it to --variants")
+    more = {}
+    for part in filter(None, args.more_alphas.split(";")):
+        variant, _, alphas = part.partition("=")
+        more[variant.strip()] = [float(a) for a in alphas.split(",") if a.strip()]
     models = {"base": measure(args, "base", lambda: load_model("use-m3"), sets, stsb_dir, sts, work)}
     trained = {}
     for name in names:
@@ -218,11 +224,14 @@ def main(argv=None):
                          "train_pairs": metrics["train_pairs"], "epochs_run": metrics["epochs_run"]}
         out = os.path.join(work, "runs", name)
         models[name] = measure(args, name, lambda out=out: load_model(out), sets, stsb_dir, sts, work, out)
-        if args.alpha < 1.0:
-            def mixed(out=out):
-                return interpolate(load_model("use-m3"), load_model(out), args.alpha)[0]
-            models[f"{name}+wise{args.alpha:g}"] = measure(
-                args, f"{name}+wise{args.alpha:g}", mixed, sets, stsb_dir, sts, work, out)
+        for alpha in [args.alpha] + more.get(name, []):
+            if alpha >= 1.0:
+                continue
+
+            def mixed(out=out, alpha=alpha):
+                return interpolate(load_model("use-m3"), load_model(out), alpha)[0]
+            models[f"{name}+wise{alpha:g}"] = measure(
+                args, f"{name}+wise{alpha:g}", mixed, sets, stsb_dir, sts, work, out)
     english = [n for n in models if n.startswith("en")]
     french = [n for n in models if n.startswith("fr")]
     base = models["base"]
@@ -311,7 +320,8 @@ def render(r):
 
 Each column is a model: the base, the ESCO recipe trained on English labels only (with and
 without alignment preservation, and with the transfer mechanisms tried), and on English plus
-French labels; each also interpolated with the base (`interpolate --alpha {r['alpha']:g}`). Changes
+French labels; each also interpolated with the base (`interpolate --alpha {r['alpha']:g}`; some at other
+weights). Changes
 against the base in brackets.
 
 **Retrieval** ranks all {base['retrieval']['test']['en->en']['corpus']:,} occupations' preferred labels for
