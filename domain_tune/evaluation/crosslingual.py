@@ -18,8 +18,6 @@ import hashlib
 import os
 import re
 
-import numpy as np
-
 from domain_tune.datasets.retrieval_set import RetrievalSet, read_retrieval_set
 from domain_tune.embedding import DEFAULT_BATCH_SIZE, encode
 from domain_tune.errors import BadInputError
@@ -102,21 +100,3 @@ def evaluate_languages(model, sets, batch_size=DEFAULT_BATCH_SIZE, progress=Fals
             result[f"{ql}->{cl}"] = evaluate_embeddings(
                 q[keep], [gold[i] for i in keep], c, list(s.corpus_ids))
     return result
-
-
-def languages_markdown(before, after=None, metric="top1"):
-    """A table of ``metric`` per query language -> corpus language (base -> tuned, change)."""
-    lines = [f"| queries -> concepts | queries | {metric} |", "| --- | --- | --- |"]
-    for key, b in before.items():
-        if after is None or key not in after:
-            cell = f"{b[metric]:.4f}"
-        else:
-            a = after[key][metric]
-            cell = f"{b[metric]:.4f} -> {a:.4f} ({a - b[metric]:+.4f})"
-        lines.append(f"| {key} | {b['n']:,} | {cell} |")
-    return "\n".join(lines)
-
-
-def mean_of(results, metric="top1"):
-    """The mean of ``metric`` over every language pair."""
-    return float(np.mean([r[metric] for r in results.values()])) if results else float("nan")
