@@ -13,7 +13,10 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   (the embedding table frozen, so the domain is learnt in the layers every language shares);
   ``en+tuned-teacher`` (the tuned ``en`` model distilled onto the translations of general
   sentences: one more epoch from it with its own frozen embeddings as the teacher);
-* ``fr`` / ``fr+contrastive``: with the French labels;
+  ``en+self-teacher`` (each translation pulled onto the tuned model's own embedding of its
+  English source, ``--align-loss embedding --align-teacher self``);
+* ``fr`` / ``fr+contrastive`` / ``fr+contrastive10``: with the French labels (alignment at
+  weight 5, and 10);
 
 each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).  Every model is measured on
 
@@ -29,10 +32,13 @@ each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` fo
 
 Writes ``results/multilingual.md`` and ``results/multilingual.json``.  With ``--keep DIR`` the
 pairs, the parallel file, the runs and the measurements stay in DIR, and a finished run with
-the same options is reused.
+the same options is reused.  With ``--reuse PREVIOUS.json`` (repeatable) a variant measured
+there with the same spec, recipe, data (sha256 of ESCO, the pairs and the parallel file) and
+panel is taken from it instead of trained again; the report says which were, and when.
 
     python scripts/bench_multilingual.py --keep /tmp/bench-ml
     python scripts/bench_multilingual.py --variants en,fr --epochs 1 --keep /tmp/quick
+    python scripts/bench_multilingual.py --reuse results/multilingual.json --keep /tmp/bench-ml
 """
 
 import argparse
@@ -63,8 +69,11 @@ VARIANTS = {
     "en+tuned-teacher": {"pairs": "en", "start": "en", "parallel": True, "align_loss": "embedding",
                          "align_teacher": "base", "align_weight": 10.0, "parallel_batch_size": 32,
                          "epochs": 1},
+    "en+self-teacher": {"pairs": "en", "parallel": True, "align_loss": "embedding", "align_teacher": "self",
+                        "align_weight": 5.0, "parallel_batch_size": 32},
     "fr": {"pairs": "fr"},
     "fr+contrastive": {"pairs": "fr", "parallel": True, **CONTRASTIVE},
+    "fr+contrastive10": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "align_weight": 10.0},
 }
 LABELS = {
     "en": "English labels",
@@ -72,8 +81,10 @@ LABELS = {
     "en+frozen": "English labels, frozen embeddings",
     "en+frozen+contrastive": "English labels, frozen embeddings + contrastive alignment",
     "en+tuned-teacher": "English labels, then the tuned model distilled onto translations",
+    "en+self-teacher": "English labels + translations pulled onto their tuned sources",
     "fr": "English + French labels",
     "fr+contrastive": "English + French labels + contrastive alignment",
+    "fr+contrastive10": "English + French labels + contrastive alignment at weight 10",
 }
 HOLDOUT, SEED = 0.2, 0
 PAIR_DROP = 0.005  # no language pair of the held-out panel more than this below the base
@@ -90,6 +101,8 @@ def parse_args(argv=None):
     p.add_argument("--more-alphas", default="", metavar="VARIANT=A,...",
                    help="More interpolation weights for some variants, e.g. en=0.6,0.4;en+contrastive=0.6.")
     p.add_argument("--panel-limit", type=int, help="Only the first N pairs of each panel language.")
+    p.add_argument("--reuse", action="append", default=[], metavar="PREVIOUS.json",
+                   help="Take variants measured alike in this earlier multilingual.json (repeatable).")
     for key, value in RECIPE.items():
         p.add_argument("--" + key.replace("_", "-"), type=type(value), default=value)
     return p.parse_args(argv)
@@ -149,6 +162,33 @@ def measure(args, name, model_fn, sets, stsb_dir, sts, work, run_dir=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pathlib.Path(path).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def reusable(args, data, paths):
+    """The earlier results of ``paths`` measured as this run would: ``[(path, result)]``."""
+    found = []
+    for path in paths:
+        r = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+        same = (r.get("data") == data and r.get("recipe") == {k: getattr(args, k) for k in RECIPE}
+                and r.get("panel_limit") == args.panel_limit)
+        print(f"{path}: {'reusable' if same else 'measured otherwise (data, recipe or panel); not reused'}",
+              file=sys.stderr)
+        if same:
+            found.append((path, r))
+    return found
+
+
+def reused_variant(previous, name, alphas):
+    """``(variant entry, {model name: measurement})`` of ``name`` from an earlier result with
+    the same spec and every interpolation weight asked for, else None."""
+    for path, r in previous:
+        v = r.get("variants", {}).get(name)
+        wanted = [name] + [f"{name}+wise{a:g}" for a in alphas if a < 1.0]
+        if v and v["spec"] == VARIANTS[name] and all(w in r["models"] for w in wanted):
+            origin = v.get("measured") or {"date": r["machine"]["date"], "commit": r["machine"]["commit"]}
+            return {**v, "measured": origin, "reused_from": os.path.basename(path)}, \
+                {w: r["models"][w] for w in wanted}
+    return None
 
 
 def panel_check(m, base, split="heldout"):
@@ -216,15 +256,31 @@ def main(argv=None):
     for part in filter(None, args.more_alphas.split(";")):
         variant, _, alphas = part.partition("=")
         more[variant.strip()] = [float(a) for a in alphas.split(",") if a.strip()]
-    models = {"base": measure(args, "base", lambda: load_model("use-m3"), sets, stsb_dir, sts, work)}
+    data = {"esco_sha256": sha256(esco), "esco_fr_sha256": sha256(esco_fr),
+            "parallel_csv_sha256": sha256(parallel_csv),
+            "train_csv_sha256": {k: sha256(os.path.join(f, "train.csv")) for k, f in folders.items()}}
+    previous = reusable(args, data, args.reuse)
+    base_from = next((r for _, r in previous if "base" in r["models"]), None)
+    models = {"base": base_from["models"]["base"] if base_from else
+              measure(args, "base", lambda: load_model("use-m3"), sets, stsb_dir, sts, work)}
     trained = {}
     for name in names:
+        alphas = [args.alpha] + more.get(name, [])
+        taken = reused_variant(previous, name, alphas)
+        if taken:
+            trained[name], measured = taken
+            models.update(measured)
+            print(f"{name}: reused from {trained[name]['reused_from']}", file=sys.stderr)
+            continue
+        start = VARIANTS[name].get("start")
+        if start and not os.path.isfile(os.path.join(work, "runs", start, "metrics.json")):
+            train(args, start, VARIANTS[start], folders, parallel_csv, work)  # reused above
         metrics = train(args, name, VARIANTS[name], folders, parallel_csv, work)
         trained[name] = {"spec": VARIANTS[name], "seconds": metrics["seconds"],
                          "train_pairs": metrics["train_pairs"], "epochs_run": metrics["epochs_run"]}
         out = os.path.join(work, "runs", name)
         models[name] = measure(args, name, lambda out=out: load_model(out), sets, stsb_dir, sts, work, out)
-        for alpha in [args.alpha] + more.get(name, []):
+        for alpha in alphas:
             if alpha >= 1.0:
                 continue
 
@@ -243,9 +299,7 @@ def main(argv=None):
         "commands": {k: "domain-tune " + " ".join(v).replace(args.shared, "../shared/data").replace(work, "WORK")
                      for k, v in commands.items()}
         | {"bench": " ".join(["python", "scripts/bench_multilingual.py", *(sys.argv[1:] if argv is None else argv)])},
-        "data": {"esco_sha256": sha256(esco), "esco_fr_sha256": sha256(esco_fr),
-                 "parallel_csv_sha256": sha256(parallel_csv),
-                 "train_csv_sha256": {k: sha256(os.path.join(f, "train.csv")) for k, f in folders.items()}},
+        "data": data, "panel_limit": args.panel_limit,
         "machine": meta, "wall_seconds": round(time.perf_counter() - started, 1),
     }
     os.makedirs(args.out_dir, exist_ok=True)
@@ -315,6 +369,10 @@ def render(r):
               f"-b {rc['batch_size']} --epochs {rc['epochs']} --validation-split {rc['validation_split']:g} "
               f"--seed {rc['seed']}")
     timing = "; ".join(f"{n} {v['seconds']:.0f} s ({v['train_pairs']:,} pairs)" for n, v in r["variants"].items())
+    reused = [f"{n} ({v['measured']['date']}, commit {v['measured']['commit']})"
+              for n, v in r["variants"].items() if v.get("reused_from")]
+    reused = (f"\n- Taken from earlier runs of this benchmark with the same data, recipe and panel "
+              f"(`--reuse`): {'; '.join(reused)}." if reused else "")
     m = r["machine"]
     return f"""# The domain gain in every language: ESCO with English labels, and with French labels too
 
@@ -363,10 +421,12 @@ kept: both means not below the base, no pair more than {PAIR_DROP} below, Englis
   --align-loss contrastive --align-weight 5 --parallel-batch-size 32`; frozen embeddings:
   `--embeddings frozen`; the tuned teacher: `train ... --model RUN_EN --parallel WORK/parallel.csv
   --align-loss embedding --align-teacher base --align-weight 10 --parallel-batch-size 32 --epochs 1`
-  (the `base` teacher is the model training starts from, here the tuned one).
+  (the `base` teacher is the model training starts from, here the tuned one); the self teacher:
+  `--parallel WORK/parallel.csv --align-loss embedding --align-teacher self --align-weight 5
+  --parallel-batch-size 32`; alignment at weight 10: `--align-weight 10`.
 - Pairs: `{r['commands']['en']}`; `{r['commands']['fr']}`. Parallel sentences:
   `{r['commands']['parallel']}` (stsb-multi-mt train rows outside the held-out panel).
-- Training time: {timing}; whole benchmark {r['wall_seconds']:.0f} s.
+- Training time: {timing}; whole benchmark {r['wall_seconds']:.0f} s.{reused}
 - Command: `{r['commands']['bench']}`.
 - Data: ESCO sha256 `{r['data']['esco_sha256']}` (en), `{r['data']['esco_fr_sha256']}` (fr);
   parallel file `{r['data']['parallel_csv_sha256']}`.

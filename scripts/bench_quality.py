@@ -22,12 +22,16 @@ Two settings:
 Each split trains one model and measures the base, the tuned and the
 interpolated model (WiSE-FT, alpha chosen on validation), each densely and
 hybrid (character n-gram TF-IDF fusion and description-weighted entries,
-weights chosen on validation), plus STS-B dev.  Results are merged into
+weights chosen on validation), plus STS-B dev.  With labels in more languages
+(``--labels fr=occupations_fr.csv``, as ``pairs esco --labels``) the pairs are multilingual and
+every model is also measured across languages: held-out queries in each language against the
+concepts labelled in each (``fr->en``: French queries, English labels).  Results are merged into
 ``results/quality.json`` (keys ``strict`` / ``corpus_aware``, then ``seed_0`` ...)
 and ``results/quality.md`` is rendered from all that is there.
 
     python scripts/bench_quality.py --settings strict --seeds 0 1
     python scripts/bench_quality.py --no-test --max-pairs 10000 --epochs 1   # scouting
+    python scripts/bench_quality.py --labels fr=../shared/data/esco/occupations_fr.csv
 """
 
 import argparse
@@ -54,10 +58,12 @@ import_tensorflow()  # quietly, as the CLI does (DOMAIN_TUNE_DEBUG=1 shows the s
 
 from domain_tune.datasets.pairs import sha256  # noqa: E402
 from domain_tune.datasets.sts import load_split  # noqa: E402
-from domain_tune.datasets.taxonomy import label_key, read_esco  # noqa: E402
+from domain_tune.datasets.retrieval_set import RetrievalSet  # noqa: E402
+from domain_tune.datasets.taxonomy import parse_label_files, read_esco, read_translation  # noqa: E402
 from domain_tune.datasets.taxonomy_pairs import build_pairs  # noqa: E402
 from domain_tune.datasets.validation import carve_validation, concept_keys, drop_texts  # noqa: E402
 from domain_tune.embedding import encode  # noqa: E402
+from domain_tune.evaluation.crosslingual import evaluate_languages  # noqa: E402
 from domain_tune.evaluation.hybrid import (  # noqa: E402
     DenseParts, HybridWeights, LexicalScorer, choose_weights, hybrid_ranks,
 )
@@ -116,6 +122,9 @@ def parse_args():
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         else:
             p.add_argument(flag, type=type(value), default=value)
+    p.add_argument("--labels", action="append", default=[], metavar="LANG=FILE",
+                   help="Labels in one more language (ESCO's columns, as pairs esco --labels); "
+                        "repeat for more. Adds multilingual pairs and cross-lingual retrieval.")
     p.add_argument("--keep", help="Keep the pairs and the tuned models in this folder.")
     p.add_argument("--multilingual", default="all",
                    help="Languages of the multilingual STS panel (comma-separated, all or none).")
@@ -141,11 +150,9 @@ def build_split(args, taxonomy, setting, seed, work):
                              **options)
     if setting == "corpus_aware":
         corpus_pairs = _corpus_pairs(taxonomy, outer, seed, args, options)
-        # never an alternative label of a test or validation concept
+        # never an alternative label of a test or validation concept, in any language
         held = set(outer.heldout_ids) | set(inner.heldout_ids)
-        alternative = {label_key(a) for cid, alts in zip(taxonomy.ids, taxonomy.synonyms)
-                       if cid in held for a in alts}
-        corpus_pairs = drop_texts(corpus_pairs, alternative)
+        corpus_pairs = drop_texts(corpus_pairs, concept_keys(taxonomy, held, alternative_only=True))
         inner.train = pd.concat([inner.train, corpus_pairs], ignore_index=True)
         inner.stats["corpus_pairs"] = len(corpus_pairs)
     if args.hard_negatives:
@@ -163,6 +170,9 @@ def build_split(args, taxonomy, setting, seed, work):
         "corpus_descriptions": [descriptions[c] for c in corpus_ids],
         "validation": (inner.queries.iloc[:, 0].tolist(), inner.queries.iloc[:, 1].tolist()),
         "test": (outer.queries.iloc[:, 0].tolist(), outer.queries.iloc[:, 1].tolist()),
+        "languages": {"validation": language_sets(taxonomy.language, inner, outer),
+                      "test": language_sets(taxonomy.language, outer, outer)}
+        if taxonomy.translations else None,
         "stats": {"train_pairs": len(inner.train), "validation_concepts": len(inner.heldout_ids),
                   "test_concepts": len(outer.heldout_ids),
                   "corpus_pairs": inner.stats.get("corpus_pairs", 0),
@@ -170,13 +180,25 @@ def build_split(args, taxonomy, setting, seed, work):
     }
     # the protocol's guarantee, checked: no alternative label of a test or validation
     # concept is a training text (corpus-aware pairs may hold their preferred labels)
-    held = concept_keys(taxonomy, set(outer.heldout_ids) | set(inner.heldout_ids))
-    if setting == "corpus_aware":  # their preferred labels are corpus texts
-        held = {label_key(a) for cid, alts in zip(taxonomy.ids, taxonomy.synonyms)
-                if cid in set(outer.heldout_ids) | set(inner.heldout_ids) for a in alts}
+    # (corpus-aware: their preferred labels are corpus texts), in every language
+    held = concept_keys(taxonomy, set(outer.heldout_ids) | set(inner.heldout_ids),
+                        alternative_only=setting == "corpus_aware")
     columns = [c for c in inner.train.columns if c != "similarity"]  # negatives included
     assert len(drop_texts(inner.train, held, columns)) == len(inner.train), "leak into training"
     return train_csv, data
+
+
+def language_sets(main, queries, corpora):
+    """``{lang: RetrievalSet}``: the held-out queries of ``queries`` (a PairSet) in the main
+    language and every other, each against the whole corpus of ``corpora`` (the outer PairSet)
+    in its language."""
+    def one(q, c):
+        return RetrievalSet(q.iloc[:, 0].tolist(), q.iloc[:, 1].tolist(), c.iloc[:, 0].tolist(),
+                            c.iloc[:, 1].tolist())
+    sets = {main: one(queries.queries, corpora.corpus)}
+    for lang, q in queries.language_queries.items():
+        sets[lang] = one(q, corpora.language_corpora[lang])
+    return sets
 
 
 def _corpus_pairs(taxonomy, strict, seed, args, options):
@@ -211,6 +233,8 @@ def measure(model, data, sts, test=True, weights=None):
             out["grid"] = grid
         hybrid = metrics_from_ranks(hybrid_ranks(parts, gold, ids, texts, lexical, weights))
         out[split] = {"dense": dense, "hybrid": hybrid}
+        if data.get("languages"):  # dense, every query language against every corpus language
+            out[split]["languages"] = evaluate_languages(model, data["languages"][split])
     out["weights"] = dataclasses.asdict(weights)
     s = evaluate_sts(model, sts.sentences1, sts.sentences2, sts.scores)
     out["sts"] = {"pearson": s["pearson"], "spearman": s["spearman"]}
@@ -285,7 +309,8 @@ def run_split(args, taxonomy, sts, setting, seed, work):
 
 def multilingual_panels(args, tuned_dir, alpha=1.0):
     """The multilingual STS panel (mono, cross-lingual en-LANG, translation retrieval) of the
-    base, the tuned and the interpolated model, on stsb-multi-mt dev."""
+    base, the tuned and the interpolated model, on stsb-multi-mt dev and on the held-out panel
+    (a fifth of the train rows that no parallel file holds) as ``panels["heldout"]``."""
     from domain_tune.datasets.stsb_multi import file_name, load_multilingual
     from domain_tune.evaluation.multilingual import evaluate_panel
 
@@ -298,6 +323,10 @@ def multilingual_panels(args, tuned_dir, alpha=1.0):
     if alpha < 1.0:
         panels["interpolated"] = evaluate_panel(interpolate(base, tuned, alpha)[0], data)
         panels["alpha"] = alpha
+    held = load_multilingual(args.multilingual_dir, "heldout", args.multilingual)
+    panels["heldout"] = {"base": evaluate_panel(base, held), "tuned": evaluate_panel(tuned, held)}
+    if alpha < 1.0:
+        panels["heldout"]["interpolated"] = evaluate_panel(interpolate(base, tuned, alpha)[0], held)
     panels["sha256"] = {lang: sha256(os.path.join(data.folder, file_name(lang, "dev")))
                         for lang in [data.pivot, *data.languages]}
     return panels
@@ -324,8 +353,48 @@ Base -> interpolated (alpha {m['alpha']:g}):
 
 {panel_markdown(b, m["interpolated"])}
 """
+    held = m.get("heldout")
+    if held:
+        text += f"""
+### Multilingual held-out panel (a fifth of stsb-multi-mt train, {held['base']['n']} pairs per language)
+
+The rows that `parallel-sentences` never writes, so no alignment step saw them. Base -> tuned:
+
+{panel_markdown(held["base"], held["tuned"])}
+"""
+        if held.get("interpolated"):
+            text += f"""
+Base -> interpolated (alpha {m['alpha']:g}):
+
+{panel_markdown(held["base"], held["interpolated"])}
+"""
     hashes = ", ".join(f"{lang} `{h[:12]}`" for lang, h in m["sha256"].items())
     return text + f"\nData sha256 (first 12 hex digits of stsb-LANG-dev.csv): {hashes}.\n"
+
+
+def render_languages(r, base):
+    """Cross-lingual domain retrieval (dense top-1 per query and corpus language), on test."""
+    if "languages" not in r["tuned"].get("test", {}):
+        return ""
+    models = ([("base (use-m3)", base)] if base and "languages" in base["test"] else [])
+    models.append(("tuned", r["tuned"]))
+    if r["alpha"] < 1:
+        models.append((f"interpolated (alpha {r['alpha']:g})", r["chosen"]))
+    pairs = list(r["tuned"]["test"]["languages"])
+    ref = models[0][1]["test"]["languages"]
+    out = ["", "### Across languages (held-out occupations, dense)", "",
+           "Held-out queries in one language against every occupation labelled in another "
+           "(`fr->en`: French alternative labels, English preferred labels). Top-1 (change "
+           "against the base):", "",
+           "| model | " + " | ".join(f"{p} ({ref[p]['n']:,} queries)" for p in pairs) + " |",
+           "| --- |" + " --- |" * len(pairs)]
+    for name, m in models:
+        cells = []
+        for p in pairs:
+            v = m["test"]["languages"][p]["top1"]
+            cells.append(f"{v:.4f}" + ("" if m is models[0][1] else f" ({v - ref[p]['top1']:+.4f})"))
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def _brief(m):
@@ -352,10 +421,14 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="bench-quality-")
     os.makedirs(work, exist_ok=True)
     taxonomy = read_esco(esco)
+    labels = parse_label_files(args.labels, taxonomy.language)
+    for lang, path in labels:
+        taxonomy = read_translation(taxonomy, lang, path, id_column="conceptUri",
+                                    label_column="preferredLabel", synonyms_column="altLabels")
     sts = load_split("dev", sts_dir)
     meta = {
         "recipe": {k: getattr(args, k) for k in RECIPE} | {"max_pairs": args.max_pairs},
-        "data": {"esco_sha256": sha256(esco),
+        "data": {"esco_sha256": sha256(esco), **{f"esco_{lang}_sha256": sha256(path) for lang, path in labels},
                  "sts_dev_sha256": sha256(os.path.join(sts_dir, "sts-dev.csv"))},
         "machine": _machine(),
         "date": datetime.date.today().isoformat(),
@@ -468,6 +541,7 @@ def render(merged):
                     f"{r['stats']['test_concepts']} held-out occupations.",
                     f"Recipe: {', '.join(f'{k} {v}' for k, v in _recipe(r).items() if v is not None)}.",
                     f"Command: `{r['command']}`; {r['date']}; machine {r['machine']}."]
+            out.append(render_languages(r, base))
             out.append(render_multilingual(r))
     return "\n".join(out) + "\n"
 

@@ -14,14 +14,20 @@ from domain_tune.datasets.taxonomy import label_key
 from domain_tune.datasets.taxonomy_pairs import build_pairs
 
 
-def concept_keys(taxonomy, ids):
-    """The label keys (preferred and alternative) of the concepts ``ids``."""
+def concept_keys(taxonomy, ids, alternative_only=False):
+    """The label keys (preferred and alternative; alternative only if asked) of the concepts
+    ``ids``, in every language of the taxonomy (its main labels and each of
+    :attr:`Taxonomy.translations`)."""
     ids = set(ids)
     keys = set()
-    for cid, label, alts in zip(taxonomy.ids, taxonomy.labels, taxonomy.synonyms):
-        if cid in ids:
-            keys.add(label_key(label))
-            keys.update(label_key(a) for a in alts)
+    views = [(taxonomy.labels, taxonomy.synonyms)]
+    views += [(t.labels, t.synonyms) for t in taxonomy.translations.values()]
+    for labels, synonyms in views:
+        for cid, label, alts in zip(taxonomy.ids, labels, synonyms):
+            if cid in ids:
+                if label and not alternative_only:  # no row in a language: no label
+                    keys.add(label_key(label))
+                keys.update(label_key(a) for a in alts)
     return keys
 
 
