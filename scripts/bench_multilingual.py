@@ -313,6 +313,8 @@ def main(argv=None):
 
 
 def label(name):
+    if name is None:
+        return "none (no variant in this run)"
     base, _, wise = name.partition("+wise")
     if name == "base":
         return "base (use-m3)"

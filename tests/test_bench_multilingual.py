@@ -114,3 +114,17 @@ def test_report_states_targets_and_where_reused_variants_come_from(tmp_path):
     assert "fr->en gain >= half the English gain: +0.0200 against +0.1000 (not met)" in text
     assert "(`--reuse`): en (2026-12-01, commit abc1234)." in text
     assert "fr (2026" not in text  # trained in this run
+
+
+def test_report_of_english_variants_only():
+    base, en = measurement(0.40), measurement(0.45)
+    r = {"models": {"base": base, "en": en}, "alpha": 0.8,
+         "variants": {"en": {"spec": bm.VARIANTS["en"], "seconds": 3.0, "train_pairs": 10, "epochs_run": 3}},
+         "recipe": {k: getattr(args(), k) for k in bm.RECIPE},
+         "chosen": {"english_labels": "en", "french_labels": None},
+         "checks": {"en": bm.panel_check(en, base)},
+         "commands": {"en": "a", "fr": "b", "parallel": "c", "bench": "d"}, "data": DATA, "wall_seconds": 1.0,
+         "machine": {"cpu_model": "CPU", "cores": 2, "simd_flags": [], "python": "3.11", "date": "d", "commit": "c"}}
+    text = bm.render(r)
+    assert "with French labels\n**none (no variant in this run)**" in text
+    assert "with French labels, fr->en" not in text
