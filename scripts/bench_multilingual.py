@@ -14,7 +14,7 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   ``en+tuned-teacher`` (the tuned ``en`` model distilled onto the translations of general
   sentences: one more epoch from it with its own frozen embeddings as the teacher);
   ``en+self-teacher`` (each translation pulled onto the tuned model's own embedding of its
-  English source, ``--align-loss embedding --align-teacher self``);
+  English source, ``--align-loss embedding --align-teacher self``, at weight 5 and 1);
 * ``fr`` / ``fr+contrastive`` / ``fr+contrastive10``: with the French labels (alignment at
   weight 5, and 10);
 
@@ -71,6 +71,8 @@ VARIANTS = {
                          "epochs": 1},
     "en+self-teacher": {"pairs": "en", "parallel": True, "align_loss": "embedding", "align_teacher": "self",
                         "align_weight": 5.0, "parallel_batch_size": 32},
+    "en+self-teacher1": {"pairs": "en", "parallel": True, "align_loss": "embedding", "align_teacher": "self",
+                         "align_weight": 1.0, "parallel_batch_size": 32},
     "fr": {"pairs": "fr"},
     "fr+contrastive": {"pairs": "fr", "parallel": True, **CONTRASTIVE},
     "fr+contrastive10": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "align_weight": 10.0},
@@ -82,6 +84,7 @@ LABELS = {
     "en+frozen+contrastive": "English labels, frozen embeddings + contrastive alignment",
     "en+tuned-teacher": "English labels, then the tuned model distilled onto translations",
     "en+self-teacher": "English labels + translations pulled onto their tuned sources",
+    "en+self-teacher1": "English labels + translations pulled onto their tuned sources at weight 1",
     "fr": "English + French labels",
     "fr+contrastive": "English + French labels + contrastive alignment",
     "fr+contrastive10": "English + French labels + contrastive alignment at weight 10",
@@ -425,10 +428,10 @@ kept: both means not below the base, no pair more than {PAIR_DROP} below, Englis
   --align-loss embedding --align-teacher base --align-weight 10 --parallel-batch-size 32 --epochs 1`
   (the `base` teacher is the model training starts from, here the tuned one); the self teacher:
   `--parallel WORK/parallel.csv --align-loss embedding --align-teacher self --align-weight 5
-  --parallel-batch-size 32`; alignment at weight 10: `--align-weight 10`.
+  --parallel-batch-size 32` (and `--align-weight 1`); alignment at weight 10: `--align-weight 10`.
 - Pairs: `{r['commands']['en']}`; `{r['commands']['fr']}`. Parallel sentences:
   `{r['commands']['parallel']}` (stsb-multi-mt train rows outside the held-out panel).
-- Training time: {timing}; whole benchmark {r['wall_seconds']:.0f} s.{reused}
+- Training time: {timing}; {'this run (the rest reused)' if reused else 'whole benchmark'} {r['wall_seconds']:.0f} s.{reused}
 - Command: `{r['commands']['bench']}`.
 - Data: ESCO sha256 `{r['data']['esco_sha256']}` (en), `{r['data']['esco_fr_sha256']}` (fr);
   parallel file `{r['data']['parallel_csv_sha256']}`.
