@@ -15,8 +15,8 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   sentences: one more epoch from it with its own frozen embeddings as the teacher);
   ``en+self-teacher`` (each translation pulled onto the tuned model's own embedding of its
   English source, ``--align-loss embedding --align-teacher self``, at weight 5 and 1);
-* ``fr`` / ``fr+contrastive`` / ``fr+contrastive10``: with the French labels (alignment at
-  weight 5, and 10);
+* ``fr`` / ``fr+contrastive`` / ``fr+contrastive10`` / ``fr+frozen+contrastive``: with the
+  French labels (alignment at weight 5, and 10; and with the embedding table frozen);
 
 each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).  Every model is measured on
 
@@ -76,6 +76,7 @@ VARIANTS = {
     "fr": {"pairs": "fr"},
     "fr+contrastive": {"pairs": "fr", "parallel": True, **CONTRASTIVE},
     "fr+contrastive10": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "align_weight": 10.0},
+    "fr+frozen+contrastive": {"pairs": "fr", "embeddings": "frozen", "parallel": True, **CONTRASTIVE},
 }
 LABELS = {
     "en": "English labels",
@@ -88,6 +89,7 @@ LABELS = {
     "fr": "English + French labels",
     "fr+contrastive": "English + French labels + contrastive alignment",
     "fr+contrastive10": "English + French labels + contrastive alignment at weight 10",
+    "fr+frozen+contrastive": "English + French labels, frozen embeddings + contrastive alignment",
 }
 HOLDOUT, SEED = 0.2, 0
 PAIR_DROP = 0.005  # no language pair of the held-out panel more than this below the base
