@@ -16,7 +16,8 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   ``en+self-teacher`` (each translation pulled onto the tuned model's own embedding of its
   English source, ``--align-loss embedding --align-teacher self``, at weight 5 and 1);
 * ``fr`` / ``fr+contrastive`` / ``fr+contrastive10`` / ``fr+frozen+contrastive``: with the
-  French labels (alignment at weight 5, and 10; and with the embedding table frozen);
+  French labels (alignment at weight 5, and 10; with the embedding table frozen; with the
+  in-batch loss at ``--scale 14``, the scale ``bench_quality`` chose on validation);
 
 each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).  Every model is measured on
 
@@ -77,6 +78,7 @@ VARIANTS = {
     "fr+contrastive": {"pairs": "fr", "parallel": True, **CONTRASTIVE},
     "fr+contrastive10": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "align_weight": 10.0},
     "fr+frozen+contrastive": {"pairs": "fr", "embeddings": "frozen", "parallel": True, **CONTRASTIVE},
+    "fr+contrastive+scale14": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "scale": 14.0},
 }
 LABELS = {
     "en": "English labels",
@@ -90,6 +92,7 @@ LABELS = {
     "fr+contrastive": "English + French labels + contrastive alignment",
     "fr+contrastive10": "English + French labels + contrastive alignment at weight 10",
     "fr+frozen+contrastive": "English + French labels, frozen embeddings + contrastive alignment",
+    "fr+contrastive+scale14": "English + French labels + contrastive alignment, in-batch scale 14",
 }
 HOLDOUT, SEED = 0.2, 0
 PAIR_DROP = 0.005  # no language pair of the held-out panel more than this below the base
@@ -190,8 +193,9 @@ def reused_variant(previous, name, alphas):
         v = r.get("variants", {}).get(name)
         wanted = [name] + [f"{name}+wise{a:g}" for a in alphas if a < 1.0]
         if v and v["spec"] == VARIANTS[name] and all(w in r["models"] for w in wanted):
-            origin = v.get("measured") or {"date": r["machine"]["date"], "commit": r["machine"]["commit"]}
-            return {**v, "measured": origin, "reused_from": os.path.basename(path)}, \
+            origin = v.get("measured") or {"date": r["machine"]["date"], "commit": r["machine"]["commit"],
+                                           "command": r["commands"]["bench"]}
+            return {**v, "measured": origin, "reused_from": os.fspath(path)}, \
                 {w: r["models"][w] for w in wanted}
     return None
 
@@ -336,36 +340,47 @@ def render(r):
     base = models["base"]
     chosen = r["chosen"]
 
-    def table(rows, names=names):
-        head = "| | " + " | ".join(label(n) for n in names) + " |"
-        out = [head, "| --- |" + " --- |" * len(names)]
-        for text, fn in rows:
+    def table(columns, names=names):
+        """One row per model, one column per ``(heading, fn)``; changes against the base."""
+        out = ["| model | " + " | ".join(text for text, _ in columns) + " |",
+               "| --- |" + " --- |" * len(columns)]
+        for n in names:
             cells = []
-            for n in names:
+            for _, fn in columns:
                 v, b = fn(models[n]), fn(base)
                 cells.append(f"{v:.4f}" + ("" if n == "base" else f" ({v - b:+.4f})"))
+            out.append(f"| {label(n)} | " + " | ".join(cells) + " |")
+        return "\n".join(out)
+
+    def by_metric(rows, names):
+        """One row per ``(heading, fn)``, one column per model (few models, many metrics)."""
+        out = ["| | " + " | ".join(label(n) for n in names) + " |", "| --- |" + " --- |" * len(names)]
+        for text, fn in rows:
+            cells = [f"{fn(models[n]):.4f}" + ("" if n == "base" else f" ({fn(models[n]) - fn(base):+.4f})")
+                     for n in names]
             out.append(f"| {text} | " + " | ".join(cells) + " |")
         return "\n".join(out)
 
-    def retrieval_rows(part):
-        pairs = list(base["retrieval"][part])
-        return [(f"{p} top-1, {part} concepts ({base['retrieval'][part][p]['n']:,} queries)",
-                 lambda m, p=p: m["retrieval"][part][p]["top1"]) for p in pairs]
+    def retrieval_columns(part):
+        return [(f"{p} top-1", lambda m, p=p: m["retrieval"][part][p]["top1"]) for p in base["retrieval"][part]]
+
+    def queries(part):
+        return ", ".join(f"{p} {base['retrieval'][part][p]['n']:,}" for p in base["retrieval"][part])
 
     general = [
-        ("STS-B dev Pearson, English", lambda m: m["sts_pearson"]),
-        ("held-out panel: mono STS, mean of 10 languages", lambda m: m["panel_heldout"]["mean"]["mono"]),
-        ("held-out panel: cross-lingual STS (en-X), mean", lambda m: m["panel_heldout"]["mean"]["cross"]),
-        ("held-out panel: mono STS, English", lambda m: m["panel_heldout"]["mono"]["en"]["pearson"]),
-        ("held-out panel: translation retrieval, mean", lambda m: _translation_mean(m["panel_heldout"])),
-        ("dev panel: mono STS, mean of 10 languages", lambda m: m["panel_dev"]["mean"]["mono"]),
-        ("dev panel: cross-lingual STS (en-X), mean", lambda m: m["panel_dev"]["mean"]["cross"]),
+        ("STS-B dev, en", lambda m: m["sts_pearson"]),
+        ("held-out mono", lambda m: m["panel_heldout"]["mean"]["mono"]),
+        ("held-out cross", lambda m: m["panel_heldout"]["mean"]["cross"]),
+        ("held-out translation", lambda m: _translation_mean(m["panel_heldout"])),
+        ("dev mono", lambda m: m["panel_dev"]["mean"]["mono"]),
+        ("dev cross", lambda m: m["panel_dev"]["mean"]["cross"]),
     ]
     panel = base["panel_heldout"]
     per_language = ([(f"mono {lang}", lambda m, lang=lang: m["panel_heldout"]["mono"][lang]["pearson"])
                      for lang in panel["mono"]]
                     + [(f"cross {p}", lambda m, p=p: m["panel_heldout"]["cross"][p]["pearson"])
                        for p in panel["cross"]])
+    shown = ["base"] + [n for n in (chosen["english_labels"], chosen["french_labels"]) if n]
     checks = []
     for n, c in r["checks"].items():
         checks.append(f"| {label(n)} | {c['mono_mean']:+.4f} | {c['cross_mean']:+.4f} | "
@@ -376,18 +391,18 @@ def render(r):
               f"-b {rc['batch_size']} --epochs {rc['epochs']} --validation-split {rc['validation_split']:g} "
               f"--seed {rc['seed']}")
     timing = "; ".join(f"{n} {v['seconds']:.0f} s ({v['train_pairs']:,} pairs)" for n, v in r["variants"].items())
-    reused = [f"{n} ({v['measured']['date']}, commit {v['measured']['commit']})"
+    reused = [f"{n} ({v['measured']['date'][:10]}, commit {v['measured']['commit']}"
+              + (f": `{v['measured']['command']}`" if v["measured"].get("command") else "") + ")"
               for n, v in r["variants"].items() if v.get("reused_from")]
     reused = (f"\n- Taken from earlier runs of this benchmark with the same data, recipe and panel "
               f"(`--reuse`): {'; '.join(reused)}." if reused else "")
     m = r["machine"]
     return f"""# The domain gain in every language: ESCO with English labels, and with French labels too
 
-Each column is a model: the base, the ESCO recipe trained on English labels only (with and
+Each row is a model: the base, the ESCO recipe trained on English labels only (with and
 without alignment preservation, and with the transfer mechanisms tried), and on English plus
-French labels; each also interpolated with the base (`interpolate --alpha {r['alpha']:g}`; some at other
-weights). Changes
-against the base in brackets.
+French labels; each also interpolated with the base (`interpolate --alpha {r['alpha']:g}`; some at
+other weights). Changes against the base in brackets.
 
 **Retrieval** ranks all {base['retrieval']['test']['en->en']['corpus']:,} occupations' preferred labels for
 the alternative labels of the occupations held out of training (20%, seed 0), queries in one language
@@ -399,7 +414,11 @@ no training step saw those sentences; the dev split is beside it.
 
 ## Test concepts
 
-{table(retrieval_rows('test') + general)}
+Top-1 of the queries of test concepts ({queries('test')} queries), then general quality (Pearson):
+STS-B dev in English, and the means of the held-out panel (mono STS of 10 languages, cross-lingual
+STS en-X, translation retrieval) and of the dev panel.
+
+{table(retrieval_columns('test') + general)}
 
 Chosen on validation concepts (the best mean of French top-1s among the models that keep the
 languages): with English labels only **{label(chosen['english_labels'])}**; with French labels
@@ -409,7 +428,9 @@ languages): with English labels only **{label(chosen['english_labels'])}**; with
 
 ## Validation concepts (the choices)
 
-{table(retrieval_rows('validation'))}
+Top-1 of the queries of validation concepts ({queries('validation')} queries).
+
+{table(retrieval_columns('validation'))}
 
 ## Languages on the held-out panel
 
@@ -420,7 +441,9 @@ kept: both means not below the base, no pair more than {PAIR_DROP} below, Englis
 | --- | --- | --- | --- | --- |
 {chr(10).join(checks)}
 
-{table(per_language)}
+Every language pair of the held-out panel (Pearson), the base and the two chosen models:
+
+{by_metric(per_language, shown)}
 
 ## How it was measured
 
@@ -430,7 +453,8 @@ kept: both means not below the base, no pair more than {PAIR_DROP} below, Englis
   --align-loss embedding --align-teacher base --align-weight 10 --parallel-batch-size 32 --epochs 1`
   (the `base` teacher is the model training starts from, here the tuned one); the self teacher:
   `--parallel WORK/parallel.csv --align-loss embedding --align-teacher self --align-weight 5
-  --parallel-batch-size 32` (and `--align-weight 1`); alignment at weight 10: `--align-weight 10`.
+  --parallel-batch-size 32` (and `--align-weight 1`); alignment at weight 10: `--align-weight 10`;
+  in-batch scale 14: `--scale 14`.
 - Pairs: `{r['commands']['en']}`; `{r['commands']['fr']}`. Parallel sentences:
   `{r['commands']['parallel']}` (stsb-multi-mt train rows outside the held-out panel).
 - Training time: {timing}; {'this run (the rest reused)' if reused else 'whole benchmark'} {r['wall_seconds']:.0f} s.{reused}

@@ -40,7 +40,8 @@ def previous(tmp_path, name="fr+contrastive", spec=None, alphas=(0.8,), data=DAT
          "recipe": {k: getattr(args(), k) for k in bm.RECIPE} | recipe,
          "variants": {name: {"spec": spec or bm.VARIANTS[name], "seconds": 10.0, "train_pairs": 5,
                              "epochs_run": 3}},
-         "machine": {"date": "2026-12-01", "commit": "abc1234"}}
+         "machine": {"date": "2026-12-01T10:00:00+00:00", "commit": "abc1234"},
+         "commands": {"bench": "python scripts/bench_multilingual.py --variants fr+contrastive"}}
     path = tmp_path / "previous.json"
     path.write_text(json.dumps(r), encoding="utf-8")
     return str(path)
@@ -52,8 +53,9 @@ def test_reuses_only_what_was_measured_alike(tmp_path):
     assert [p for p, _ in found] == [same]
     taken, models = bm.reused_variant(found, "fr+contrastive", [0.8])
     assert set(models) == {"fr+contrastive", "fr+contrastive+wise0.8"}
-    assert taken["measured"] == {"date": "2026-12-01", "commit": "abc1234"}
-    assert taken["reused_from"] == "previous.json" and taken["seconds"] == 10.0
+    assert taken["measured"] == {"date": "2026-12-01T10:00:00+00:00", "commit": "abc1234",
+                                 "command": "python scripts/bench_multilingual.py --variants fr+contrastive"}
+    assert taken["reused_from"] == same and taken["seconds"] == 10.0
     # an interpolation weight it never measured, or another variant: train again
     assert bm.reused_variant(found, "fr+contrastive", [0.8, 0.9]) is None
     assert bm.reused_variant(found, "fr", [0.8]) is None
@@ -113,6 +115,8 @@ def test_report_states_targets_and_where_reused_variants_come_from(tmp_path):
     # English-only: fr->en +0.02 against en->en +0.10 is less than half
     assert "fr->en gain >= half the English gain: +0.0200 against +0.1000 (not met)" in text
     assert "(`--reuse`): en (2026-12-01, commit abc1234)." in text
+    # one row per model, the changes against the base beside each figure
+    assert "| English labels | 0.5000 (+0.1000) | 0.4200 (+0.0200) |" in text
     assert "fr (2026" not in text  # trained in this run
 
 
