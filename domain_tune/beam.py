@@ -133,15 +133,16 @@ def _example(id_, text, row):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _write_shard(item, prefix: str, shards: int):
-    """Write one ``.npz`` shard (entries sorted by id); returns its path."""
+def _write_shard(item, prefix: str, shards: int, dim: int):
+    """Write one ``.npz`` shard (entries sorted by id); returns its path.  A shard that no
+    entry hashed to is written too, with no rows (``dim`` columns), as Beam's file sinks do:
+    ``--shards N`` always gives N files."""
     from apache_beam.io.filesystems import FileSystems
 
     shard, entries = item
-    entries = sorted(entries, key=lambda e: str(e[0]))
+    entries = sorted((e for e in entries if e is not None), key=lambda e: str(e[0]))
     path = f"{prefix}-{shard:05d}-of-{shards:05d}.npz"
     buffer = io.BytesIO()
-    dim = len(entries[0][2]) if entries else 0
     np.savez(buffer, ids=np.array([str(e[0]) for e in entries], dtype=object).astype(str),
              texts=np.array([e[1] for e in entries], dtype=object).astype(str),
              embeddings=(np.stack([e[2] for e in entries]).astype(np.float32) if entries
@@ -207,10 +208,14 @@ def embed_pipeline(input_glob: str, out_prefix: str, model: str, *, column: Opti
                | "Embed" >> RunInference(handler)
                | "Rows" >> beam.Map(_row))
     if output_format == "npz":
-        (entries
-         | "Shard" >> beam.Map(lambda e: (zlib.crc32(str(e[0]).encode("utf-8")) % shards, e))
+        keyed = entries | "Shard" >> beam.Map(
+            lambda e: (zlib.crc32(str(e[0]).encode("utf-8")) % shards, e))
+        every = p | "Shards" >> beam.Create([(i, None) for i in range(shards)])  # none left out
+        dim = (entries | "Dim" >> beam.Map(lambda e: len(e[2]))
+               | "MaxDim" >> beam.CombineGlobally(lambda ds: max(ds, default=0)))
+        ((keyed, every) | "All" >> beam.Flatten()
          | "Group" >> beam.GroupByKey()
-         | "Write" >> beam.Map(_write_shard, out_prefix, shards))
+         | "Write" >> beam.Map(_write_shard, out_prefix, shards, beam.pvalue.AsSingleton(dim)))
     else:
         (entries
          | "Example" >> beam.MapTuple(_example)
@@ -238,5 +243,6 @@ def read_npz_shards(prefix: str):
             texts.extend(shard["texts"].tolist())
             rows.append(shard["embeddings"])
     order = sorted(range(len(ids)), key=lambda i: ids[i])
+    rows = [r for r in rows if len(r)] or rows[:1]  # a shard no text hashed to has no rows
     e = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
     return [ids[i] for i in order], [texts[i] for i in order], e[order]

@@ -45,6 +45,27 @@ def test_beam_embed_npz_shards_equal_embed(tmp_path, tiny_model_dir):
     np.testing.assert_allclose(rows, np.load(tmp_path / "all.npy"), atol=1e-6)
 
 
+def test_every_npz_shard_is_written_even_one_no_text_hashed_to(tmp_path, tiny_model_dir):
+    from domain_tune import api
+    from domain_tune.beam import read_npz_shards
+
+    (tmp_path / "two.txt").write_text("nurse\nchef\n", encoding="utf-8")
+    result = run("beam", "embed", tmp_path / "two.txt", "--out", tmp_path / "e",
+                 "--model", tiny_model_dir, "--shards", 5, "--json")
+    assert result.exit_code == 0, result.output
+    outputs = json.loads(result.stdout)["outputs"]
+    assert [o.rsplit("-", 3)[-3:] for o in outputs] == [[f"{i:05d}", "of", "00005.npz"] for i in range(5)]
+    ids, texts, rows = read_npz_shards(str(tmp_path / "e"))
+    width = api.encode(str(tiny_model_dir), ["nurse"]).shape[1]
+    assert sorted(texts) == ["chef", "nurse"] and rows.shape == (2, width)
+    sizes = []
+    for path in outputs:
+        with np.load(path) as shard:
+            sizes.append(len(shard["ids"]))
+            assert shard["embeddings"].shape == (len(shard["ids"]), width)  # empty ones too
+    assert sum(sizes) == 2 and sizes.count(0) >= 3
+
+
 def test_beam_embed_csv_ids_and_tfrecord(tmp_path, tiny_model_dir):
     import tensorflow as tf
 
