@@ -17,7 +17,7 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   English source, ``--align-loss embedding --align-teacher self``, at weight 5 and 1);
 * ``fr`` / ``fr+contrastive`` / ``fr+contrastive10`` / ``fr+frozen+contrastive``: with the
   French labels (alignment at weight 5, and 10; with the embedding table frozen; with the
-  in-batch loss at ``--scale 14``, the scale ``bench_quality`` chose on validation);
+  in-batch loss at ``--scale 14``, the scale ``bench_quality`` chose on validation; frozen at lr 2e-4);
 
 each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).  Every model is measured on
 
@@ -79,6 +79,8 @@ VARIANTS = {
     "fr+contrastive10": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "align_weight": 10.0},
     "fr+frozen+contrastive": {"pairs": "fr", "embeddings": "frozen", "parallel": True, **CONTRASTIVE},
     "fr+contrastive+scale14": {"pairs": "fr", "parallel": True, **CONTRASTIVE, "scale": 14.0},
+    "fr+frozen+contrastive+lr2e-4": {"pairs": "fr", "embeddings": "frozen", "parallel": True, **CONTRASTIVE,
+                                     "learning_rate": 2e-4},
 }
 LABELS = {
     "en": "English labels",
@@ -93,6 +95,7 @@ LABELS = {
     "fr+contrastive10": "English + French labels + contrastive alignment at weight 10",
     "fr+frozen+contrastive": "English + French labels, frozen embeddings + contrastive alignment",
     "fr+contrastive+scale14": "English + French labels + contrastive alignment, in-batch scale 14",
+    "fr+frozen+contrastive+lr2e-4": "English + French labels, frozen embeddings + contrastive alignment, lr 2e-4",
 }
 HOLDOUT, SEED = 0.2, 0
 PAIR_DROP = 0.005  # no language pair of the held-out panel more than this below the base
@@ -454,7 +457,7 @@ Every language pair of the held-out panel (Pearson), the base and the two chosen
   (the `base` teacher is the model training starts from, here the tuned one); the self teacher:
   `--parallel WORK/parallel.csv --align-loss embedding --align-teacher self --align-weight 5
   --parallel-batch-size 32` (and `--align-weight 1`); alignment at weight 10: `--align-weight 10`;
-  in-batch scale 14: `--scale 14`.
+  in-batch scale 14: `--scale 14`; lr 2e-4: `--lr 2e-4`.
 - Pairs: `{r['commands']['en']}`; `{r['commands']['fr']}`. Parallel sentences:
   `{r['commands']['parallel']}` (stsb-multi-mt train rows outside the held-out panel).
 - Training time: {timing}; {'this run (the rest reused)' if reused else 'whole benchmark'} {r['wall_seconds']:.0f} s.{reused}
