@@ -15,11 +15,13 @@ lr 1e-4, batch 64, 3 epochs, validation 0.05) once per variant (:data:`VARIANTS`
   sentences: one more epoch from it with its own frozen embeddings as the teacher);
   ``en+self-teacher`` (each translation pulled onto the tuned model's own embedding of its
   English source, ``--align-loss embedding --align-teacher self``, at weight 5 and 1);
-* ``fr`` / ``fr+contrastive`` / ``fr+contrastive10`` / ``fr+frozen+contrastive``: with the
-  French labels (alignment at weight 5, and 10; with the embedding table frozen; with the
-  in-batch loss at ``--scale 14``, the scale ``bench_quality`` chose on validation; frozen at lr 2e-4);
+* with the French labels: ``fr``, ``fr+contrastive`` (alignment at weight 5) and
+  ``fr+contrastive10`` (at 10), ``fr+frozen+contrastive`` (the embedding table frozen; also
+  ``+lr2e-4``), ``fr+contrastive+scale14`` (the in-batch loss at ``--scale 14``, the scale
+  ``bench_quality`` chose on validation);
 
-each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).  Every model is measured on
+each also interpolated with the base (``--alpha``, WiSE-FT; ``--more-alphas`` for some).
+Every model is measured on
 
 * domain retrieval in both languages: queries in one language, concepts in the other or the
   same (``en->en``, ``fr->en``, ``fr->fr``, ``en->fr``;
