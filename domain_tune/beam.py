@@ -243,6 +243,5 @@ def read_npz_shards(prefix: str):
             texts.extend(shard["texts"].tolist())
             rows.append(shard["embeddings"])
     order = sorted(range(len(ids)), key=lambda i: ids[i])
-    rows = [r for r in rows if len(r)] or rows[:1]  # a shard no text hashed to has no rows
     e = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
     return [ids[i] for i in order], [texts[i] for i in order], e[order]

@@ -170,8 +170,8 @@ def build_split(args, taxonomy, setting, seed, work):
         "corpus_descriptions": [descriptions[c] for c in corpus_ids],
         "validation": (inner.queries.iloc[:, 0].tolist(), inner.queries.iloc[:, 1].tolist()),
         "test": (outer.queries.iloc[:, 0].tolist(), outer.queries.iloc[:, 1].tolist()),
-        "languages": {"validation": language_sets(taxonomy.language, inner, outer),
-                      "test": language_sets(taxonomy.language, outer, outer)}
+        "languages": {"validation": pairset_retrieval_sets(taxonomy.language, inner, outer),
+                      "test": pairset_retrieval_sets(taxonomy.language, outer, outer)}
         if taxonomy.translations else None,
         "stats": {"train_pairs": len(inner.train), "validation_concepts": len(inner.heldout_ids),
                   "test_concepts": len(outer.heldout_ids),
@@ -188,7 +188,7 @@ def build_split(args, taxonomy, setting, seed, work):
     return train_csv, data
 
 
-def language_sets(main, queries, corpora):
+def pairset_retrieval_sets(main, queries, corpora):
     """``{lang: RetrievalSet}``: the held-out queries of ``queries`` (a PairSet) in the main
     language and every other, each against the whole corpus of ``corpora`` (the outer PairSet)
     in its language."""
@@ -319,14 +319,14 @@ def multilingual_panels(args, tuned_dir, alpha=1.0):
     print("measuring the multilingual panel", file=sys.stderr)
     data = load_multilingual(args.multilingual_dir, "dev", args.multilingual)
     base, tuned = load_model("use-m3"), load_model(tuned_dir)
-    panels = {"base": evaluate_panel(base, data), "tuned": evaluate_panel(tuned, data)}
-    if alpha < 1.0:
-        panels["interpolated"] = evaluate_panel(interpolate(base, tuned, alpha)[0], data)
-        panels["alpha"] = alpha
     held = load_multilingual(args.multilingual_dir, "heldout", args.multilingual)
-    panels["heldout"] = {"base": evaluate_panel(base, held), "tuned": evaluate_panel(tuned, held)}
+    models = {"base": base, "tuned": tuned}
     if alpha < 1.0:
-        panels["heldout"]["interpolated"] = evaluate_panel(interpolate(base, tuned, alpha)[0], held)
+        models["interpolated"] = interpolate(base, tuned, alpha)[0]
+    panels = {name: evaluate_panel(m, data) for name, m in models.items()}
+    panels["heldout"] = {name: evaluate_panel(m, held) for name, m in models.items()}
+    if alpha < 1.0:
+        panels["alpha"] = alpha
     panels["sha256"] = {lang: sha256(os.path.join(data.folder, file_name(lang, "dev")))
                         for lang in [data.pivot, *data.languages]}
     return panels

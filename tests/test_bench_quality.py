@@ -16,7 +16,7 @@ def test_validation_and_test_sets_in_every_language_rank_the_whole_corpus(tmp_pa
     outer = build_pairs(taxonomy, holdout=0.25, seed=1)
     inner = carve_validation(taxonomy, outer.heldout_ids, 0.34, 1)
     for queries, held in ((outer, outer.heldout_ids), (inner, inner.heldout_ids)):
-        sets = bq.language_sets("en", queries, outer)
+        sets = bq.pairset_retrieval_sets("en", queries, outer)
         assert list(sets) == ["en", "de", "fr"]
         for lang, s in sets.items():
             rows = MULTI[lang]
